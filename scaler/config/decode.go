@@ -1,0 +1,117 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FieldError is a problem with one field, named by its YAML path such as
+// services[0].schedule.windows[1].start.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+func (e *FieldError) Error() string {
+	if e.Path == "" {
+		return e.Err.Error()
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(path, format string, args ...any) error {
+	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d+): `)
+
+// decodeStrict decodes node into v, walking the target type so that every
+// unknown key and every bad value is reported with its path; it collects
+// all errors instead of stopping at the first.
+func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
+	if node.Kind == yaml.DocumentNode {
+		if len(node.Content) == 0 {
+			return nil
+		}
+		node = node.Content[0]
+	}
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	if node.Tag == "!!null" {
+		return nil
+	}
+	t := v.Type()
+	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Kind() != reflect.Struct && t.Kind() != reflect.Slice && t.Kind() != reflect.Pointer {
+		if err := node.Decode(v.Addr().Interface()); err != nil {
+			return []error{&FieldError{Path: path, Err: cleanYAMLError(err, node)}}
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return decodeStrict(node, v.Elem(), path)
+	case reflect.Slice:
+		if node.Kind != yaml.SequenceNode {
+			return []error{fieldErr(path, "expected a list (line %d)", node.Line)}
+		}
+		s := reflect.MakeSlice(t, len(node.Content), len(node.Content))
+		var errs []error
+		for i, item := range node.Content {
+			errs = append(errs, decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		v.Set(s)
+		return errs
+	}
+	if node.Kind != yaml.MappingNode {
+		return []error{fieldErr(path, "expected a mapping (line %d)", node.Line)}
+	}
+	fields := map[string]int{}
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			fields[name] = i
+		}
+	}
+	var errs []error
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		key, val := node.Content[i].Value, node.Content[i+1]
+		fi, ok := fields[key]
+		if !ok {
+			errs = append(errs, fieldErr(join(path, key), "unknown key (line %d)", node.Content[i].Line))
+			continue
+		}
+		errs = append(errs, decodeStrict(val, v.Field(fi), join(path, key))...)
+	}
+	return errs
+}
+
+// cleanYAMLError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: ..."
+// into "... (line 3)", since the path already says where.
+func cleanYAMLError(err error, node *yaml.Node) error {
+	var te *yaml.TypeError
+	msg := err.Error()
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = yamlLine.ReplaceAllString(strings.TrimSpace(msg), "")
+	return fmt.Errorf("%s (line %d)", msg, node.Line)
+}
