@@ -138,7 +138,7 @@ func TestClientGarbageAndTimeouts(t *testing.T) {
 	})
 	t.Run("hang honours client timeout", func(t *testing.T) {
 		c, _ := runtimeapi.New(fakeSocket(t, "", true))
-		if _, err := c.WithTimeout(100*time.Millisecond).Info(ctx); err == nil {
+		if _, err := c.WithTimeout(100 * time.Millisecond).Info(ctx); err == nil {
 			t.Error("Info on a hanging socket: want error")
 		}
 	})

@@ -10,18 +10,18 @@ import (
 // Sentinel errors for HAProxy's refusals; a CommandError wraps one of them
 // when the reply is recognised.
 var (
-	ErrNoSuchBackend       = errors.New("no such backend")
-	ErrNoSuchServer        = errors.New("no such server")
-	ErrNotInMaint          = errors.New("server is not in maintenance")
-	ErrHasConnections      = errors.New("server still has connections")
-	ErrAlreadyExists       = errors.New("server already exists")
-	ErrNoHealthCheck       = errors.New("health check not configured")
-	ErrDynamicRefused      = errors.New("backend refuses dynamic servers")
-	ErrUnknownCommand      = errors.New("unknown command")
-	ErrInvalidAddress      = errors.New("invalid address")
-	ErrUnexpectedReply     = errors.New("unexpected reply")
-	ErrInvalidName         = errors.New("invalid backend or server name")
-	ErrPermissionDenied    = errors.New("permission denied")
+	ErrNoSuchBackend    = errors.New("no such backend")
+	ErrNoSuchServer     = errors.New("no such server")
+	ErrNotInMaint       = errors.New("server is not in maintenance")
+	ErrHasConnections   = errors.New("server still has connections")
+	ErrAlreadyExists    = errors.New("server already exists")
+	ErrNoHealthCheck    = errors.New("health check not configured")
+	ErrDynamicRefused   = errors.New("backend refuses dynamic servers")
+	ErrUnknownCommand   = errors.New("unknown command")
+	ErrInvalidAddress   = errors.New("invalid address")
+	ErrUnexpectedReply  = errors.New("unexpected reply")
+	ErrInvalidName      = errors.New("invalid backend or server name")
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // CommandError is HAProxy refusing a command (or answering something we

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+)
+
+func TestSocketStatusDrainEnable(t *testing.T) {
+	h := haproxytest.Start(t, `
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+backend web
+  server-template slot 1-2 127.0.0.1:9 check disabled
+  server static1 127.0.0.1:9
+`)
+	lbctl := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := newApp(&out).Run(append([]string{"lbctl", "--socket", h.Socket}, args...))
+		return out.String(), err
+	}
+	if out, err := lbctl("drain", "web/static1"); err != nil || out != "web/static1: drain\n" {
+		t.Fatalf("drain: %q %v", out, err)
+	}
+	out, err := lbctl("status", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "SLOT") || !hasRow(out, "web", "static1", "drain") || !hasRow(out, "web", "slot1", "maint") {
+		t.Errorf("status table:\n%s", out)
+	}
+	if _, err := lbctl("enable", "web/static1"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = lbctl("-o", "json", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backends []runtimeapi.Backend
+	if err := json.Unmarshal([]byte(out), &backends); err != nil {
+		t.Fatalf("json output: %v\n%s", err, out)
+	}
+	if s, _ := backends[0].Server("static1"); s.Admin != runtimeapi.AdminReady {
+		t.Errorf("static1 after enable: %v", s.Admin)
+	}
+	if _, err := lbctl("drain", "web/nope"); err == nil || !strings.Contains(err.Error(), "No such server") {
+		t.Errorf("drain unknown slot: %v", err)
+	}
+	if _, err := lbctl("drain", "web"); err == nil {
+		t.Error("drain without slot: want error")
+	}
+}
+
+func hasRow(out string, words ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == words[0] && f[1] == words[1] && f[2] == words[2] {
+			return true
+		}
+	}
+	return false
+}

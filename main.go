@@ -1,0 +1,114 @@
+// Command slotscaler is the sidecar: it checks and renders configuration
+// now, and runs the control loop next to HAProxy.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slotscaler/slotscaler/haproxy"
+	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/templates"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitInvalidConfig is the exit code for a config with mistakes.
+const exitInvalidConfig = 2
+
+func main() {
+	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "slotscaler:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "path of slotscaler.yaml", Value: "/etc/slotscaler/slotscaler.yaml", EnvVars: []string{"SLOTSCALER_CONFIG"}}
+	return &cli.App{
+		Name:      "slotscaler",
+		Usage:     "HAProxy-native autoscaler for Docker services",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		ExitErrHandler: func(*cli.Context, error) {
+			// main prints and exits; tests run the app in-process.
+		},
+		Commands: []*cli.Command{
+			{
+				Name:  "check",
+				Usage: "validate slotscaler.yaml (and haproxy.cfg when haproxy.config_file is set); exit 2 on mistakes",
+				Flags: []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					return check(stdout, stderr, c.String("config"))
+				},
+			},
+			{
+				Name:  "render",
+				Usage: "print haproxy.cfg backend sections with slots for every service",
+				Flags: []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					cfg, err := loadConfig(stderr, c.String("config"))
+					if err != nil {
+						return err
+					}
+					return templates.RenderBackends(stdout, cfg)
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(*cli.Context) error {
+					_, err := fmt.Fprintln(stdout, "slotscaler", version)
+					return err
+				},
+			},
+		},
+	}
+}
+
+// loadConfig loads the file and, on mistakes, prints one per line and
+// returns exit code 2.
+func loadConfig(stderr io.Writer, path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printErrors(stderr, path, err)
+		return nil, cli.Exit("", exitInvalidConfig)
+	}
+	return cfg, nil
+}
+
+func printErrors(w io.Writer, path string, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", path, line)
+	}
+}
+
+func check(stdout, stderr io.Writer, path string) error {
+	cfg, err := loadConfig(stderr, path)
+	if err != nil {
+		return err
+	}
+	if f := cfg.HAProxy.ConfigFile; f != "" {
+		hc, err := haproxy.Load(f)
+		if err == nil {
+			err = haproxy.Check(hc, cfg.Services)
+		}
+		if err != nil {
+			printErrors(stderr, path, err)
+			return cli.Exit("", exitInvalidConfig)
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
+	return nil
+}
