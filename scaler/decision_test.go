@@ -1,0 +1,87 @@
+package scaler
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func policy() Policy {
+	return Policy{
+		SessionsPerReplica: 50, Tolerance: 0.1, MaxScaleUp: 2,
+		QueueSustain: 2 * time.Second, ScaleDownWindow: 2 * time.Minute,
+		ScaleUpCooldown: 10 * time.Second, ScaleDownCooldown: 30 * time.Second,
+	}
+}
+
+func TestDecide(t *testing.T) {
+	lim := Limits{Min: 1, Max: 5, Window: -1}
+	ago := func(d time.Duration) time.Time { return t0.Add(-d) }
+	old := []Recommendation{{At: ago(3 * time.Minute), Desired: 4}}
+	for _, tt := range []struct {
+		name      string
+		p         func(*Policy)
+		o         Observation
+		h         History
+		want      int
+		reason    Reason
+		limitedBy Reason
+	}{
+		{name: "within tolerance keeps count", o: Observation{Serving: 2, Sessions: 105, Limits: lim}, want: 2, reason: ReasonStable},
+		{name: "sessions scale up", o: Observation{Serving: 2, Sessions: 200, Limits: lim}, want: 4, reason: ReasonSessions},
+		{name: "step bounds a big jump", o: Observation{Serving: 1, Sessions: 500, Limits: lim}, want: 3, reason: ReasonSessions, limitedBy: ReasonStep},
+		{name: "clamped to max", o: Observation{Serving: 4, Sessions: 1000, Limits: lim}, want: 5, reason: ReasonSessions, limitedBy: ReasonMax},
+		{name: "below min scales up despite cooldown", o: Observation{Serving: 0, Limits: Limits{Min: 2, Max: 5}}, h: History{LastScaleUp: ago(time.Second)}, want: 2, reason: ReasonMin},
+		{name: "sustained queue adds one", o: Observation{Serving: 2, Sessions: 100, Queue: 3, Limits: lim}, h: History{QueueSince: ago(5 * time.Second)}, want: 3, reason: ReasonQueueSustained},
+		{name: "fresh queue waits", o: Observation{Serving: 2, Sessions: 100, Queue: 3, Limits: lim}, want: 2, reason: ReasonStable},
+		{name: "queue target", p: func(p *Policy) { p.QueuePerReplica = 2 }, o: Observation{Serving: 2, Sessions: 100, Queue: 8, Limits: lim}, want: 4, reason: ReasonQueue},
+		{name: "cpu", p: func(p *Policy) { p.SessionsPerReplica, p.CPUPercent = 0, 60 }, o: Observation{Serving: 2, CPU: 90, Limits: lim}, want: 3, reason: ReasonCPU},
+		{name: "max over signals", p: func(p *Policy) { p.CPUPercent = 50 }, o: Observation{Serving: 2, Sessions: 150, CPU: 100, Limits: lim}, want: 4, reason: ReasonCPU},
+		{name: "unknown cpu ignored", p: func(p *Policy) { p.CPUPercent = 50 }, o: Observation{Serving: 2, Sessions: 100, CPU: -1, Limits: lim}, want: 2, reason: ReasonStable},
+		{name: "scale-up cooldown", o: Observation{Serving: 2, Sessions: 200, Limits: lim}, h: History{LastScaleUp: ago(2 * time.Second)}, want: 2, reason: ReasonSessions, limitedBy: ReasonCooldown},
+		{name: "scale-down held by stabilization", o: Observation{Serving: 4, Sessions: 50, Limits: lim}, h: History{Recent: []Recommendation{{At: ago(30 * time.Second), Desired: 4}}}, want: 4, reason: ReasonSessions, limitedBy: ReasonStabilizing},
+		{name: "scale-down to highest recent", o: Observation{Serving: 4, Sessions: 50, Limits: lim}, h: History{Recent: []Recommendation{{At: ago(90 * time.Second), Desired: 3}}}, want: 3, reason: ReasonSessions, limitedBy: ReasonStabilizing},
+		{name: "scale-down after window", o: Observation{Serving: 4, Sessions: 50, Limits: lim}, h: History{Recent: old}, want: 1, reason: ReasonSessions},
+		{name: "scale-down cooldown", o: Observation{Serving: 4, Sessions: 50, Limits: lim}, h: History{Recent: old, LastScaleDown: ago(10 * time.Second)}, want: 4, reason: ReasonSessions, limitedBy: ReasonCooldown},
+		{name: "fresh history never scales down", o: Observation{Serving: 4, Sessions: 0, Limits: lim}, want: 4, reason: ReasonMin, limitedBy: ReasonStabilizing},
+		{name: "off-hours max applies at once", o: Observation{Serving: 4, Sessions: 200, Limits: Limits{Min: 1, Max: 1}}, h: History{LastScaleDown: ago(time.Second)}, want: 1, reason: ReasonMax, limitedBy: ReasonMax},
+		{name: "starting replicas count", o: Observation{Serving: 1, Starting: 2, Sessions: 150, Limits: lim}, want: 3, reason: ReasonStable},
+		{name: "nothing serving yet never shrinks", o: Observation{Serving: 0, Starting: 2, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old}, want: 2, reason: ReasonStable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policy()
+			if tt.p != nil {
+				tt.p(&p)
+			}
+			tt.o.Now = t0
+			d, _ := Decide(p, tt.o, tt.h)
+			if d.Desired != tt.want || d.Reason != tt.reason || d.LimitedBy != tt.limitedBy {
+				t.Errorf("Decide = %+v, want desired %d reason %q limited by %q", d, tt.want, tt.reason, tt.limitedBy)
+			}
+		})
+	}
+}
+
+// Load that swings around the target every few seconds must not make the
+// replica count swing: up once, then held by the stabilization window.
+func TestDecideDoesNotFlap(t *testing.T) {
+	p := policy()
+	var h History
+	replicas, changes := 4, 0
+	for tick := range 600 { // ten minutes at 1s
+		load := 180.0
+		if tick/7%2 == 0 {
+			load = 290
+		}
+		d, nh := Decide(p, Observation{Now: t0.Add(time.Duration(tick) * time.Second), Serving: replicas, Sessions: load, Limits: Limits{Min: 1, Max: 10}}, h)
+		h = nh
+		if d.Desired != replicas {
+			changes++
+			replicas = d.Desired
+		}
+	}
+	if changes != 1 || replicas != 6 {
+		t.Errorf("flapping load: %d changes, ending at %d replicas; want 1 change to 6", changes, replicas)
+	}
+}
