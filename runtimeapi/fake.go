@@ -230,63 +230,42 @@ func (f *Fake) observe(s *fakeServer) Server {
 
 // SetAddr points a server at addr:port.
 func (f *Fake) SetAddr(_ context.Context, backend, server string, addr netip.Addr, port int) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
 	if err := checkTarget(addr, port); err != nil {
 		return fmt.Errorf("set addr %s/%s: %w", backend, server, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, err := f.server("set server addr", backend, server)
-	if err != nil {
-		return err
-	}
-	s.addr, s.port, s.changed = addr.Unmap(), port, f.now()
-	return nil
+	return f.withServer("set server addr", backend, server, func(s *fakeServer) error {
+		s.addr, s.port, s.changed = addr.Unmap(), port, f.now()
+		return nil
+	})
 }
 
 // SetState sets a server's admin state with HAProxy's flag semantics.
 func (f *Fake) SetState(_ context.Context, backend, server string, state AdminState) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, err := f.server("set server state", backend, server)
-	if err != nil {
-		return err
-	}
-	switch state {
-	case AdminReady:
-		s.bits &^= admFMaint | admFDrain
-	case AdminDrain:
-		s.bits = s.bits&^admFMaint | admFDrain
-	case AdminMaint:
-		s.bits |= admFMaint
-	default:
-		return fmt.Errorf("set state %s/%s: invalid state %d", backend, server, state)
-	}
-	s.changed = f.now()
-	return nil
+	return f.withServer("set server state", backend, server, func(s *fakeServer) error {
+		switch state {
+		case AdminReady:
+			s.bits &^= admFMaint | admFDrain
+		case AdminDrain:
+			s.bits = s.bits&^admFMaint | admFDrain
+		case AdminMaint:
+			s.bits |= admFMaint
+		default:
+			return fmt.Errorf("set state %s/%s: invalid state %d", backend, server, state)
+		}
+		s.changed = f.now()
+		return nil
+	})
 }
 
 // EnableHealth enables checks on a server configured with "check".
 func (f *Fake) EnableHealth(_ context.Context, backend, server string) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, err := f.server("enable health", backend, server)
-	if err != nil {
-		return err
-	}
-	if !s.check {
-		return refuse("enable health", "Health check was not configured on this server, cannot enable.")
-	}
-	s.healthEnabled = true
-	return nil
+	return f.withServer("enable health", backend, server, func(s *fakeServer) error {
+		if !s.check {
+			return refuse("enable health", "Health check was not configured on this server, cannot enable.")
+		}
+		s.healthEnabled = true
+		return nil
+	})
 }
 
 // AddServer adds a dynamic server in maint, as HAProxy does.
@@ -315,23 +294,31 @@ func (f *Fake) AddServer(_ context.Context, backend, server string, addr netip.A
 
 // DelServer deletes a server in maint without sessions.
 func (f *Fake) DelServer(_ context.Context, backend, server string) error {
+	const cmd = "del server"
+	return f.withServer(cmd, backend, server, func(s *fakeServer) error {
+		if adminFromBits(s.bits) != AdminMaint {
+			return refuse(cmd, "Only servers in maintenance mode can be deleted.")
+		}
+		if s.sessions > 0 {
+			return refuse(cmd, "Server still has connections attached to it, cannot remove it.")
+		}
+		b := f.backend(backend)
+		b.servers = slices.DeleteFunc(b.servers, func(x *fakeServer) bool { return x == s })
+		return nil
+	})
+}
+
+// withServer runs fn on a server under the lock, after the same name
+// checks the real client makes.
+func (f *Fake) withServer(cmd, backend, server string, fn func(*fakeServer) error) error {
 	if err := checkName(backend, server); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	const cmd = "del server"
 	s, err := f.server(cmd, backend, server)
 	if err != nil {
 		return err
 	}
-	if adminFromBits(s.bits) != AdminMaint {
-		return refuse(cmd, "Only servers in maintenance mode can be deleted.")
-	}
-	if s.sessions > 0 {
-		return refuse(cmd, "Server still has connections attached to it, cannot remove it.")
-	}
-	b := f.backend(backend)
-	b.servers = slices.DeleteFunc(b.servers, func(x *fakeServer) bool { return x == s })
-	return nil
+	return fn(s)
 }

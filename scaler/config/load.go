@@ -122,15 +122,9 @@ func (c *Config) Validate() error {
 	hostNames := map[string]bool{}
 	for i, h := range c.Docker.Hosts {
 		p := fmt.Sprintf("docker.hosts[%d]", i)
-		switch {
-		case h.Name == "":
-			add(p+".name", "required")
-		case hostNames[h.Name]:
-			add(p+".name", "duplicate host name %q", h.Name)
-		case !validName(h.Name):
-			add(p+".name", "%q: use letters, digits, '-', '_' and '.'", h.Name)
+		if err := uniqueName(p+".name", "host", h.Name, hostNames); err != nil {
+			errs = append(errs, err)
 		}
-		hostNames[h.Name] = true
 		scheme, rest, _ := strings.Cut(h.Endpoint, "://")
 		switch {
 		case h.Endpoint == "":
@@ -162,12 +156,9 @@ func (c *Config) Validate() error {
 	tokenNames := map[string]bool{}
 	for i, t := range c.API.Tokens {
 		p := fmt.Sprintf("api.tokens[%d]", i)
-		if t.Name == "" {
-			add(p+".name", "required")
-		} else if tokenNames[t.Name] {
-			add(p+".name", "duplicate token name %q", t.Name)
+		if err := uniqueName(p+".name", "token", t.Name, tokenNames); err != nil {
+			errs = append(errs, err)
 		}
-		tokenNames[t.Name] = true
 		if (t.File == "") == (t.Env == "") {
 			add(p, "set exactly one of file or env: token values never live in this file")
 		}
@@ -191,15 +182,9 @@ func (c *Config) Validate() error {
 func (s *Service) validate(p string, names, backends map[string]bool) []error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, fieldErr(path, format, args...)) }
-	switch {
-	case s.Name == "":
-		add(p+".name", "required")
-	case names[s.Name]:
-		add(p+".name", "duplicate service name %q", s.Name)
-	case !validName(s.Name):
-		add(p+".name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
+	if err := uniqueName(p+".name", "service", s.Name, names); err != nil {
+		errs = append(errs, err)
 	}
-	names[s.Name] = true
 	if backends[s.Backend] {
 		add(p+".backend", "backend %q is already used by another service", s.Backend)
 	} else if !validName(s.Backend) {
@@ -289,6 +274,21 @@ func limits(p string, lo, hi, ceiling int) []error {
 		errs = append(errs, fieldErr(p+".max_replicas", "%d is above the service's max_replicas %d (which sizes its slots)", hi, ceiling))
 	}
 	return errs
+}
+
+// uniqueName reports a missing, repeated or malformed name, and records it
+// as seen.
+func uniqueName(path, kind, name string, seen map[string]bool) error {
+	defer func() { seen[name] = true }()
+	switch {
+	case name == "":
+		return fieldErr(path, "required")
+	case seen[name]:
+		return fieldErr(path, "duplicate %s name %q", kind, name)
+	case !validName(name):
+		return fieldErr(path, "%q: use letters, digits, '-', '_' and '.'", name)
+	}
+	return nil
 }
 
 func validName(s string) bool {
