@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 )
@@ -89,8 +90,13 @@ func (c *Client) exchange(ctx context.Context, command string, read func(*bufio.
 		return fmt.Errorf("haproxy %q: write: %w", command, err)
 	}
 	if err := read(bufio.NewReaderSize(conn, 64<<10)); err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// The socket deadline and ctx's timer fire together; report
+		// either as the context error so callers can test for it.
+		switch {
+		case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 		}
 		return fmt.Errorf("haproxy %q: read: %w", command, err)
 	}
