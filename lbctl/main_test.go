@@ -12,11 +12,6 @@ import (
 
 func TestSocketStatusDrainEnable(t *testing.T) {
 	h := haproxytest.Start(t, `
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 5s
-  timeout server 5s
 backend web
   server-template slot 1-2 127.0.0.1:9 check disabled
   server static1 127.0.0.1:9

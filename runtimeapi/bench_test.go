@@ -19,7 +19,6 @@ import (
 // 945 KB of "show stat" CSV.
 func bigConfig() string {
 	var b strings.Builder
-	b.WriteString("defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n")
 	for i := range 200 {
 		fmt.Fprintf(&b, "backend be%03d\n  balance roundrobin\n  server-template slot 1-20 127.0.0.1:9 check disabled\n", i)
 	}

@@ -32,11 +32,6 @@ var (
 )
 
 const contractBackend = `
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 5s
-  timeout server 5s
 backend web
   balance roundrobin
   default-server inter 100ms rise 1 fall 1

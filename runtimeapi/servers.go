@@ -120,8 +120,7 @@ func (c *Client) AddServer(ctx context.Context, backend, server string, addr net
 	if len(words) > 0 {
 		cmd += " " + strings.Join(words, " ")
 	}
-	_, err := c.command(ctx, cmd)
-	return err
+	return c.silent(ctx, cmd)
 }
 
 // DelServer deletes a server; HAProxy requires it to be in maint with no
@@ -130,8 +129,7 @@ func (c *Client) DelServer(ctx context.Context, backend, server string) error {
 	if err := checkName(backend, server); err != nil {
 		return err
 	}
-	_, err := c.command(ctx, fmt.Sprintf("del server %s/%s", backend, server))
-	return err
+	return c.silent(ctx, fmt.Sprintf("del server %s/%s", backend, server))
 }
 
 // silent runs a command that answers nothing (or a notice) on success.

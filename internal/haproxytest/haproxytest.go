@@ -67,9 +67,9 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Start writes body (everything after the global section; "{{DIR}}" is
-// replaced by the temp directory) behind a global section with stats
-// sockets, checks it, starts haproxy and waits for the socket.
+// Start writes body (the backends and frontends; "{{DIR}}" is replaced by
+// the temp directory) behind a global section with stats sockets and an
+// HTTP defaults section, checks it, starts haproxy and waits for the socket.
 func Start(t testing.TB, body string) *HAProxy {
 	t.Helper()
 	bin := Binary(t)
@@ -86,6 +86,12 @@ func Start(t testing.TB, body string) *HAProxy {
   stats socket ipv4@%s level admin
   stats timeout 1m
   maxconn 4000
+
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
 
 `, h.Socket, h.TCPAddr) + strings.ReplaceAll(body, "{{DIR}}", dir)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o644); err != nil {
