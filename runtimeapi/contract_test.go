@@ -22,6 +22,7 @@ type runtimeAPI interface {
 	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
 	SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error
 	EnableHealth(ctx context.Context, backend, server string) error
+	SetWeight(ctx context.Context, backend, server string, percent int) error
 	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error
 	DelServer(ctx context.Context, backend, server string) error
 }
@@ -126,7 +127,11 @@ func scenario(t *testing.T, api runtimeAPI, up, down int, settle bool) []string 
 
 	look("initial")
 	do("bind slot1", api.SetAddr(ctx, "web", "slot1", lo, up))
+	do("weight 0 slot1", api.SetWeight(ctx, "web", "slot1", 0))
 	do("ready slot1", api.SetState(ctx, "web", "slot1", runtimeapi.AdminReady))
+	look("slot1 ready at weight 0")
+	do("weight 100% slot1", api.SetWeight(ctx, "web", "slot1", 100))
+	do("weight 101% slot1", api.SetWeight(ctx, "web", "slot1", 101))
 	look("slot1 ready")
 	do("bind slot2", api.SetAddr(ctx, "web", "slot2", lo, down))
 	do("ready slot2", api.SetState(ctx, "web", "slot2", runtimeapi.AdminReady))

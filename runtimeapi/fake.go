@@ -36,6 +36,7 @@ type fakeServer struct {
 	bits          int
 	check         bool
 	healthEnabled bool
+	weight        int // percent of the configured weight 1
 	sessions      int
 	queue         int
 	changed       time.Time
@@ -83,7 +84,7 @@ func (f *Fake) DeclareServer(backend, name string, addr netip.AddrPort, check, d
 	if b == nil {
 		panic("fake: DeclareServer on undeclared backend " + backend)
 	}
-	s := &fakeServer{name: name, addr: addr.Addr(), port: int(addr.Port()), check: check, healthEnabled: check, changed: f.now()}
+	s := &fakeServer{name: name, addr: addr.Addr(), port: int(addr.Port()), check: check, healthEnabled: check, weight: 100, changed: f.now()}
 	if disabled {
 		s.bits = admFMaint | admCMaint
 	}
@@ -206,7 +207,7 @@ func (f *Fake) Backend(ctx context.Context, name string) (Backend, error) {
 
 func (f *Fake) observe(s *fakeServer) Server {
 	srv := Server{
-		Name: s.name, Weight: 1, Addr: s.addr, Port: s.port,
+		Name: s.name, Weight: s.weight / 100, Addr: s.addr, Port: s.port,
 		Sessions: s.sessions, Queue: s.queue, AdminBits: s.bits, Admin: adminFromBits(s.bits),
 		LastChange: int(f.now().Sub(s.changed).Seconds()),
 	}
@@ -257,6 +258,17 @@ func (f *Fake) SetState(_ context.Context, backend, server string, state AdminSt
 	})
 }
 
+// SetWeight sets a server's weight as a percentage of its configured weight (1).
+func (f *Fake) SetWeight(_ context.Context, backend, server string, percent int) error {
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("set weight %s/%s: %d%% out of range 0-100", backend, server, percent)
+	}
+	return f.withServer("set weight", backend, server, func(s *fakeServer) error {
+		s.weight = percent
+		return nil
+	})
+}
+
 // EnableHealth enables checks on a server configured with "check".
 func (f *Fake) EnableHealth(_ context.Context, backend, server string) error {
 	return f.withServer("enable health", backend, server, func(s *fakeServer) error {
@@ -288,7 +300,7 @@ func (f *Fake) AddServer(_ context.Context, backend, server string, addr netip.A
 	case slices.ContainsFunc(b.servers, func(s *fakeServer) bool { return s.name == server }):
 		return refuse(cmd, "Already exists a server with the same name in backend.")
 	}
-	b.servers = append(b.servers, &fakeServer{name: server, addr: addr.Unmap(), port: port, bits: admFMaint, check: opts.Check, changed: f.now()})
+	b.servers = append(b.servers, &fakeServer{name: server, addr: addr.Unmap(), port: port, bits: admFMaint, check: opts.Check, weight: 100, changed: f.now()})
 	return nil
 }
 

@@ -66,6 +66,20 @@ func (c *Client) SetState(ctx context.Context, backend, server string, state Adm
 	return c.silent(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, state))
 }
 
+// SetWeight sets a server's weight as a percentage of the weight it was
+// configured with ("set weight B/S P%"). Weight 0 keeps a bound slot out of
+// the balancing while its first health checks run: HAProxy counts a server
+// leaving maint as UP before any check passed.
+func (c *Client) SetWeight(ctx context.Context, backend, server string, percent int) error {
+	if err := checkName(backend, server); err != nil {
+		return err
+	}
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("set weight %s/%s: %d%% out of range 0-100", backend, server, percent)
+	}
+	return c.silent(ctx, fmt.Sprintf("set weight %s/%s %d%%", backend, server, percent))
+}
+
 // EnableHealth turns health checks on ("enable health B/S"); dynamic
 // servers added with "check" need it.
 func (c *Client) EnableHealth(ctx context.Context, backend, server string) error {

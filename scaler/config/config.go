@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type HAProxy struct {
 // Docker lists the engines containers run on.
 type Docker struct {
 	Hosts []Host `yaml:"hosts"`
+	Pull  bool   `yaml:"pull"` // pull a missing image (needs a reachable registry); default: refuse to start it
 }
 
 // Host is one Docker engine.
@@ -34,6 +36,12 @@ type Host struct {
 	Address       string `yaml:"address"` // where HAProxy reaches published ports (default 127.0.0.1)
 	MaxContainers int    `yaml:"max_containers"`
 	Prefer        *bool  `yaml:"prefer"` // false: use only when preferred hosts are full (default true)
+}
+
+// IP is the validated address HAProxy reaches the host's containers at.
+func (h Host) IP() netip.Addr {
+	a, _ := netip.ParseAddr(h.Address)
+	return a
 }
 
 // Preferred reports whether placement tries this host first.

@@ -1,0 +1,76 @@
+// Command echo is the demo and test service: a static HTTP server small
+// enough to run FROM scratch. It answers every path with its host name and
+// version, /healthz with 200 (or 503 when ECHO_HEALTH=fail), sleeps
+// ECHO_DELAY per request to make sessions visible to HAProxy, and on
+// SIGTERM finishes the requests in flight before it exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		slog.Error("echo", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	delay, err := time.ParseDuration(env("ECHO_DELAY", "0s"))
+	if err != nil {
+		return fmt.Errorf("ECHO_DELAY: %w", err)
+	}
+	host, _ := os.Hostname()
+	version := env("ECHO_VERSION", "v1")
+	healthy := env("ECHO_HEALTH", "ok") != "fail"
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !healthy {
+			http.Error(w, "unhealthy on purpose (ECHO_HEALTH=fail)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "%s %s\n", host, version)
+	})
+	srv := &http.Server{Addr: ":" + env("PORT", "8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}

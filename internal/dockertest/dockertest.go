@@ -1,0 +1,175 @@
+// Package dockertest gives tests the real Docker engine of this machine:
+// the echo image built locally FROM scratch (no registry needed), an Engine
+// for the local host, and cleanup of the containers a test's service left.
+package dockertest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/docker"
+)
+
+// EchoImage is the tag of the test echo image.
+const EchoImage = "slotscaler-echo:test"
+
+// Endpoint is the local engine.
+const Endpoint = "unix:///var/run/docker.sock"
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// Client returns a raw client for the local engine or fails the test:
+// every machine that runs these tests has an engine (.ci/run starts one).
+func Client(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.WithHost(Endpoint), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		t.Fatalf("no Docker engine answers at %s (.ci/run starts dockerd): %v", Endpoint, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Engine returns the slotscaler engine for the local host, named "local".
+func Engine(t testing.TB) *docker.Engine {
+	t.Helper()
+	Client(t)
+	e, err := docker.New("local", docker.Options{Endpoint: Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// BuildEcho builds examples/echo as a static binary and the EchoImage from
+// it, once per test process.
+func BuildEcho(t testing.TB) string {
+	t.Helper()
+	c := Client(t)
+	buildOnce.Do(func() { buildErr = buildEcho(c) })
+	if buildErr != nil {
+		t.Fatalf("build echo image: %v", buildErr)
+	}
+	return EchoImage
+}
+
+func buildEcho(c *client.Client) error {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "echo-build")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "echo")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./examples/echo")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./examples/echo: %v\n%s", err, out)
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "examples", "echo", "Dockerfile"))
+	if err != nil {
+		return err
+	}
+	binary, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	var ctxTar bytes.Buffer
+	tw := tar.NewWriter(&ctxTar)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, dockerfile}, {"echo", 0o755, binary}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := c.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{EchoImage}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("docker build: %s", msg.Error)
+		}
+	}
+}
+
+// ServiceName returns a service name unique to this test run, so tests
+// running at once on one engine never see each other's containers.
+func ServiceName(t testing.TB, prefix string) string {
+	return fmt.Sprintf("%s%d%d", strings.ToLower(prefix), os.Getpid(), time.Now().UnixNano()%100000)
+}
+
+// Containers lists the containers of service, running or not.
+func Containers(t testing.TB, c *client.Client, service string) []container.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", scaler.LabelService+"="+service))})
+	if err != nil {
+		t.Fatalf("list containers of %s: %v", service, err)
+	}
+	return list
+}
+
+// RemoveAll removes every container of service at the end of the test.
+func RemoveAll(t testing.TB, c *client.Client, service string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, ct := range Containers(t, c, service) {
+			if err := c.ContainerRemove(ctx, ct.ID, container.RemoveOptions{Force: true}); err != nil {
+				t.Errorf("remove %s: %v", ct.ID[:12], err)
+			}
+		}
+	})
+}

@@ -1,0 +1,181 @@
+package docker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/internal/dockertest"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/docker"
+)
+
+func spec(service, image string) scaler.Spec {
+	return scaler.Spec{
+		Name: service + "-slot1", Service: service, Slot: "slot1", Host: "local", Generation: "g1",
+		Image: image, Port: 8080, PublishIP: netip.MustParseAddr("127.0.0.1"),
+		Env: map[string]string{"ECHO_VERSION": "v7"}, Labels: map[string]string{"team": "qa"},
+		Memory: 32 << 20, CPUs: 0.25,
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(body)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: no 200 in 10s (last error %v)", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestEngineLifecycle starts the echo image on the real engine, reaches it
+// on its published loopback port, finds it by label, samples its CPU, and
+// removes it.
+func TestEngineLifecycle(t *testing.T) {
+	image := dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	e := dockertest.Engine(t)
+	service := dockertest.ServiceName(t, "drv")
+	dockertest.RemoveAll(t, raw, service)
+	ctx := context.Background()
+
+	c, err := e.Start(ctx, spec(service, image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Running || c.Port == 0 || c.ID == "" {
+		t.Fatalf("started container: %+v", c)
+	}
+	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", c.Port)); !strings.Contains(body, "v7") {
+		t.Errorf("echo answered %q, want its env ECHO_VERSION=v7", body)
+	}
+
+	list, err := e.Containers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *scaler.Container
+	for i := range list {
+		if list[i].ID == c.ID {
+			found = &list[i]
+		}
+	}
+	want := scaler.Container{ID: c.ID, Name: service + "-slot1", Service: service, Slot: "slot1", Host: "local", Generation: "g1", Image: image, Running: true, Port: c.Port}
+	if found == nil {
+		t.Fatalf("container %s not listed", c.ID)
+	}
+	found.Created = time.Time{}
+	if *found != want {
+		t.Errorf("listed\n%+v\nwant\n%+v", *found, want)
+	}
+	inspect, err := raw.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := inspect.HostConfig; hc.Memory != 32<<20 || hc.NanoCPUs != 25e7 || hc.RestartPolicy.Name != "no" || inspect.Config.Labels["team"] != "qa" {
+		t.Errorf("limits/labels not applied: memory %d nanocpus %d restart %q labels %v", hc.Memory, hc.NanoCPUs, hc.RestartPolicy.Name, inspect.Config.Labels)
+	}
+
+	s1, err := e.CPU(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.SystemNS == 0 || s1.OnlineCPUs == 0 {
+		t.Errorf("cpu sample %+v: want system time and CPU count", s1)
+	}
+
+	// The echo image exits on SIGTERM at once: removal must not wait the grace.
+	start := time.Now()
+	if err := e.Remove(ctx, c.ID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("remove took %v: SIGTERM was not honoured", d)
+	}
+	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
+		t.Errorf("%d containers left after Remove", n)
+	}
+	if err := e.Remove(ctx, c.ID, time.Second); err != nil {
+		t.Errorf("removing a removed container: %v", err)
+	}
+}
+
+func TestEngineMissingImage(t *testing.T) {
+	raw := dockertest.Client(t)
+	e := dockertest.Engine(t)
+	service := dockertest.ServiceName(t, "drv")
+	dockertest.RemoveAll(t, raw, service)
+	_, err := e.Start(context.Background(), spec(service, "slotscaler-missing:never"))
+	if !errors.Is(err, scaler.ErrImageNotFound) || !strings.Contains(err.Error(), "slotscaler-missing:never") {
+		t.Fatalf("err = %v, want ErrImageNotFound naming the image", err)
+	}
+	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
+		t.Errorf("%d containers left after a failed start", n)
+	}
+}
+
+// A container that cannot start (its publish address is not on this host)
+// is reported and removed, not left behind.
+func TestEngineStartFailureLeavesNothing(t *testing.T) {
+	image := dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	e := dockertest.Engine(t)
+	service := dockertest.ServiceName(t, "drv")
+	dockertest.RemoveAll(t, raw, service)
+	s := spec(service, image)
+	s.PublishIP = netip.MustParseAddr("192.0.2.1") // TEST-NET-1, never local
+	_, err := e.Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), s.Name) {
+		t.Fatalf("err = %v, want a start error naming %s", err, s.Name)
+	}
+	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
+		t.Errorf("failed start left %d containers", n)
+	}
+}
+
+// ssh:// endpoints go through "docker system dial-stdio"; a stand-in ssh
+// that runs it locally proves the wiring against the real engine.
+func TestEngineOverSSHDialStdio(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker CLI not installed; ssh:// needs it on the remote side only")
+	}
+	dockertest.Client(t)
+	dir := t.TempDir()
+	const fake = "#!/bin/sh\n# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid:2222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.Ping(ctx); err != nil {
+		t.Fatalf("ping over dial-stdio: %v", err)
+	}
+	if _, err := e.Containers(ctx); err != nil {
+		t.Fatalf("list over dial-stdio: %v", err)
+	}
+}
