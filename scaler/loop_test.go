@@ -1,0 +1,470 @@
+package scaler_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// fakeEngine is an in-memory Docker host: containers "run" on a port as
+// soon as they are started.
+type fakeEngine struct {
+	mu         sync.Mutex
+	name       string
+	next       int
+	containers map[string]*scaler.Container
+	sick       map[int]bool // ports whose health check fails
+	startErr   error
+	listErr    error
+	starts     int
+}
+
+func newFakeEngine(name string, firstPort int) *fakeEngine {
+	return &fakeEngine{name: name, next: firstPort, containers: map[string]*scaler.Container{}, sick: map[int]bool{}}
+}
+
+func (e *fakeEngine) Containers(context.Context) ([]scaler.Container, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.listErr != nil {
+		return nil, e.listErr
+	}
+	var out []scaler.Container
+	for _, c := range e.containers {
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+func (e *fakeEngine) Start(_ context.Context, s scaler.Spec) (scaler.Container, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.startErr != nil {
+		return scaler.Container{}, e.startErr
+	}
+	e.starts++
+	e.next++
+	c := scaler.Container{ID: fmt.Sprintf("%s-%d", e.name, e.next), Name: s.Name, Service: s.Service, Slot: s.Slot, Host: e.name,
+		Generation: s.Generation, Image: s.Image, Running: true, Port: e.next}
+	e.containers[c.ID] = &c
+	return c, nil
+}
+
+func (e *fakeEngine) Remove(_ context.Context, id string, _ time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.containers, id)
+	return nil
+}
+
+func (e *fakeEngine) CPU(context.Context, string) (scaler.CPUSample, error) {
+	return scaler.CPUSample{}, errors.New("no cpu in the fake")
+}
+
+func (e *fakeEngine) runningOn(port int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.containers {
+		if c.Port == port && c.Running && !e.sick[port] {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *fakeEngine) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.containers)
+}
+
+// flakyLB fails reads on demand, to prove a failed read changes nothing.
+type flakyLB struct {
+	*runtimeapi.Fake
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *flakyLB) Backend(ctx context.Context, name string) (runtimeapi.Backend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return runtimeapi.Backend{}, errors.New("read: connection reset by peer")
+	}
+	return f.Fake.Backend(ctx, name)
+}
+
+type harness struct {
+	t      *testing.T
+	now    time.Time
+	lb     *flakyLB
+	engine *fakeEngine
+	loop   *scaler.Loop
+	logs   *bytes.Buffer
+}
+
+const harnessConfig = `
+haproxy: {runtime_api: unix:///tmp/none.sock}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: %d}]}
+interval: 1s
+services:
+  - name: web
+    backend: web
+    slots: {mode: %s}
+    container: {image: web:1, port: 8080}
+    min_replicas: 1
+    max_replicas: 4
+    max_scale_up: 2
+    target: {sessions_per_replica: 10}
+    stabilization: {scale_down: 30s}
+    cooldown: {scale_up: 0s, scale_down: 0s}
+    drain_timeout: 20s
+    unhealthy_after: 10s
+`
+
+type harnessOpt struct {
+	mode     string
+	capacity int
+	dryRun   bool
+}
+
+func newHarness(t *testing.T, o harnessOpt) *harness {
+	t.Helper()
+	if o.mode == "" {
+		o.mode = config.ModeTemplate
+	}
+	if o.capacity == 0 {
+		o.capacity = 10
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, harnessConfig, o.capacity, o.mode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), engine: newFakeEngine("local", 30000), logs: &bytes.Buffer{}}
+	fake := runtimeapi.NewFake()
+	fake.SetClock(func() time.Time { return h.now })
+	fake.SetChecker(func(_ netip.Addr, port int) bool { return h.engine.runningOn(port) })
+	fake.DeclareBackend("web", "roundrobin")
+	if o.mode == config.ModeTemplate {
+		fake.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	}
+	h.lb = &flakyLB{Fake: fake}
+	h.loop, err = scaler.New(scaler.Options{
+		Config: cfg, LB: h.lb, DryRun: o.dryRun,
+		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: o.capacity, Preferred: true, Engine: h.engine}},
+		Now:   func() time.Time { return h.now },
+		Log:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.logs.String())
+		}
+	})
+	return h
+}
+
+// tick runs one pass and lets its operations finish, then moves the clock.
+func (h *harness) tick() {
+	h.loop.Tick(context.Background())
+	h.loop.Wait()
+	h.now = h.now.Add(time.Second)
+}
+
+func (h *harness) ticks(n int) {
+	for range n {
+		h.tick()
+	}
+}
+
+// slots summarizes the backend: "slot1=ready/UP/w1" per slot, in order.
+func (h *harness) slots() string {
+	b, err := h.lb.Fake.Backend(context.Background(), "web")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	slices.SortFunc(b.Servers, func(a, b runtimeapi.Server) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range b.Servers {
+		out = append(out, fmt.Sprintf("%s=%s/%s/w%d", s.Name, s.Admin, s.Health, s.Weight))
+	}
+	return strings.Join(out, " ")
+}
+
+func (h *harness) serving() int {
+	b, _ := h.lb.Fake.Backend(context.Background(), "web")
+	n := 0
+	for _, s := range b.Servers {
+		if s.Serving() && s.Weight > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) load(sessions map[string]int) {
+	for slot, n := range sessions {
+		if err := h.lb.Fake.SetLoad("web", slot, n, 0); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func TestLoopStartsMinReplicasAndBindsOnlyAfterCheck(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	if got, want := h.slots(), "slot1=ready/up/w1 slot2=maint/maint/w1 slot3=maint/maint/w1 slot4=maint/maint/w1"; got != want {
+		t.Fatalf("after one tick:\n got %s\nwant %s", got, want)
+	}
+	if h.engine.count() != 1 {
+		t.Fatalf("%d containers, want 1", h.engine.count())
+	}
+	h.ticks(5)
+	if h.engine.starts != 1 {
+		t.Errorf("steady state started %d containers, want 1", h.engine.starts)
+	}
+}
+
+func TestLoopScalesUpWithStepAndDownAfterStabilization(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	h.load(map[string]int{"slot1": 35}) // wants 4, step 2
+	h.tick()
+	if got := h.serving(); got != 3 {
+		t.Fatalf("serving %d after one loaded tick, want 3 (bounded step): %s", got, h.slots())
+	}
+	h.tick()
+	if got := h.serving(); got != 4 {
+		t.Fatalf("serving %d, want 4: %s", got, h.slots())
+	}
+	// Load leaves; slot3 keeps two sessions, so it is drained last.
+	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 2, "slot4": 0})
+	h.ticks(29)
+	if got := h.serving(); got != 4 {
+		t.Fatalf("scaled down within the stabilization window: %s", h.slots())
+	}
+	h.ticks(2)
+	if got := h.slots(); !strings.Contains(got, "slot3=ready/up") || strings.Count(got, "maint/maint") != 3 {
+		t.Fatalf("after the window, want 1 replica left on slot3 (the busiest):\n%s", got)
+	}
+	if n := h.engine.count(); n != 1 {
+		t.Errorf("%d containers after scale-down, want 1", n)
+	}
+}
+
+func TestLoopDrainWaitsForSessionsOrTimeout(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	h.load(map[string]int{"slot1": 15})
+	h.tick() // 2 replicas
+	h.load(map[string]int{"slot1": 1, "slot2": 3})
+	h.ticks(31) // window passes: drain slot1 (fewest sessions)
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") {
+		t.Fatalf("want slot1 draining: %s", got)
+	}
+	h.ticks(5)
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") || h.engine.count() != 2 {
+		t.Fatalf("a drain with a session left must wait: %s, %d containers", got, h.engine.count())
+	}
+	h.ticks(16) // drain_timeout 20s
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.count() != 1 {
+		t.Fatalf("after drain_timeout want slot1 in maint and its container gone: %s, %d containers", got, h.engine.count())
+	}
+}
+
+func TestLoopRespectsOperatorDrain(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.ticks(2)
+	if err := h.lb.Fake.SetState(context.Background(), "web", "slot1", runtimeapi.AdminDrain); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks(3)
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") || !strings.Contains(got, "slot2=ready/up/w1") {
+		t.Fatalf("want slot1 left drained and slot2 started to cover: %s", got)
+	}
+	if h.engine.count() != 2 {
+		t.Errorf("the operator-drained slot's container must be kept: %d containers", h.engine.count())
+	}
+	// The operator puts it in maint: its container goes, nothing else moves.
+	if err := h.lb.Fake.SetState(context.Background(), "web", "slot1", runtimeapi.AdminMaint); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks(2)
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.count() != 1 {
+		t.Fatalf("want slot1's container removed once in maint: %s, %d containers", got, h.engine.count())
+	}
+}
+
+func TestLoopFailedReadChangesNothing(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	h.load(map[string]int{"slot1": 35})
+	h.ticks(2)
+	before := h.slots()
+	h.lb.mu.Lock()
+	h.lb.fail = true
+	h.lb.mu.Unlock()
+	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 0, "slot4": 0})
+	h.ticks(60)
+	if got := h.slots(); got != before || h.engine.count() != 4 {
+		t.Fatalf("failed reads changed slots:\nbefore %s\nafter  %s", before, got)
+	}
+	if !strings.Contains(h.logs.String(), "tick skipped") {
+		t.Error("skipped ticks not logged")
+	}
+}
+
+func TestLoopDryRunChangesNothing(t *testing.T) {
+	h := newHarness(t, harnessOpt{dryRun: true})
+	before := h.slots()
+	h.ticks(3)
+	if got := h.slots(); got != before || h.engine.count() != 0 {
+		t.Fatalf("dry run changed things: %s, %d containers", got, h.engine.count())
+	}
+	if !strings.Contains(h.logs.String(), "dry run: would start a container on local") {
+		t.Errorf("dry run did not say what it would do:\n%s", h.logs.String())
+	}
+}
+
+func TestLoopDynamicModeAddsAndDeletesServers(t *testing.T) {
+	h := newHarness(t, harnessOpt{mode: config.ModeDynamic})
+	h.tick()
+	h.load(map[string]int{"slot1": 25})
+	h.ticks(2)
+	if got, want := h.slots(), "slot1=ready/up/w1 slot2=ready/up/w1 slot3=ready/up/w1"; got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 0})
+	h.ticks(35)
+	if got, want := h.slots(), "slot1=ready/up/w1"; got != want {
+		t.Fatalf("after scale-down got %s, want %s (servers deleted)", got, want)
+	}
+}
+
+func TestLoopRebindsAfterHAProxyRestart(t *testing.T) {
+	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, harnessOpt{mode: mode})
+			h.tick()
+			h.load(map[string]int{"slot1": 15})
+			h.ticks(2)
+			before := h.slots()
+			h.lb.Fake.Restart()
+			h.tick()
+			if got := h.slots(); got != before {
+				t.Fatalf("after restart:\n got %s\nwant %s", got, before)
+			}
+			if h.engine.starts != 2 {
+				t.Errorf("%d starts: re-binding must not start containers", h.engine.starts)
+			}
+		})
+	}
+}
+
+func TestLoopReplacesMissingAndUnhealthyContainers(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	// Removed behind slotscaler's back (an exited container reads the same).
+	cs, _ := h.engine.Containers(context.Background())
+	h.engine.Remove(context.Background(), cs[0].ID, 0)
+	h.ticks(2)
+	if got := h.serving(); got != 1 || h.engine.starts != 2 {
+		t.Fatalf("want a replacement serving: %s, %d starts", h.slots(), h.engine.starts)
+	}
+	// Unhealthy: the container runs but the check fails for unhealthy_after.
+	cs, _ = h.engine.Containers(context.Background())
+	h.engine.mu.Lock()
+	h.engine.sick[cs[0].Port] = true
+	h.engine.mu.Unlock()
+	h.ticks(5)
+	if h.engine.starts != 2 {
+		t.Fatalf("replaced before unhealthy_after: %d starts", h.engine.starts)
+	}
+	h.ticks(8)
+	if got := h.serving(); got != 1 || h.engine.starts != 3 || h.engine.count() != 1 {
+		t.Fatalf("want the unhealthy container replaced: %s, %d starts, %d containers", h.slots(), h.engine.starts, h.engine.count())
+	}
+}
+
+func TestLoopStartFailureLeavesSlotFree(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.engine.startErr = fmt.Errorf("image web:1 on host local: %w", scaler.ErrImageNotFound)
+	h.ticks(3)
+	if got := h.slots(); strings.Contains(got, "ready") || h.engine.count() != 0 {
+		t.Fatalf("failed start left state behind: %s", got)
+	}
+	if !strings.Contains(h.logs.String(), "image not found") {
+		t.Error("start failure not logged with its cause")
+	}
+	h.engine.startErr = nil
+	h.tick()
+	if h.serving() != 1 {
+		t.Fatalf("recovered engine: want 1 serving: %s", h.slots())
+	}
+}
+
+func TestLoopHostCapacity(t *testing.T) {
+	h := newHarness(t, harnessOpt{capacity: 2})
+	h.tick()
+	h.load(map[string]int{"slot1": 40})
+	h.ticks(3)
+	if got := h.engine.count(); got != 2 {
+		t.Fatalf("%d containers on a host with max_containers 2", got)
+	}
+	if !strings.Contains(h.logs.String(), "no_capacity") {
+		t.Error("no capacity event logged")
+	}
+}
+
+func TestLoopHostDownNeverScalesDown(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	h.load(map[string]int{"slot1": 25})
+	h.ticks(2)
+	h.engine.mu.Lock()
+	h.engine.listErr = errors.New("Cannot connect to the Docker daemon")
+	h.engine.mu.Unlock()
+	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 0})
+	h.ticks(60)
+	if got := h.serving(); got != 3 {
+		t.Fatalf("serving %d while docker was down, want 3 kept: %s", got, h.slots())
+	}
+	h.engine.mu.Lock()
+	h.engine.listErr = nil
+	h.engine.mu.Unlock()
+	h.ticks(3)
+	if got := h.serving(); got != 1 {
+		t.Fatalf("serving %d once docker is back, want 1: %s", got, h.slots())
+	}
+}
+
+func TestLoopStrayContainersRemoved(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	h.engine.Start(context.Background(), scaler.Spec{Name: "old", Service: "web", Slot: "slot9"})
+	h.engine.Start(context.Background(), scaler.Spec{Name: "other", Service: "not-ours", Slot: "slot1"})
+	h.ticks(2)
+	cs, _ := h.engine.Containers(context.Background())
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Service+"/"+c.Slot)
+	}
+	slices.Sort(names)
+	if want := []string{"not-ours/slot1", "web/slot1"}; !slices.Equal(names, want) {
+		t.Fatalf("containers %v, want %v (unknown slot removed, other services untouched)", names, want)
+	}
+}
