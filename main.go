@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,6 +47,29 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			// main prints and exits; tests run the app in-process.
 		},
 		Commands: []*cli.Command{
+			{
+				Name:  "run",
+				Usage: "run the control loop next to HAProxy",
+				Flags: []cli.Flag{
+					configFlag,
+					&cli.BoolFlag{Name: "dry-run", Usage: "decide and log every decision, change nothing"},
+					&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or text"},
+					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+				},
+				Action: func(c *cli.Context) error {
+					log, err := newLogger(stderr, c.String("log-format"), c.String("log-level"))
+					if err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					if err := check(io.Discard, stderr, c.String("config")); err != nil {
+						return err
+					}
+					cfg, _ := config.Load(c.String("config"))
+					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
+					defer stop()
+					return runLoop(ctx, cfg, c.Bool("dry-run"), log)
+				},
+			},
 			{
 				Name:  "check",
 				Usage: "validate slotscaler.yaml (and haproxy.cfg when haproxy.config_file is set); exit 2 on mistakes",

@@ -14,7 +14,7 @@ import (
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 )
 
-func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := newApp(&out, &errOut).Run(append([]string{"slotscaler"}, args...))
@@ -29,14 +29,14 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestCheckExampleOK(t *testing.T) {
-	out, errOut, code := run(t, "check", "--config", "examples/slotscaler.yaml")
+	out, errOut, code := runApp(t, "check", "--config", "examples/slotscaler.yaml")
 	if code != 0 || !strings.Contains(out, "ok (1 services)") {
 		t.Errorf("check example: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
 func TestCheckBadFilePrintsEveryMistake(t *testing.T) {
-	_, errOut, code := run(t, "check", "--config", "scaler/config/testdata/bad.yaml")
+	_, errOut, code := runApp(t, "check", "--config", "scaler/config/testdata/bad.yaml")
 	if code != exitInvalidConfig {
 		t.Errorf("exit code %d, want %d", code, exitInvalidConfig)
 	}
@@ -63,7 +63,7 @@ func TestCheckAgainstHAProxyConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := run(t, "check", "--config", path)
+	_, errOut, code := runApp(t, "check", "--config", path)
 	if code != exitInvalidConfig || !strings.Contains(errOut, `services[0].slots.prefix: backend "echo" has no server-template "srv"`) {
 		t.Errorf("code %d, stderr:\n%s", code, errOut)
 	}
@@ -82,7 +82,7 @@ func TestExampleHAProxyConfigValid(t *testing.T) {
 	if out, err := exec.Command(haproxytest.Binary(t), "-c", "-f", "examples/haproxy.cfg").CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c examples/haproxy.cfg: %v\n%s", err, out)
 	}
-	rendered, _, code := run(t, "render", "--config", "examples/slotscaler.yaml")
+	rendered, _, code := runApp(t, "render", "--config", "examples/slotscaler.yaml")
 	example, _ := os.ReadFile("examples/haproxy.cfg")
 	if code != 0 || !strings.Contains(string(example), strings.TrimSpace(rendered)) {
 		t.Errorf("examples/haproxy.cfg does not contain render's current output:\n%s", rendered)

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/slotscaler/slotscaler/internal/dockertest"
+	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/templates"
+)
+
+// serviceYAML is the service under test with short intervals; %s are the
+// service name, the slot mode and extra keys.
+const serviceYAML = `
+haproxy: {runtime_api: unix:///unused.sock}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
+interval: 200ms
+services:
+  - name: %[1]s
+    backend: %[1]s
+    slots: {mode: %[2]s, prefix: slot}
+    container: {image: %[3]s, port: 8080, env: {ECHO_DELAY: 50ms}, memory: 64m}
+    check: {path: /healthz, inter: 200ms, rise: 1, fall: 2}
+    min_replicas: 1
+    max_replicas: 4
+    max_scale_up: 2
+    target: {sessions_per_replica: 4}
+    stabilization: {scale_down: 3s}
+    cooldown: {scale_up: 0s, scale_down: 1s}
+    drain_timeout: 5s
+    unhealthy_after: 10s
+`
+
+type env struct {
+	t       *testing.T
+	service string
+	cfg     *config.Config
+	haproxy *haproxytest.HAProxy
+	lb      *runtimeapi.Client
+	docker  *client.Client
+	engine  scaler.Engine
+	url     string
+	logs    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newEnv builds the echo image, renders the service's backend with
+// "slotscaler render", and starts haproxy with it behind a frontend.
+func newEnv(t *testing.T, mode string) *env {
+	t.Helper()
+	image := dockertest.BuildEcho(t)
+	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: dockertest.Engine(t), logs: &syncBuffer{}}
+	dockertest.RemoveAll(t, e.docker, e.service)
+	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	var backends strings.Builder
+	if err := templates.RenderBackends(&backends, cfg); err != nil {
+		t.Fatal(err)
+	}
+	port := haproxytest.FreePort(t)
+	e.haproxy = haproxytest.Start(t, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, backends.String()))
+	e.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	e.lb, err = runtimeapi.New("unix://" + e.haproxy.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("slotscaler log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// startLoop runs slotscaler's loop in the test until the returned stop is
+// called (or the test ends).
+func (e *env) startLoop() (stop func()) {
+	loop, err := scaler.New(scaler.Options{
+		Config: e.cfg, LB: e.lb,
+		Hosts: []scaler.Host{{Name: "local", Addr: e.cfg.Docker.Hosts[0].IP(), Capacity: e.cfg.Docker.Hosts[0].MaxContainers, Preferred: true, Engine: e.engine}},
+		Log:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// slots counts the service's slots by what they do now.
+type slots struct{ serving, other int }
+
+func (e *env) slots() slots {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := e.lb.Backend(ctx, e.service)
+	if err != nil {
+		e.t.Fatalf("read backend: %v", err)
+	}
+	var s slots
+	for _, srv := range b.Servers {
+		switch {
+		case srv.Serving() && srv.Weight > 0:
+			s.serving++
+		case srv.Admin != runtimeapi.AdminMaint:
+			s.other++
+		}
+	}
+	return s
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			e.t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func (e *env) info() runtimeapi.Info {
+	i, err := e.lb.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return i
+}
+
+func (e *env) containers() int { return len(dockertest.Containers(e.t, e.docker, e.service)) }
