@@ -5,17 +5,20 @@ GO      ?= go
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build test test-short fuzz bench lint check-deps demo clean
+.PHONY: help setup build test fuzz bench lint check-deps demo clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install haproxy, gcc, promtool when missing; start dockerd when no engine answers
+	@bash scripts/setup.sh
 
 build: ## build bin/slotscaler and bin/lbctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slotscaler .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbctl ./lbctl
 
-test: ## all tests with -race, real haproxy included, plus short fuzz runs
-	$(GO) test -race -count=1 ./...
+test: setup ## all tests with -race (real haproxy and Docker included), plus short fuzz runs
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 60s
@@ -25,8 +28,9 @@ fuzz: ## fuzz the stats, servers-state, info and config parsers (FUZZTIME each)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
-bench: ## benchmarks against a real haproxy (stats read: ours vs client-native vs bare socket)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./...
+bench: setup ## stats read (ours vs client-native vs bare socket) and reaction time to a load step
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./runtimeapi
+	$(GO) test -run '^$$' -bench ReactionTime -benchtime 1x ./e2e
 
 lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...
@@ -34,15 +38,12 @@ lint: ## go vet, gofmt and staticcheck
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 
-check-deps: ## prove that scaler/ never imports Docker, Prometheus or client-native
-	@bad=$$($(GO) list -deps ./scaler/... | grep -E 'haproxytech/client-native|docker/docker|prometheus/client_golang' || true); \
+check-deps: ## prove that the core (scaler, scaler/config) never imports Docker, Prometheus or client-native
+	@bad=$$($(GO) list -deps ./scaler ./scaler/config | grep -E 'haproxytech/client-native|docker/docker|prometheus/client_golang' || true); \
 	if [ -n "$$bad" ]; then echo "scaler depends on adapters:"; echo "$$bad"; exit 1; fi; echo "check-deps: ok"
 
-demo: build ## HAProxy + slotscaler + Docker + load on loopback (coming with autoscaling)
-	@echo "make demo: coming with autoscaling (issue: autoscaling end to end)."
-	@echo "Meanwhile: bin/slotscaler check --config examples/slotscaler.yaml && bin/slotscaler render --config examples/slotscaler.yaml"
-	@bin/slotscaler check --config examples/slotscaler.yaml
-	@bin/slotscaler render --config examples/slotscaler.yaml
+demo: setup build ## HAProxy + slotscaler + Docker + a load step on loopback: watch 1 -> N -> 1
+	$(GO) run ./examples/demo
 
 clean: ## remove build output
 	rm -rf bin

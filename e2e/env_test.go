@@ -43,7 +43,7 @@ services:
 `
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	service string
 	cfg     *config.Config
 	haproxy *haproxytest.HAProxy
@@ -73,7 +73,12 @@ func (s *syncBuffer) String() string {
 
 // newEnv builds the echo image, renders the service's backend with
 // "slotscaler render", and starts haproxy with it behind a frontend.
-func newEnv(t *testing.T, mode string) *env {
+func newEnv(t testing.TB, mode string) *env {
+	return newEnvWith(t, mode, nil)
+}
+
+// newEnvWith is newEnv with the service config adjusted by tune.
+func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
 	image := dockertest.BuildEcho(t)
 	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: dockertest.Engine(t), logs: &syncBuffer{}}
@@ -81,6 +86,12 @@ func newEnv(t *testing.T, mode string) *env {
 	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.cfg = cfg
 	var backends strings.Builder

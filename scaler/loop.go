@@ -686,7 +686,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		l.mu.Lock()
 		s.ops[slot].container = c.ID
 		l.mu.Unlock()
-		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond))
+		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
 	}
 	undo := func(why string, err error) {
 		log.Error("slot not brought up: undoing", "slot", slot, "container", c.Name, "why", why, "event", "start_failed", "err", err)
@@ -714,7 +714,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("set weight", err)
 		return
 	}
-	log.Info("slot serving", "slot", slot, "container", c.Name, "host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)), "event", "serving", "took", time.Since(begin).Round(time.Millisecond))
+	log.Info("slot serving", "slot", slot, "container", c.Name, "host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)), "event", "serving", "took", time.Since(begin).Round(time.Millisecond).String())
 }
 
 // spec is the container a slot runs.
