@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -51,24 +50,7 @@ type env struct {
 	docker  *client.Client
 	engine  scaler.Engine
 	url     string
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *haproxytest.SyncBuffer
 }
 
 // newEnv builds the echo image, renders the service's backend with
@@ -81,7 +63,7 @@ func newEnv(t testing.TB, mode string) *env {
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
 	image := dockertest.BuildEcho(t)
-	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: dockertest.Engine(t), logs: &syncBuffer{}}
+	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: dockertest.Engine(t), logs: &haproxytest.SyncBuffer{}}
 	dockertest.RemoveAll(t, e.docker, e.service)
 	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
 	if err != nil {

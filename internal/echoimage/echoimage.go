@@ -7,15 +7,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
+
+	"github.com/slotscaler/slotscaler/scaler/docker"
 )
 
 // Build compiles root/examples/echo and builds it as tag.
@@ -62,18 +62,8 @@ func Build(ctx context.Context, c *client.Client, root, tag string) error {
 		return fmt.Errorf("docker build %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("docker build %s: %w", tag, err)
-		}
-		if msg.Error != "" {
-			return fmt.Errorf("docker build %s: %s", tag, msg.Error)
-		}
+	if err := docker.ReadProgress(resp.Body); err != nil {
+		return fmt.Errorf("docker build %s: %w", tag, err)
 	}
+	return nil
 }

@@ -25,21 +25,23 @@ type HAProxy struct {
 	Socket  string // unix stats socket path
 	TCPAddr string // "127.0.0.1:PORT" of the TCP stats socket
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *SyncBuffer
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers: process output
+// and test logs collected while the test runs.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -79,7 +81,7 @@ func Start(t testing.TB, body string) *HAProxy {
 		Config:  filepath.Join(dir, "haproxy.cfg"),
 		Socket:  filepath.Join(dir, "admin.sock"),
 		TCPAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		log:     &syncBuffer{},
+		log:     &SyncBuffer{},
 	}
 	cfg := fmt.Sprintf(`global
   stats socket %s mode 600 level admin expose-fd listeners

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -99,16 +100,7 @@ func (r *Run) Snapshot() Result {
 	defer r.mu.Unlock()
 	c := r.res
 	c.Errors = append([]string(nil), r.res.Errors...)
-	c.FirstSeen, c.Answers, c.Versions = map[string]time.Time{}, map[string]int{}, map[string]int{}
-	for k, v := range r.res.FirstSeen {
-		c.FirstSeen[k] = v
-	}
-	for k, v := range r.res.Answers {
-		c.Answers[k] = v
-	}
-	for k, v := range r.res.Versions {
-		c.Versions[k] = v
-	}
+	c.FirstSeen, c.Answers, c.Versions = maps.Clone(r.res.FirstSeen), maps.Clone(r.res.Answers), maps.Clone(r.res.Versions)
 	return c
 }
 

@@ -8,6 +8,7 @@ package docker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -212,7 +214,7 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) error {
 	switch {
 	case err == nil:
 		return nil
-	case !client.IsErrNotFound(err):
+	case !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspect image %s on %s: %w", ref, e.host, err)
 	case !e.pull:
 		return fmt.Errorf("image %s on host %s: %w (build or load it there, or set docker.pull: true when a registry is reachable)", ref, e.host, scaler.ErrImageNotFound)
@@ -222,8 +224,16 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) error {
 		return fmt.Errorf("pull %s on %s: %w", ref, e.host, err)
 	}
 	defer rc.Close()
-	// The pull ends when its progress stream does; errors arrive inside it.
-	dec := json.NewDecoder(rc)
+	if err := ReadProgress(rc); err != nil {
+		return fmt.Errorf("pull %s on %s: %w", ref, e.host, err)
+	}
+	return nil
+}
+
+// ReadProgress reads an engine progress stream (pull, build) to its end:
+// the operation ends with the stream, and its errors arrive inside it.
+func ReadProgress(r io.Reader) error {
+	dec := json.NewDecoder(r)
 	for {
 		var msg struct {
 			Error string `json:"error"`
@@ -231,10 +241,10 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) error {
 		if err := dec.Decode(&msg); err == io.EOF {
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("pull %s on %s: %w", ref, e.host, err)
+			return err
 		}
 		if msg.Error != "" {
-			return fmt.Errorf("pull %s on %s: %s", ref, e.host, msg.Error)
+			return errors.New(msg.Error)
 		}
 	}
 }
@@ -243,10 +253,10 @@ func (e *Engine) ensureImage(ctx context.Context, ref string) error {
 // removes it. A container already gone is not an error.
 func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) error {
 	secs := int(grace.Round(time.Second) / time.Second)
-	if err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {
+	if err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop %.12s on %s: %w", id, e.host, err)
 	}
-	if err := e.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+	if err := e.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %.12s on %s: %w", id, e.host, err)
 	}
 	return nil
