@@ -2,16 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slotscaler/slotscaler/internal/dockertest"
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/templates"
 )
 
 func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -86,5 +93,57 @@ func TestExampleHAProxyConfigValid(t *testing.T) {
 	example, _ := os.ReadFile("examples/haproxy.cfg")
 	if code != 0 || !strings.Contains(string(example), strings.TrimSpace(rendered)) {
 		t.Errorf("examples/haproxy.cfg does not contain render's current output:\n%s", rendered)
+	}
+}
+
+// TestRunDryRun runs "slotscaler run --dry-run" against a real haproxy and
+// the real Docker engine: it decides to start the minimum replicas, says
+// so, and changes nothing.
+func TestRunDryRun(t *testing.T) {
+	raw := dockertest.Client(t)
+	service := dockertest.ServiceName(t, "dry")
+	dockertest.RemoveAll(t, raw, service)
+	yaml := fmt.Sprintf(`
+haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
+docker: {hosts: [{name: local, endpoint: %s, max_containers: 4}]}
+interval: 100ms
+services:
+  - {name: %[2]s, backend: %[2]s, container: {image: slotscaler-echo:test, port: 8080}, min_replicas: 2, max_replicas: 3, target: {sessions_per_replica: 5}}
+`, dockertest.Endpoint, service)
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(yaml, "{{DIR}}", "/x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backends strings.Builder
+	if err := templates.RenderBackends(&backends, cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := haproxytest.Start(t, backends.String())
+	path := filepath.Join(h.Dir, "slotscaler.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{DIR}}", h.Dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, logs bytes.Buffer
+	if err := newApp(&out, &logs).RunContext(ctx, []string{"slotscaler", "run", "--config", path, "--dry-run", "--log-format", "text"}); err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "dry run: would start a container on local") || !strings.Contains(logs.String(), "desired=2") {
+		t.Errorf("dry run did not log its decision:\n%s", logs.String())
+	}
+	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
+		t.Errorf("dry run created %d containers", n)
+	}
+	lb, _ := runtimeapi.New("unix://" + h.Socket)
+	b, err := lb.Backend(context.Background(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range b.Servers {
+		if s.Admin != runtimeapi.AdminMaint {
+			t.Errorf("dry run changed %s to %s", s.Name, s.Admin)
+		}
 	}
 }

@@ -29,10 +29,12 @@ type fakeEngine struct {
 	startErr   error
 	listErr    error
 	starts     int
+	cpuShare   float64        // CPU each container uses, in CPUs
+	cpuCalls   map[string]int // samples taken per container
 }
 
 func newFakeEngine(name string, firstPort int) *fakeEngine {
-	return &fakeEngine{name: name, next: firstPort, containers: map[string]*scaler.Container{}, sick: map[int]bool{}}
+	return &fakeEngine{name: name, next: firstPort, containers: map[string]*scaler.Container{}, sick: map[int]bool{}, cpuCalls: map[string]int{}}
 }
 
 func (e *fakeEngine) Containers(context.Context) ([]scaler.Container, error) {
@@ -69,8 +71,16 @@ func (e *fakeEngine) Remove(_ context.Context, id string, _ time.Duration) error
 	return nil
 }
 
-func (e *fakeEngine) CPU(context.Context, string) (scaler.CPUSample, error) {
-	return scaler.CPUSample{}, errors.New("no cpu in the fake")
+// CPU reports cpuShare of one CPU per second of system time.
+func (e *fakeEngine) CPU(_ context.Context, id string) (scaler.CPUSample, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cpuShare == 0 {
+		return scaler.CPUSample{}, errors.New("no cpu in the fake")
+	}
+	e.cpuCalls[id]++
+	n := uint64(e.cpuCalls[id])
+	return scaler.CPUSample{ContainerNS: n * uint64(e.cpuShare*1e9), SystemNS: n * 1e9, OnlineCPUs: 1}, nil
 }
 
 func (e *fakeEngine) runningOn(port int) bool {
@@ -138,6 +148,8 @@ type harnessOpt struct {
 	mode     string
 	capacity int
 	dryRun   bool
+	tune     func(*config.Config)
+	hosts    []scaler.Host // default: one host "local" on h.engine
 }
 
 func newHarness(t *testing.T, o harnessOpt) *harness {
@@ -152,10 +164,23 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.tune != nil {
+		o.tune(cfg)
+	}
 	h := &harness{t: t, now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), engine: newFakeEngine("local", 30000), logs: &bytes.Buffer{}}
 	fake := runtimeapi.NewFake()
 	fake.SetClock(func() time.Time { return h.now })
-	fake.SetChecker(func(_ netip.Addr, port int) bool { return h.engine.runningOn(port) })
+	if o.hosts == nil {
+		o.hosts = []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: o.capacity, Preferred: true, Engine: h.engine}}
+	}
+	fake.SetChecker(func(_ netip.Addr, port int) bool {
+		for _, host := range o.hosts {
+			if host.Engine.(*fakeEngine).runningOn(port) {
+				return true
+			}
+		}
+		return false
+	})
 	fake.DeclareBackend("web", "roundrobin")
 	if o.mode == config.ModeTemplate {
 		fake.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
@@ -163,7 +188,7 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	h.lb = &flakyLB{Fake: fake}
 	h.loop, err = scaler.New(scaler.Options{
 		Config: cfg, LB: h.lb, DryRun: o.dryRun,
-		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: o.capacity, Preferred: true, Engine: h.engine}},
+		Hosts: o.hosts,
 		Now:   func() time.Time { return h.now },
 		Log:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -466,5 +491,41 @@ func TestLoopStrayContainersRemoved(t *testing.T) {
 	slices.Sort(names)
 	if want := []string{"not-ours/slot1", "web/slot1"}; !slices.Equal(names, want) {
 		t.Fatalf("containers %v, want %v (unknown slot removed, other services untouched)", names, want)
+	}
+}
+
+func TestLoopScalesOnCPU(t *testing.T) {
+	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
+		c.Services[0].Target = config.Target{CPUPercent: 50, Tolerance: 0.1}
+		c.Services[0].Container.CPUs = 0.5
+	}})
+	h.engine.cpuShare = 0.45 // 90% of the 0.5 CPU limit
+	h.tick()                 // min replica
+	h.tick()                 // first sample: no percent yet
+	if got := h.serving(); got != 1 {
+		t.Fatalf("one sample must not scale: %d serving", got)
+	}
+	h.tick() // 90% of the limit against a 50% target: 2 replicas
+	if got := h.serving(); got != 2 {
+		t.Fatalf("serving %d at 90%% CPU with a 50%% target, want 2: %s", got, h.slots())
+	}
+}
+
+// Two hosts, one only for overflow: replicas go to the preferred host
+// until it is full, starts in flight count against capacity.
+func TestLoopPlacesAcrossHosts(t *testing.T) {
+	main, spare := newFakeEngine("main", 30000), newFakeEngine("spare", 40000)
+	h := newHarness(t, harnessOpt{hosts: []scaler.Host{
+		{Name: "main", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 2, Preferred: true, Engine: main},
+		{Name: "spare", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 2, Preferred: false, Engine: spare},
+	}})
+	h.tick()
+	h.load(map[string]int{"slot1": 40})
+	h.ticks(3)
+	if main.count() != 2 || spare.count() != 2 {
+		t.Fatalf("containers main %d spare %d, want 2 and 2", main.count(), spare.count())
+	}
+	if got := h.serving(); got != 4 {
+		t.Fatalf("serving %d, want 4: %s", got, h.slots())
 	}
 }
