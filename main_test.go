@@ -105,6 +105,7 @@ func TestRunDryRun(t *testing.T) {
 	dockertest.RemoveAll(t, raw, service)
 	yaml := fmt.Sprintf(`
 haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
+state_dir: {{DIR}}/state
 docker: {hosts: [{name: local, endpoint: %s, max_containers: 4}]}
 interval: 100ms
 services:

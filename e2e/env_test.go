@@ -42,15 +42,16 @@ services:
 `
 
 type env struct {
-	t       testing.TB
-	service string
-	cfg     *config.Config
-	haproxy *haproxytest.HAProxy
-	lb      *runtimeapi.Client
-	docker  *client.Client
-	engine  scaler.Engine
-	url     string
-	logs    *haproxytest.SyncBuffer
+	t        testing.TB
+	service  string
+	cfg      *config.Config
+	haproxy  *haproxytest.HAProxy
+	lb       *runtimeapi.Client
+	docker   *client.Client
+	engine   scaler.Engine
+	url      string
+	stateDir string
+	logs     *haproxytest.SyncBuffer
 }
 
 // newEnv builds the echo image, renders the service's backend with
@@ -76,6 +77,7 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 		}
 	}
 	e.cfg = cfg
+	e.stateDir = t.TempDir()
 	var backends strings.Builder
 	if err := templates.RenderBackends(&backends, cfg); err != nil {
 		t.Fatal(err)
@@ -99,7 +101,7 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 // called (or the test ends).
 func (e *env) startLoop() (stop func()) {
 	loop, err := scaler.New(scaler.Options{
-		Config: e.cfg, LB: e.lb,
+		Config: e.cfg, LB: e.lb, StateDir: e.stateDir,
 		Hosts: []scaler.Host{{Name: "local", Addr: e.cfg.Docker.Hosts[0].IP(), Capacity: e.cfg.Docker.Hosts[0].MaxContainers, Preferred: true, Engine: e.engine}},
 		Log:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})

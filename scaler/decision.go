@@ -21,6 +21,9 @@ const (
 	ReasonCooldown       Reason = "cooldown"
 	ReasonStabilizing    Reason = "stabilizing"
 	ReasonStep           Reason = "step" // a scale-up cut to Policy.MaxScaleUp
+	ReasonPinned         Reason = "pinned"
+	ReasonPaused         Reason = "paused"
+	ReasonRollout        Reason = "rollout" // held at its count during a rollout
 )
 
 // Policy is a service's scaling rules, with durations already parsed.

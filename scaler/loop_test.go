@@ -13,92 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotscaler/slotscaler/internal/fakeengine"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
-
-// fakeEngine is an in-memory Docker host: containers "run" on a port as
-// soon as they are started.
-type fakeEngine struct {
-	mu         sync.Mutex
-	name       string
-	next       int
-	containers map[string]*scaler.Container
-	sick       map[int]bool // ports whose health check fails
-	startErr   error
-	listErr    error
-	starts     int
-	cpuShare   float64        // CPU each container uses, in CPUs
-	cpuCalls   map[string]int // samples taken per container
-}
-
-func newFakeEngine(name string, firstPort int) *fakeEngine {
-	return &fakeEngine{name: name, next: firstPort, containers: map[string]*scaler.Container{}, sick: map[int]bool{}, cpuCalls: map[string]int{}}
-}
-
-func (e *fakeEngine) Containers(context.Context) ([]scaler.Container, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.listErr != nil {
-		return nil, e.listErr
-	}
-	var out []scaler.Container
-	for _, c := range e.containers {
-		out = append(out, *c)
-	}
-	return out, nil
-}
-
-func (e *fakeEngine) Start(_ context.Context, s scaler.Spec) (scaler.Container, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.startErr != nil {
-		return scaler.Container{}, e.startErr
-	}
-	e.starts++
-	e.next++
-	c := scaler.Container{ID: fmt.Sprintf("%s-%d", e.name, e.next), Name: s.Name, Service: s.Service, Slot: s.Slot, Host: e.name,
-		Generation: s.Generation, Image: s.Image, Running: true, Port: e.next}
-	e.containers[c.ID] = &c
-	return c, nil
-}
-
-func (e *fakeEngine) Remove(_ context.Context, id string, _ time.Duration) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.containers, id)
-	return nil
-}
-
-// CPU reports cpuShare of one CPU per second of system time.
-func (e *fakeEngine) CPU(_ context.Context, id string) (scaler.CPUSample, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cpuShare == 0 {
-		return scaler.CPUSample{}, errors.New("no cpu in the fake")
-	}
-	e.cpuCalls[id]++
-	n := uint64(e.cpuCalls[id])
-	return scaler.CPUSample{ContainerNS: n * uint64(e.cpuShare*1e9), SystemNS: n * 1e9, OnlineCPUs: 1}, nil
-}
-
-func (e *fakeEngine) runningOn(port int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, c := range e.containers {
-		if c.Port == port && c.Running && !e.sick[port] {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *fakeEngine) count() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.containers)
-}
 
 // flakyLB fails reads on demand, to prove a failed read changes nothing.
 type flakyLB struct {
@@ -117,12 +36,15 @@ func (f *flakyLB) Backend(ctx context.Context, name string) (runtimeapi.Backend,
 }
 
 type harness struct {
-	t      *testing.T
-	now    time.Time
-	lb     *flakyLB
-	engine *fakeEngine
-	loop   *scaler.Loop
-	logs   *bytes.Buffer
+	t        *testing.T
+	cfg      *config.Config
+	hosts    []scaler.Host
+	stateDir string
+	now      time.Time
+	lb       *flakyLB
+	engine   *fakeengine.Engine
+	loop     *scaler.Loop
+	logs     *bytes.Buffer
 }
 
 const harnessConfig = `
@@ -167,7 +89,7 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	if o.tune != nil {
 		o.tune(cfg)
 	}
-	h := &harness{t: t, now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), engine: newFakeEngine("local", 30000), logs: &bytes.Buffer{}}
+	h := &harness{t: t, now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), engine: fakeengine.New("local", 30000), logs: &bytes.Buffer{}}
 	fake := runtimeapi.NewFake()
 	fake.SetClock(func() time.Time { return h.now })
 	if o.hosts == nil {
@@ -175,7 +97,7 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	}
 	fake.SetChecker(func(_ netip.Addr, port int) bool {
 		for _, host := range o.hosts {
-			if host.Engine.(*fakeEngine).runningOn(port) {
+			if host.Engine.(*fakeengine.Engine).RunningOn(port) {
 				return true
 			}
 		}
@@ -186,8 +108,9 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 		fake.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
 	}
 	h.lb = &flakyLB{Fake: fake}
+	h.cfg, h.hosts, h.stateDir = cfg, o.hosts, t.TempDir()
 	h.loop, err = scaler.New(scaler.Options{
-		Config: cfg, LB: h.lb, DryRun: o.dryRun,
+		Config: cfg, LB: h.lb, DryRun: o.dryRun, StateDir: h.stateDir,
 		Hosts: o.hosts,
 		Now:   func() time.Time { return h.now },
 		Log:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -255,12 +178,12 @@ func TestLoopStartsMinReplicasAndBindsOnlyAfterCheck(t *testing.T) {
 	if got, want := h.slots(), "slot1=ready/up/w1 slot2=maint/maint/w1 slot3=maint/maint/w1 slot4=maint/maint/w1"; got != want {
 		t.Fatalf("after one tick:\n got %s\nwant %s", got, want)
 	}
-	if h.engine.count() != 1 {
-		t.Fatalf("%d containers, want 1", h.engine.count())
+	if h.engine.Count() != 1 {
+		t.Fatalf("%d containers, want 1", h.engine.Count())
 	}
 	h.ticks(5)
-	if h.engine.starts != 1 {
-		t.Errorf("steady state started %d containers, want 1", h.engine.starts)
+	if h.engine.Starts != 1 {
+		t.Errorf("steady state started %d containers, want 1", h.engine.Starts)
 	}
 }
 
@@ -286,7 +209,7 @@ func TestLoopScalesUpWithStepAndDownAfterStabilization(t *testing.T) {
 	if got := h.slots(); !strings.Contains(got, "slot3=ready/up") || strings.Count(got, "maint/maint") != 3 {
 		t.Fatalf("after the window, want 1 replica left on slot3 (the busiest):\n%s", got)
 	}
-	if n := h.engine.count(); n != 1 {
+	if n := h.engine.Count(); n != 1 {
 		t.Errorf("%d containers after scale-down, want 1", n)
 	}
 }
@@ -302,12 +225,12 @@ func TestLoopDrainWaitsForSessionsOrTimeout(t *testing.T) {
 		t.Fatalf("want slot1 draining: %s", got)
 	}
 	h.ticks(5)
-	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") || h.engine.count() != 2 {
-		t.Fatalf("a drain with a session left must wait: %s, %d containers", got, h.engine.count())
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") || h.engine.Count() != 2 {
+		t.Fatalf("a drain with a session left must wait: %s, %d containers", got, h.engine.Count())
 	}
 	h.ticks(16) // drain_timeout 20s
-	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.count() != 1 {
-		t.Fatalf("after drain_timeout want slot1 in maint and its container gone: %s, %d containers", got, h.engine.count())
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.Count() != 1 {
+		t.Fatalf("after drain_timeout want slot1 in maint and its container gone: %s, %d containers", got, h.engine.Count())
 	}
 }
 
@@ -321,16 +244,16 @@ func TestLoopRespectsOperatorDrain(t *testing.T) {
 	if got := h.slots(); !strings.HasPrefix(got, "slot1=drain") || !strings.Contains(got, "slot2=ready/up/w1") {
 		t.Fatalf("want slot1 left drained and slot2 started to cover: %s", got)
 	}
-	if h.engine.count() != 2 {
-		t.Errorf("the operator-drained slot's container must be kept: %d containers", h.engine.count())
+	if h.engine.Count() != 2 {
+		t.Errorf("the operator-drained slot's container must be kept: %d containers", h.engine.Count())
 	}
 	// The operator puts it in maint: its container goes, nothing else moves.
 	if err := h.lb.Fake.SetState(context.Background(), "web", "slot1", runtimeapi.AdminMaint); err != nil {
 		t.Fatal(err)
 	}
 	h.ticks(2)
-	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.count() != 1 {
-		t.Fatalf("want slot1's container removed once in maint: %s, %d containers", got, h.engine.count())
+	if got := h.slots(); !strings.HasPrefix(got, "slot1=maint") || h.engine.Count() != 1 {
+		t.Fatalf("want slot1's container removed once in maint: %s, %d containers", got, h.engine.Count())
 	}
 }
 
@@ -345,7 +268,7 @@ func TestLoopFailedReadChangesNothing(t *testing.T) {
 	h.lb.mu.Unlock()
 	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 0, "slot4": 0})
 	h.ticks(60)
-	if got := h.slots(); got != before || h.engine.count() != 4 {
+	if got := h.slots(); got != before || h.engine.Count() != 4 {
 		t.Fatalf("failed reads changed slots:\nbefore %s\nafter  %s", before, got)
 	}
 	if !strings.Contains(h.logs.String(), "tick skipped") {
@@ -357,8 +280,8 @@ func TestLoopDryRunChangesNothing(t *testing.T) {
 	h := newHarness(t, harnessOpt{dryRun: true})
 	before := h.slots()
 	h.ticks(3)
-	if got := h.slots(); got != before || h.engine.count() != 0 {
-		t.Fatalf("dry run changed things: %s, %d containers", got, h.engine.count())
+	if got := h.slots(); got != before || h.engine.Count() != 0 {
+		t.Fatalf("dry run changed things: %s, %d containers", got, h.engine.Count())
 	}
 	if !strings.Contains(h.logs.String(), "dry run: would start a container on local") {
 		t.Errorf("dry run did not say what it would do:\n%s", h.logs.String())
@@ -393,8 +316,8 @@ func TestLoopRebindsAfterHAProxyRestart(t *testing.T) {
 			if got := h.slots(); got != before {
 				t.Fatalf("after restart:\n got %s\nwant %s", got, before)
 			}
-			if h.engine.starts != 2 {
-				t.Errorf("%d starts: re-binding must not start containers", h.engine.starts)
+			if h.engine.Starts != 2 {
+				t.Errorf("%d starts: re-binding must not start containers", h.engine.Starts)
 			}
 		})
 	}
@@ -407,35 +330,35 @@ func TestLoopReplacesMissingAndUnhealthyContainers(t *testing.T) {
 	cs, _ := h.engine.Containers(context.Background())
 	h.engine.Remove(context.Background(), cs[0].ID, 0)
 	h.ticks(2)
-	if got := h.serving(); got != 1 || h.engine.starts != 2 {
-		t.Fatalf("want a replacement serving: %s, %d starts", h.slots(), h.engine.starts)
+	if got := h.serving(); got != 1 || h.engine.Starts != 2 {
+		t.Fatalf("want a replacement serving: %s, %d starts", h.slots(), h.engine.Starts)
 	}
 	// Unhealthy: the container runs but the check fails for unhealthy_after.
 	cs, _ = h.engine.Containers(context.Background())
-	h.engine.mu.Lock()
-	h.engine.sick[cs[0].Port] = true
-	h.engine.mu.Unlock()
+	h.engine.Mu.Lock()
+	h.engine.Sick[cs[0].Port] = true
+	h.engine.Mu.Unlock()
 	h.ticks(5)
-	if h.engine.starts != 2 {
-		t.Fatalf("replaced before unhealthy_after: %d starts", h.engine.starts)
+	if h.engine.Starts != 2 {
+		t.Fatalf("replaced before unhealthy_after: %d starts", h.engine.Starts)
 	}
 	h.ticks(8)
-	if got := h.serving(); got != 1 || h.engine.starts != 3 || h.engine.count() != 1 {
-		t.Fatalf("want the unhealthy container replaced: %s, %d starts, %d containers", h.slots(), h.engine.starts, h.engine.count())
+	if got := h.serving(); got != 1 || h.engine.Starts != 3 || h.engine.Count() != 1 {
+		t.Fatalf("want the unhealthy container replaced: %s, %d starts, %d containers", h.slots(), h.engine.Starts, h.engine.Count())
 	}
 }
 
 func TestLoopStartFailureLeavesSlotFree(t *testing.T) {
 	h := newHarness(t, harnessOpt{})
-	h.engine.startErr = fmt.Errorf("image web:1 on host local: %w", scaler.ErrImageNotFound)
+	h.engine.StartErr = fmt.Errorf("image web:1 on host local: %w", scaler.ErrImageNotFound)
 	h.ticks(3)
-	if got := h.slots(); strings.Contains(got, "ready") || h.engine.count() != 0 {
+	if got := h.slots(); strings.Contains(got, "ready") || h.engine.Count() != 0 {
 		t.Fatalf("failed start left state behind: %s", got)
 	}
 	if !strings.Contains(h.logs.String(), "image not found") {
 		t.Error("start failure not logged with its cause")
 	}
-	h.engine.startErr = nil
+	h.engine.StartErr = nil
 	h.tick()
 	if h.serving() != 1 {
 		t.Fatalf("recovered engine: want 1 serving: %s", h.slots())
@@ -447,7 +370,7 @@ func TestLoopHostCapacity(t *testing.T) {
 	h.tick()
 	h.load(map[string]int{"slot1": 40})
 	h.ticks(3)
-	if got := h.engine.count(); got != 2 {
+	if got := h.engine.Count(); got != 2 {
 		t.Fatalf("%d containers on a host with max_containers 2", got)
 	}
 	if !strings.Contains(h.logs.String(), "no_capacity") {
@@ -460,17 +383,17 @@ func TestLoopHostDownNeverScalesDown(t *testing.T) {
 	h.tick()
 	h.load(map[string]int{"slot1": 25})
 	h.ticks(2)
-	h.engine.mu.Lock()
-	h.engine.listErr = errors.New("Cannot connect to the Docker daemon")
-	h.engine.mu.Unlock()
+	h.engine.Mu.Lock()
+	h.engine.ListErr = errors.New("Cannot connect to the Docker daemon")
+	h.engine.Mu.Unlock()
 	h.load(map[string]int{"slot1": 0, "slot2": 0, "slot3": 0})
 	h.ticks(60)
 	if got := h.serving(); got != 3 {
 		t.Fatalf("serving %d while docker was down, want 3 kept: %s", got, h.slots())
 	}
-	h.engine.mu.Lock()
-	h.engine.listErr = nil
-	h.engine.mu.Unlock()
+	h.engine.Mu.Lock()
+	h.engine.ListErr = nil
+	h.engine.Mu.Unlock()
 	h.ticks(3)
 	if got := h.serving(); got != 1 {
 		t.Fatalf("serving %d once docker is back, want 1: %s", got, h.slots())
@@ -499,7 +422,7 @@ func TestLoopScalesOnCPU(t *testing.T) {
 		c.Services[0].Target = config.Target{CPUPercent: 50, Tolerance: 0.1}
 		c.Services[0].Container.CPUs = 0.5
 	}})
-	h.engine.cpuShare = 0.45 // 90% of the 0.5 CPU limit
+	h.engine.CPUShare = 0.45 // 90% of the 0.5 CPU limit
 	h.tick()                 // min replica
 	h.tick()                 // first sample: no percent yet
 	if got := h.serving(); got != 1 {
@@ -514,7 +437,7 @@ func TestLoopScalesOnCPU(t *testing.T) {
 // Two hosts, one only for overflow: replicas go to the preferred host
 // until it is full, starts in flight count against capacity.
 func TestLoopPlacesAcrossHosts(t *testing.T) {
-	main, spare := newFakeEngine("main", 30000), newFakeEngine("spare", 40000)
+	main, spare := fakeengine.New("main", 30000), fakeengine.New("spare", 40000)
 	h := newHarness(t, harnessOpt{hosts: []scaler.Host{
 		{Name: "main", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 2, Preferred: true, Engine: main},
 		{Name: "spare", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 2, Preferred: false, Engine: spare},
@@ -522,8 +445,8 @@ func TestLoopPlacesAcrossHosts(t *testing.T) {
 	h.tick()
 	h.load(map[string]int{"slot1": 40})
 	h.ticks(3)
-	if main.count() != 2 || spare.count() != 2 {
-		t.Fatalf("containers main %d spare %d, want 2 and 2", main.count(), spare.count())
+	if main.Count() != 2 || spare.Count() != 2 {
+		t.Fatalf("containers main %d spare %d, want 2 and 2", main.Count(), spare.Count())
 	}
 	if got := h.serving(); got != 4 {
 		t.Fatalf("serving %d, want 4: %s", got, h.slots())

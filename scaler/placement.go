@@ -65,7 +65,8 @@ type SlotLoad struct {
 	Host          string
 	Sessions      int
 	HostPreferred bool
-	HostTotal     int // containers on the slot's host
+	HostTotal     int    // containers on the slot's host
+	Generation    string // of the slot's container
 }
 
 // Victims chooses n serving slots to drain for a scale-down: fewest

@@ -1,0 +1,155 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+)
+
+// Errors of the manual controls; the API maps them to 404, 400 and 409.
+var (
+	ErrUnknown  = errors.New("not found")
+	ErrInvalid  = errors.New("invalid request")
+	ErrConflict = errors.New("conflict")
+)
+
+func unknownService(name string) error { return fmt.Errorf("service %q: %w", name, ErrUnknown) }
+
+// hold freezes a service's replica count: paused keeps what it had when
+// paused, pinned what an operator asked for. Health replacement still runs.
+type hold struct {
+	paused   bool
+	replicas int
+}
+
+func (l *Loop) serviceLocked(name string) *service {
+	for _, s := range l.services {
+		if s.cfg.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Pin holds a service at n replicas until Resume.
+func (l *Loop) Pin(name string, n int) error {
+	l.mu.Lock()
+	s := l.serviceLocked(name)
+	switch {
+	case s == nil:
+		l.mu.Unlock()
+		return unknownService(name)
+	case n < 0 || n > s.cfg.MaxReplicas:
+		l.mu.Unlock()
+		return fmt.Errorf("replicas %d: want 0 to %d (max_replicas of %s): %w", n, s.cfg.MaxReplicas, name, ErrInvalid)
+	case s.rollout != nil && s.rollout.active():
+		l.mu.Unlock()
+		return fmt.Errorf("service %s has a rollout in progress: %w", name, ErrConflict)
+	}
+	s.hold = &hold{replicas: n}
+	l.mu.Unlock()
+	l.persist()
+	l.event(Event{Service: name, Kind: EventControl, Reason: "pinned", Message: fmt.Sprintf("pinned at %d replicas until resume", n)})
+	return nil
+}
+
+// lastCountLocked is the replica count the last tick settled on: its
+// decision, whose starts and drains may still be under way.
+func (s *service) lastCountLocked() int {
+	if s.status.Desired >= 0 {
+		return s.status.Desired
+	}
+	return s.status.Replicas.Serving + s.status.Replicas.Starting
+}
+
+// Pause freezes a service's replica count at what it has now.
+func (l *Loop) Pause(name string) error {
+	l.mu.Lock()
+	s := l.serviceLocked(name)
+	if s == nil {
+		l.mu.Unlock()
+		return unknownService(name)
+	}
+	n := s.lastCountLocked()
+	s.hold = &hold{paused: true, replicas: n}
+	l.mu.Unlock()
+	l.persist()
+	l.event(Event{Service: name, Kind: EventControl, Reason: "paused", Message: fmt.Sprintf("paused at %d replicas; health replacement still runs", n)})
+	return nil
+}
+
+// Resume returns a paused or pinned service to autoscaling.
+func (l *Loop) Resume(name string) error {
+	l.mu.Lock()
+	s := l.serviceLocked(name)
+	if s == nil {
+		l.mu.Unlock()
+		return unknownService(name)
+	}
+	s.hold = nil
+	l.mu.Unlock()
+	l.persist()
+	l.event(Event{Service: name, Kind: EventControl, Reason: "resumed", Message: "autoscaling resumed"})
+	return nil
+}
+
+// slotOf finds the service of a backend and checks the slot exists there.
+func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, runtimeapi.Server, error) {
+	l.mu.Lock()
+	var s *service
+	for _, c := range l.services {
+		if c.cfg.Backend == backend {
+			s = c
+		}
+	}
+	l.mu.Unlock()
+	if s == nil {
+		return nil, runtimeapi.Server{}, fmt.Errorf("backend %q is not managed by slotscaler: %w", backend, ErrUnknown)
+	}
+	b, err := l.lb.Backend(ctx, backend)
+	if err != nil {
+		return nil, runtimeapi.Server{}, err
+	}
+	srv, ok := b.Server(slot)
+	if !ok {
+		return nil, runtimeapi.Server{}, fmt.Errorf("slot %s/%s: %w", backend, slot, ErrUnknown)
+	}
+	return s, srv, nil
+}
+
+// DrainSlot drains a slot for an operator: slotscaler then neither counts
+// it nor re-enables it, keeps its container, and scales other slots to
+// cover.
+func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
+	s, srv, err := l.slotOf(ctx, backend, slot)
+	if err != nil {
+		return err
+	}
+	if srv.Admin == runtimeapi.AdminMaint {
+		return fmt.Errorf("slot %s/%s is in maint (free or held): nothing to drain: %w", backend, slot, ErrConflict)
+	}
+	if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminDrain); err != nil {
+		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
+	}
+	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator"})
+	return nil
+}
+
+// EnableSlot returns a slot an operator drained to slotscaler: ready again
+// when it still has its container; a slot in maint is simply free for
+// slotscaler to fill when it needs.
+func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
+	s, srv, err := l.slotOf(ctx, backend, slot)
+	if err != nil {
+		return err
+	}
+	if srv.Admin == runtimeapi.AdminDrain {
+		if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminReady); err != nil {
+			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
+		}
+	}
+	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})
+	return nil
+}

@@ -1,0 +1,289 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// scaleUp adds n replicas running image: slots still draining first, then
+// new containers in free slots on the hosts placement chooses.
+func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int, v view, inv inventory, image string) {
+	// Slots still draining come back at once: no container to start.
+	for _, name := range v.ownDrained {
+		if n == 0 {
+			return
+		}
+		if err := l.act(ctx, func(ctx context.Context) error {
+			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminReady)
+		}); err != nil {
+			log.Warn("re-enable draining slot", "slot", name, "err", err)
+			continue
+		}
+		l.setDraining(s, name, time.Time{})
+		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventUndrain, Message: "draining slot taken back"}, "dry_run", l.dryRun)
+		n--
+	}
+	if n > len(v.free) {
+		l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: "no_free_slot", Message: fmt.Sprintf("want %d more replicas, %d free slots", n, len(v.free))})
+		n = len(v.free)
+	}
+	hosts, err := Place(l.hostLoads(s, inv), n)
+	if err != nil {
+		l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: "no_host_capacity", Message: fmt.Sprintf("placed %d of %d new containers: %v", len(hosts), n, err)})
+	}
+	for i, host := range hosts {
+		slot, h := v.free[i], l.host(host)
+		spec := s.spec(slot, h, image, l.now())
+		l.launch(ctx, log, s, slot, &op{kind: opStart, host: host}, "start a container on "+host, func(ctx context.Context) { l.start(ctx, log, s, slot, h, spec, nil) })
+	}
+}
+
+// hostLoads counts every managed container per host, plus starts whose
+// container the listing could not show yet.
+func (l *Loop) hostLoads(s *service, inv inventory) []HostLoad {
+	loads := make([]HostLoad, len(l.hosts))
+	listed := map[string]bool{}
+	for i, h := range l.hosts {
+		cs := inv.byHost[h.Name]
+		loads[i] = HostLoad{Name: h.Name, Capacity: h.Capacity, Preferred: h.Preferred, Down: inv.down[h.Name] != nil}
+		for _, c := range cs {
+			listed[c.ID] = true
+			loads[i].Total++
+			if c.Service == s.cfg.Name {
+				loads[i].OfService++
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, other := range l.services {
+		for _, o := range other.ops {
+			if o.kind != opStart || listed[o.container] && o.container != "" {
+				continue
+			}
+			for i := range loads {
+				if loads[i].Name == o.host {
+					loads[i].Total++
+					if other == s {
+						loads[i].OfService++
+					}
+				}
+			}
+		}
+	}
+	return loads
+}
+
+func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n int, serving []SlotLoad, now time.Time) {
+	for _, name := range Victims(serving, n) {
+		if err := l.act(ctx, func(ctx context.Context) error {
+			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
+		}); err != nil {
+			log.Warn("drain", "slot", name, "err", err)
+			continue
+		}
+		if !l.dryRun {
+			l.setDraining(s, name, now)
+		}
+		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
+	}
+}
+
+// start runs a container for slot on h (or takes the one given), binds the
+// slot at weight 0, waits for HAProxy's first passed check, and only then
+// lets traffic in. Whatever fails is undone: the slot goes back to maint
+// and the container away.
+func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot string, h *Host, spec Spec, c *Container) {
+	begin := time.Now()
+	if c == nil {
+		started, err := h.Engine.Start(ctx, spec)
+		if err != nil {
+			l.startFailed(s, spec.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: "start", Message: err.Error()}, "host", h.Name)
+			return
+		}
+		c = &started
+		l.mu.Lock()
+		s.ops[slot].container = c.ID
+		l.mu.Unlock()
+		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
+	}
+	undo := func(why string, err error) {
+		l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
+		defer cancel()
+		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, runtimeapi.AdminMaint); err != nil && !errors.Is(err, runtimeapi.ErrNoSuchServer) {
+			log.Warn("set maint", "slot", slot, "err", err)
+		}
+		if err := h.Engine.Remove(cleanup, c.ID, StopGrace); err != nil {
+			log.Warn("remove container", "slot", slot, "err", err)
+		}
+		if s.cfg.Slots.Mode == config.ModeDynamic {
+			l.deleteServer(cleanup, log, s, slot)
+		}
+	}
+	if err := l.bind(ctx, s, slot, h.Addr, c.Port); err != nil {
+		undo("bind", err)
+		return
+	}
+	if err := l.waitUp(ctx, s, slot); err != nil {
+		undo("first health check", err)
+		return
+	}
+	if err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100); err != nil {
+		undo("set weight", err)
+		return
+	}
+	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventServing, Message: "slot serving " + c.Name},
+		"host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)).String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
+}
+
+// spec is the container a slot runs.
+func (s *service) spec(slot string, h *Host, image string, now time.Time) Spec {
+	cc := s.cfg.Container
+	return Spec{
+		Name:       fmt.Sprintf("slotscaler-%s-%s-%x", s.cfg.Name, slot, now.UnixNano()&0xffffffff),
+		Service:    s.cfg.Name,
+		Slot:       slot,
+		Host:       h.Name,
+		Generation: s.generationOf(image),
+		Image:      image,
+		Port:       cc.Port,
+		PublishIP:  h.Addr,
+		Env:        cc.Env,
+		Volumes:    cc.Volumes,
+		Labels:     cc.Labels,
+		Command:    cc.Command,
+		Memory:     int64(cc.Memory),
+		CPUs:       cc.CPUs,
+	}
+}
+
+// bind points the slot at the container with weight 0 and makes it ready,
+// so HAProxy checks it but sends it nothing yet.
+func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Addr, port int) error {
+	be := s.cfg.Backend
+	if s.cfg.Slots.Mode == config.ModeDynamic {
+		err := l.lb.AddServer(ctx, be, slot, addr, port, runtimeapi.ServerOptions{
+			Check: true, Inter: fmt.Sprintf("%dms", s.cfg.Check.Inter.Milliseconds()), Rise: s.cfg.Check.Rise, Fall: s.cfg.Check.Fall,
+			// Dynamic servers inherit nothing: keep idle connections reusable.
+			Extra: []string{"pool-purge-delay", "5s"},
+		})
+		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
+			err = l.lb.SetAddr(ctx, be, slot, addr, port)
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := l.lb.SetAddr(ctx, be, slot, addr, port); err != nil {
+		return err
+	}
+	if err := l.lb.SetWeight(ctx, be, slot, 0); err != nil {
+		return err
+	}
+	if err := l.lb.EnableHealth(ctx, be, slot); err != nil {
+		return err
+	}
+	return l.lb.SetState(ctx, be, slot, runtimeapi.AdminReady)
+}
+
+// checkPassed reports whether HAProxy's own check of the server passed and
+// no rise/fall transition is under way.
+func checkPassed(srv runtimeapi.Server) bool {
+	return srv.Health == runtimeapi.HealthUp && !srv.Transition && strings.Contains(srv.CheckStatus, "OK")
+}
+
+// waitUp polls the slot until its health check passed, for at most the
+// service's unhealthy_after.
+func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UnhealthyAfter.Duration)
+	defer cancel()
+	poll := min(max(s.cfg.Check.Inter.Duration/5, 20*time.Millisecond), 100*time.Millisecond)
+	last := "no reading"
+	for {
+		b, err := l.lb.Backend(ctx, s.cfg.Backend)
+		if err == nil {
+			srv, ok := b.Server(slot)
+			if !ok {
+				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
+			}
+			if srv.Admin != runtimeapi.AdminReady {
+				return fmt.Errorf("slot %s/%s was set to %s meanwhile", s.cfg.Backend, slot, srv.Admin)
+			}
+			if checkPassed(srv) {
+				return nil
+			}
+			last = fmt.Sprintf("status %q, check %q", srv.Status, srv.CheckStatus)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no passed check within %s (last: %s): %w", s.cfg.UnhealthyAfter.Duration, last, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+// cpu is the mean CPU use of the serving containers since the previous
+// tick, in percent of each container's CPU limit (of one CPU without one).
+func (l *Loop) cpu(ctx context.Context, s *service, b runtimeapi.Backend, containers []Container) float64 {
+	var sum float64
+	var n int
+	seen := map[string]bool{}
+	for _, srv := range b.Servers {
+		if !srv.Serving() {
+			continue
+		}
+		c := l.bound(srv, containers)
+		if c == nil {
+			continue
+		}
+		h := l.host(c.Host)
+		sample, err := h.Engine.CPU(ctx, c.ID)
+		if err != nil {
+			continue
+		}
+		seen[c.ID] = true
+		if p := sample.Percent(s.cpu[c.ID]); p >= 0 {
+			if s.cfg.Container.CPUs > 0 {
+				p /= s.cfg.Container.CPUs
+			}
+			sum += p
+			n++
+		}
+		s.cpu[c.ID] = sample
+	}
+	for id := range s.cpu {
+		if !seen[id] {
+			delete(s.cpu, id)
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return sum / float64(n)
+}
+
+// startFailed counts a start that never served against its generation (a
+// rollout watches this) and reports it.
+func (l *Loop) startFailed(s *service, generation string, e Event, attrs ...any) {
+	l.mu.Lock()
+	s.startFailures[generation]++
+	l.mu.Unlock()
+	l.event(e, attrs...)
+}
+
+func sessionsOf(slot string, loads []SlotLoad) int {
+	for _, sl := range loads {
+		if sl.Slot == slot {
+			return sl.Sessions
+		}
+	}
+	return 0
+}

@@ -1,0 +1,233 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// reconcileSlot makes one slot and its containers agree (HAProxy's admin
+// state says what must exist) and says what the slot is now.
+func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, complete bool, now time.Time) slotState {
+	bound := l.bound(srv, mine)
+	switch {
+	case !exists || srv.Admin == runtimeapi.AdminMaint:
+		l.setDraining(s, name, time.Time{})
+		if len(mine) == 0 {
+			return slotFree
+		}
+		if !complete {
+			return slotBusy // its containers may be on the host that did not answer
+		}
+		// A running container the slot does not point at: HAProxy restarted
+		// (template slots came back with the placeholder, dynamic ones are
+		// gone) or a start was cut short.
+		// Bind it again rather than churn it. One that the slot still points
+		// at was put in maint on purpose: remove it.
+		if bound == nil && len(mine) == 1 && mine[0].Running {
+			c := mine[0]
+			l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRebind, Message: "re-binding running container " + c.Name})
+			l.launch(ctx, log, s, name, &op{kind: opStart, host: c.Host, container: c.ID}, "re-bind "+c.Name, func(ctx context.Context) { l.start(ctx, log, s, name, l.host(c.Host), Spec{}, &c) })
+			return slotBusy
+		}
+		l.remove(ctx, log, s, name, mine, "slot in maint")
+		return slotBusy
+	case srv.Admin == runtimeapi.AdminDrain:
+		for _, c := range mine {
+			if bound != nil && c.ID != bound.ID {
+				l.discard(ctx, log, s, c, "not the slot's container")
+			}
+		}
+		since, ours := l.drainingSince(s, name)
+		if !ours {
+			return slotOperator
+		}
+		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil {
+			l.retire(ctx, log, s, name, mine, "drained")
+			return slotBusy
+		}
+		return slotDraining
+	}
+	// Ready.
+	l.setDraining(s, name, time.Time{})
+	if bound != nil || complete {
+		for _, c := range mine {
+			if bound == nil || c.ID != bound.ID {
+				l.discard(ctx, log, s, c, "not the slot's container")
+			}
+		}
+	}
+	if bound == nil {
+		if !complete {
+			// Cannot tell: trust HAProxy's view of it.
+			if srv.Serving() && srv.Weight > 0 {
+				return slotServing
+			}
+			return slotStarting
+		}
+		l.retire(ctx, log, s, name, nil, "container missing")
+		return slotBusy
+	}
+	switch {
+	case srv.Health == runtimeapi.HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
+		l.retire(ctx, log, s, name, []Container{*bound}, "unhealthy")
+		return slotBusy
+	case srv.Weight == 0:
+		// Bound by an earlier run that stopped before the first check passed.
+		if checkPassed(srv) {
+			if err := l.act(ctx, func(ctx context.Context) error { return l.lb.SetWeight(ctx, s.cfg.Backend, name, 100) }); err != nil {
+				log.Warn("restore weight", "slot", name, "err", err)
+			}
+		}
+		return slotStarting
+	case srv.Serving():
+		return slotServing
+	}
+	return slotStarting
+}
+
+// act runs a runtime API change unless this is a dry run.
+func (l *Loop) act(ctx context.Context, f func(context.Context) error) error {
+	if l.dryRun {
+		return nil
+	}
+	return f(ctx)
+}
+
+// retire takes a slot out of the balancing at once (maint) and removes its
+// containers.
+func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name string, mine []Container, why string) {
+	l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRetire, Reason: why, Message: "slot to maint, container to remove"}, "dry_run", l.dryRun)
+	if err := l.act(ctx, func(ctx context.Context) error {
+		return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminMaint)
+	}); err != nil {
+		log.Warn("set maint", "slot", name, "err", err)
+		return
+	}
+	l.setDraining(s, name, time.Time{})
+	l.remove(ctx, log, s, name, mine, why)
+}
+
+// remove stops and removes a maint slot's containers, and deletes the
+// server of a dynamic slot, in an operation.
+func (l *Loop) remove(ctx context.Context, log *slog.Logger, s *service, name string, mine []Container, why string) {
+	l.launch(ctx, log, s, name, &op{kind: opRemove}, "remove containers ("+why+")", func(ctx context.Context) {
+		for _, c := range mine {
+			h := l.host(c.Host)
+			if h == nil {
+				continue
+			}
+			if err := h.Engine.Remove(ctx, c.ID, StopGrace); err != nil {
+				log.Error("remove container", "slot", name, "container", c.Name, "err", err)
+				return
+			}
+			l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRemoved, Reason: why, Message: "container " + c.Name + " removed"}, "host", c.Host)
+		}
+		if s.cfg.Slots.Mode == config.ModeDynamic {
+			l.deleteServer(ctx, log, s, name)
+		}
+	})
+}
+
+// deleteServer deletes a dynamic slot; HAProxy refuses while a connection
+// is still attached, so it retries for a while.
+func (l *Loop) deleteServer(ctx context.Context, log *slog.Logger, s *service, name string) {
+	for range 20 {
+		err := l.lb.DelServer(ctx, s.cfg.Backend, name)
+		switch {
+		case err == nil, errors.Is(err, runtimeapi.ErrNoSuchServer):
+			return
+		case !errors.Is(err, runtimeapi.ErrHasConnections):
+			log.Warn("del server", "slot", name, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	log.Warn("del server: connections still attached; the next tick retries", "slot", name)
+}
+
+// removeStrays removes containers of the service that carry an unknown
+// slot label (the config shrank, or a template changed).
+func (l *Loop) removeStrays(ctx context.Context, log *slog.Logger, s *service, names []string, containers []Container, inv inventory) {
+	if !inv.complete {
+		return
+	}
+	for _, c := range containers {
+		if !slices.Contains(names, c.Slot) {
+			l.discard(ctx, log, s, c, "no such slot")
+		}
+	}
+}
+
+// discard removes one container no slot uses, in an operation keyed by the
+// container so that its slot stays free for the ticks.
+func (l *Loop) discard(ctx context.Context, log *slog.Logger, s *service, c Container, why string) {
+	key := "container/" + c.ID
+	if l.opKind(s, key) != opNone {
+		return
+	}
+	h := l.host(c.Host)
+	l.launch(ctx, log, s, key, &op{kind: opRemove}, "remove stray container "+c.Name+" ("+why+")", func(ctx context.Context) {
+		if err := h.Engine.Remove(ctx, c.ID, StopGrace); err != nil {
+			log.Error("remove stray container", "container", c.Name, "err", err)
+			return
+		}
+		l.event(Event{Service: s.cfg.Name, Kind: EventRemoved, Reason: why, Message: "stray container " + c.Name + " removed"}, "host", c.Host, "label_slot", c.Slot)
+	})
+}
+
+// launch runs fn as an operation owning slot until it returns; a dry run
+// only says what it would do.
+func (l *Loop) launch(ctx context.Context, log *slog.Logger, s *service, slot string, o *op, what string, fn func(context.Context)) {
+	if l.dryRun {
+		log.Info("dry run: would "+what, "slot", slot)
+		return
+	}
+	l.mu.Lock()
+	s.ops[slot] = o
+	l.mu.Unlock()
+	l.ops.Add(1)
+	go func() {
+		defer l.ops.Done()
+		defer func() {
+			l.mu.Lock()
+			delete(s.ops, slot)
+			l.mu.Unlock()
+		}()
+		fn(ctx)
+	}()
+}
+
+// drainingSince says whether slotscaler drained slot to scale down, and when.
+func (l *Loop) drainingSince(s *service, slot string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := s.draining[slot]
+	return t, ok
+}
+
+// setDraining records (or, with a zero time, forgets) a scale-down drain,
+// and saves it when it changed: after a restart, a drain not recorded is an
+// operator's.
+func (l *Loop) setDraining(s *service, slot string, since time.Time) {
+	l.mu.Lock()
+	_, had := s.draining[slot]
+	if since.IsZero() {
+		delete(s.draining, slot)
+	} else {
+		s.draining[slot] = since
+	}
+	l.mu.Unlock()
+	if had != !since.IsZero() {
+		l.persist()
+	}
+}

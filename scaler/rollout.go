@@ -1,0 +1,176 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Rollout states.
+const (
+	RolloutRunning     = "running"
+	RolloutRollingBack = "rolling_back"
+	RolloutSucceeded   = "succeeded"
+	RolloutRolledBack  = "rolled_back" // the new image never became healthy; the previous one runs again
+	RolloutFailed      = "failed"      // even the way back failed; look at the events
+)
+
+// DefaultRolloutTimeout bounds a rollout whose request gives no timeout.
+const DefaultRolloutTimeout = 10 * time.Minute
+
+// Rollout is a service's image update: surge first (a new container in a
+// free slot, UP, then one old one drained and removed), drain first when
+// no slot or host has room, one replica at a time. Autoscaling decisions of
+// the service are frozen meanwhile.
+type Rollout struct {
+	ID       int       `json:"id"`
+	Image    string    `json:"image"`
+	Previous string    `json:"previous"`
+	State    string    `json:"state"`
+	Replicas int       `json:"replicas"` // held during the rollout
+	Updated  int       `json:"updated"`  // replicas serving the image being converged to
+	Started  time.Time `json:"started"`
+	Deadline time.Time `json:"deadline"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Message  string    `json:"message"`
+
+	Target string `json:"target"` // image being converged to: Image, or Previous when rolling back
+
+	failures int // start failures of target's generation when it became the target
+}
+
+func (r *Rollout) active() bool { return r.State == RolloutRunning || r.State == RolloutRollingBack }
+
+// StartRollout begins a rollout of image; one per service at a time.
+func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout, error) {
+	if image == "" {
+		return Rollout{}, fmt.Errorf("image is required: %w", ErrInvalid)
+	}
+	if timeout <= 0 {
+		timeout = DefaultRolloutTimeout
+	}
+	now := l.now()
+	l.mu.Lock()
+	s := l.serviceLocked(name)
+	switch {
+	case s == nil:
+		l.mu.Unlock()
+		return Rollout{}, unknownService(name)
+	case s.rollout != nil && s.rollout.active():
+		l.mu.Unlock()
+		return Rollout{}, fmt.Errorf("service %s: rollout %d to %s is in progress: %w", name, s.rollout.ID, s.rollout.Image, ErrConflict)
+	}
+	id := 1
+	if s.rollout != nil {
+		id = s.rollout.ID + 1
+	}
+	n := s.lastCountLocked()
+	s.rollout = &Rollout{ID: id, Image: image, Previous: s.image, State: RolloutRunning, Replicas: n, Started: now,
+		Deadline: now.Add(timeout), Message: "starting", Target: image}
+	s.rollout.failures = s.startFailures[s.generationOf(image)]
+	r := *s.rollout
+	l.mu.Unlock()
+	l.persist()
+	l.event(Event{Service: name, Kind: EventRollout, Reason: RolloutRunning, Message: fmt.Sprintf("rollout %d: %s -> %s, %d replicas", id, r.Previous, image, n)})
+	return r, nil
+}
+
+// RolloutStatus returns the service's current or last rollout.
+func (l *Loop) RolloutStatus(name string) (Rollout, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.serviceLocked(name)
+	switch {
+	case s == nil:
+		return Rollout{}, unknownService(name)
+	case s.rollout == nil:
+		return Rollout{}, fmt.Errorf("service %s has had no rollout: %w", name, ErrUnknown)
+	}
+	return *s.rollout, nil
+}
+
+// rolloutStep moves an active rollout one step: it waits while a start or
+// a drain is under way, then drains an old replica when there is one too
+// many, or starts a new one (in a free slot; when none, an old one is
+// drained first), and ends when every replica runs the target image.
+func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v view, inv inventory) {
+	now := l.now()
+	l.mu.Lock()
+	r := s.rollout
+	gen := s.generationOf(r.Target)
+	failed := s.startFailures[gen] > r.failures
+	l.mu.Unlock()
+
+	switch {
+	case failed && r.State == RolloutRunning:
+		l.rollBack(s, fmt.Sprintf("a container of %s never became healthy", r.Image))
+		return
+	case now.After(r.Deadline) && r.State == RolloutRunning:
+		l.rollBack(s, "timed out")
+		return
+	case failed:
+		l.endRollout(s, RolloutFailed, fmt.Sprintf("rolling back to %s failed too: a container did not become healthy", r.Previous))
+		return
+	}
+	if v.obs.Starting > 0 || len(v.ownDrained) > 0 || v.busy > 0 {
+		return // one step at a time
+	}
+	var old []SlotLoad
+	updated := 0
+	for _, sl := range v.serving {
+		if sl.Generation == gen {
+			updated++
+		} else {
+			old = append(old, sl)
+		}
+	}
+	l.mu.Lock()
+	r.Updated = updated
+	l.mu.Unlock()
+	current := v.obs.Serving
+	switch {
+	case current > r.Replicas && len(old) > 0:
+		l.scaleDown(ctx, log, s, 1, old, now)
+	case len(old) > 0 && len(v.free) > 0 && l.canPlace(s, inv):
+		l.scaleUp(ctx, log, s, 1, view{free: v.free}, inv, r.Target)
+	case len(old) > 0:
+		l.scaleDown(ctx, log, s, 1, old, now) // no room to surge: drain first
+	case current < r.Replicas:
+		l.scaleUp(ctx, log, s, r.Replicas-current, view{free: v.free}, inv, r.Target)
+	case r.State == RolloutRollingBack:
+		l.endRollout(s, RolloutRolledBack, fmt.Sprintf("%s never became healthy; every replica runs %s again", r.Image, r.Previous))
+	default:
+		l.endRollout(s, RolloutSucceeded, fmt.Sprintf("every replica runs %s", r.Image))
+	}
+}
+
+func (l *Loop) canPlace(s *service, inv inventory) bool {
+	hosts, _ := Place(l.hostLoads(s, inv), 1)
+	return len(hosts) == 1
+}
+
+func (l *Loop) rollBack(s *service, why string) {
+	l.mu.Lock()
+	r := s.rollout
+	r.State, r.Target, r.Message = RolloutRollingBack, r.Previous, why+"; rolling back to "+r.Previous
+	r.failures = s.startFailures[s.generationOf(r.Previous)]
+	msg := fmt.Sprintf("rollout %d: %s", r.ID, r.Message)
+	l.mu.Unlock()
+	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: RolloutRollingBack, Message: msg})
+}
+
+func (l *Loop) endRollout(s *service, state, msg string) {
+	l.mu.Lock()
+	r := s.rollout
+	r.State, r.Message, r.Ended = state, msg, l.now()
+	if state == RolloutSucceeded {
+		s.image = r.Image
+	} else {
+		s.image = r.Previous
+	}
+	id := r.ID
+	l.mu.Unlock()
+	l.persist()
+	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: state, Message: fmt.Sprintf("rollout %d %s: %s", id, state, msg)})
+}

@@ -1,0 +1,218 @@
+package scaler
+
+import (
+	"slices"
+	"time"
+)
+
+// ServiceStatus is what the loop last saw and decided for a service; the
+// API serves it and the metrics read it.
+type ServiceStatus struct {
+	Name       string       `json:"name"`
+	Backend    string       `json:"backend"`
+	Mode       string       `json:"mode"`
+	Image      string       `json:"image"`
+	Generation string       `json:"generation"`
+	Replicas   Replicas     `json:"replicas"`
+	Desired    int          `json:"desired"`
+	Reason     Reason       `json:"reason"`
+	LimitedBy  Reason       `json:"limited_by,omitempty"`
+	Min        int          `json:"min"`
+	Max        int          `json:"max"`
+	Window     int          `json:"schedule_window"` // active schedule window, -1 outside or without schedule
+	Sessions   float64      `json:"sessions"`
+	Queue      float64      `json:"queue"`
+	CPU        float64      `json:"cpu_percent"` // -1 when not measured
+	Control    string       `json:"control"`     // auto, paused, pinned or rollout
+	Pinned     int          `json:"pinned,omitempty"`
+	Slots      []SlotStatus `json:"slots"`
+	Rollout    *Rollout     `json:"rollout,omitempty"`
+	Error      string       `json:"error,omitempty"` // why the last tick was skipped
+	Updated    time.Time    `json:"updated"`
+}
+
+// Replicas counts a service's slots by state.
+type Replicas struct {
+	Serving  int `json:"serving"`
+	Starting int `json:"starting"`
+	Draining int `json:"draining"` // drained by slotscaler, on the way out
+	Operator int `json:"operator"` // drained or held by someone else: not capacity
+	Free     int `json:"free"`
+}
+
+// Slot states as the API shows them.
+const (
+	StateFree     = "free"
+	StateStarting = "starting"
+	StateServing  = "serving"
+	StateDraining = "draining"
+	StateDrained  = "drained" // by an operator
+	StateBusy     = "busy"    // an operation (start, removal) owns it
+)
+
+// SlotStatus is one slot with its container.
+type SlotStatus struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Admin      string `json:"admin"`
+	Status     string `json:"status"` // HAProxy's, e.g. "UP", "DOWN 1/2", "MAINT"
+	Check      string `json:"check,omitempty"`
+	Addr       string `json:"addr,omitempty"`
+	Weight     int    `json:"weight"`
+	Sessions   int    `json:"sessions"`
+	Queue      int    `json:"queue"`
+	Container  string `json:"container,omitempty"`
+	Host       string `json:"host,omitempty"`
+	Image      string `json:"image,omitempty"`
+	Generation string `json:"generation,omitempty"`
+}
+
+// HostStatus is a Docker host's load.
+type HostStatus struct {
+	Name       string `json:"name"`
+	Containers int    `json:"containers"`
+	Capacity   int    `json:"capacity"`
+	Up         bool   `json:"up"`
+}
+
+// Event is something the loop did or saw, kept for "lbctl events".
+type Event struct {
+	Time    time.Time `json:"time"`
+	Service string    `json:"service,omitempty"`
+	Slot    string    `json:"slot,omitempty"`
+	Kind    string    `json:"kind"`
+	Reason  string    `json:"reason,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Event kinds.
+const (
+	EventScaleUp        = "scale_up"
+	EventScaleDown      = "scale_down"
+	EventServing        = "serving"
+	EventStartFailed    = "start_failed"
+	EventDrain          = "drain"
+	EventUndrain        = "undrain"
+	EventRetire         = "retire"
+	EventRemoved        = "container_removed"
+	EventRebind         = "rebind"
+	EventNoCapacity     = "no_capacity"
+	EventHAProxyRestart = "haproxy_restart"
+	EventControl        = "control"
+	EventRollout        = "rollout"
+)
+
+// Observer receives what the loop does; the metrics implement it.
+type Observer interface {
+	Event(Event)
+	Tick(took time.Duration, services []ServiceStatus, hosts []HostStatus)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Event(Event)                                       {}
+func (nopObserver) Tick(time.Duration, []ServiceStatus, []HostStatus) {}
+
+// maxEvents is how many events the loop keeps.
+const maxEvents = 1000
+
+// event logs e, keeps it and tells the observer.
+func (l *Loop) event(e Event, attrs ...any) {
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	args := append([]any{"event", e.Kind}, attrs...)
+	if e.Service != "" {
+		args = append(args, "service", e.Service)
+	}
+	if e.Slot != "" {
+		args = append(args, "slot", e.Slot)
+	}
+	if e.Reason != "" {
+		args = append(args, "reason", e.Reason)
+	}
+	switch e.Kind {
+	case EventStartFailed, EventNoCapacity, EventHAProxyRestart:
+		l.log.Warn(e.Message, args...)
+	default:
+		l.log.Info(e.Message, args...)
+	}
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	if len(l.events) > maxEvents {
+		l.events = slices.Delete(l.events, 0, len(l.events)-maxEvents)
+	}
+	l.mu.Unlock()
+	l.observer.Event(e)
+}
+
+// Events returns the kept events, oldest first, of one service or all ("").
+func (l *Loop) Events(service string) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []Event{}
+	for _, e := range l.events {
+		if service == "" || e.Service == service {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Services returns every service's last status, in config order.
+func (l *Loop) Services() []ServiceStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ServiceStatus, 0, len(l.services))
+	for _, s := range l.services {
+		out = append(out, s.statusLocked())
+	}
+	return out
+}
+
+// Service returns one service's last status.
+func (l *Loop) Service(name string) (ServiceStatus, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.serviceLocked(name)
+	if s == nil {
+		return ServiceStatus{}, unknownService(name)
+	}
+	return s.statusLocked(), nil
+}
+
+func (s *service) statusLocked() ServiceStatus {
+	st := s.status
+	st.Slots = slices.Clone(st.Slots)
+	st.Image, st.Generation = s.image, s.generation()
+	st.Control, st.Pinned = "auto", 0
+	switch {
+	case s.rollout != nil && s.rollout.active():
+		st.Control = "rollout"
+	case s.hold != nil && s.hold.paused:
+		st.Control = "paused"
+	case s.hold != nil:
+		st.Control, st.Pinned = "pinned", s.hold.replicas
+	}
+	if s.rollout != nil {
+		r := *s.rollout
+		st.Rollout = &r
+	}
+	return st
+}
+
+// Ready reports whether the last tick read HAProxy and every Docker host;
+// the reasons say what failed.
+func (l *Loop) Ready() (bool, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var why []string
+	switch {
+	case l.lastTick.IsZero():
+		why = append(why, "no tick has completed yet")
+	case l.now().Sub(l.lastTick) > 3*l.interval+5*time.Second:
+		why = append(why, "last tick was at "+l.lastTick.Format(time.RFC3339))
+	}
+	why = append(why, l.faults...)
+	return len(why) == 0, why
+}
