@@ -67,7 +67,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					cfg, _ := config.Load(c.String("config"))
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
 					defer stop()
-					return runLoop(ctx, cfg, c.Bool("dry-run"), log)
+					return runLoop(ctx, c.String("config"), cfg, c.Bool("dry-run"), log)
 				},
 			},
 			{

@@ -106,6 +106,7 @@ func TestRunDryRun(t *testing.T) {
 	yaml := fmt.Sprintf(`
 haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
 state_dir: {{DIR}}/state
+api: {listen: "127.0.0.1:0"}
 docker: {hosts: [{name: local, endpoint: %s, max_containers: 4}]}
 interval: 100ms
 services:

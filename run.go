@@ -1,17 +1,24 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/docker"
+	"github.com/slotscaler/slotscaler/scaler/metrics"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -29,16 +36,22 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
-// runLoop wires the runtime API and the Docker hosts into the control loop and
-// runs it until ctx ends.
-func runLoop(ctx context.Context, cfg *config.Config, dryRun bool, log *slog.Logger) error {
+// runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
+// API into the control loop and runs it until ctx ends.
+func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
 	if len(cfg.HAProxy.RuntimeAPI) > 1 {
 		return fmt.Errorf("haproxy.runtime_api: %d sockets given; syncing several HAProxy instances is not supported yet, give one", len(cfg.HAProxy.RuntimeAPI))
 	}
-	lb, err := runtimeapi.New(cfg.HAProxy.RuntimeAPI[0])
+	tokens, err := loadTokens(cfg.API.Tokens)
 	if err != nil {
 		return err
 	}
+	client, err := runtimeapi.New(cfg.HAProxy.RuntimeAPI[0])
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	lb := m.LB(client, client.String())
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
 		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull})
@@ -51,18 +64,69 @@ func runLoop(ctx context.Context, cfg *config.Config, dryRun bool, log *slog.Log
 			log.Warn("docker host not answering yet; the loop keeps trying", "host", h.Name, "err", err)
 		}
 		cancel()
-		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: e})
+		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Log: log})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log})
 	if err != nil {
 		return err
 	}
+	reload := func() error {
+		next, err := config.Load(path)
+		if err != nil {
+			return fmt.Errorf("%s: %v: %w", path, err, scaler.ErrInvalid)
+		}
+		return loop.Reload(next)
+	}
+	srv := &http.Server{Addr: cfg.API.Listen, Handler: api.New(loop, tokens, m.Handler(), reload, log).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http api stopped", "err", err)
+		}
+	}()
+	defer func() {
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	log.Info("http api listening", "addr", ln.Addr().String(), "tokens", len(tokens))
 	names := make([]string, 0, len(cfg.Services))
 	for _, s := range cfg.Services {
 		names = append(names, s.Name)
 	}
-	log.Info("slotscaler running", "runtime_api", lb.String(), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
+	log.Info("slotscaler running", "runtime_api", client.String(), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
 	err = loop.Run(ctx)
 	log.Info("slotscaler stopped; containers keep running and are found again at the next start")
 	return err
+}
+
+// loadTokens reads every token's value from its file or environment
+// variable; only names and roles are ever logged.
+func loadTokens(cfg []config.Token) ([]api.Token, error) {
+	var out []api.Token
+	for i, t := range cfg {
+		role, err := api.ParseRole(t.Role)
+		if err != nil {
+			return nil, fmt.Errorf("api.tokens[%d].role: %w", i, err)
+		}
+		var value string
+		switch {
+		case t.File != "":
+			data, err := os.ReadFile(t.File)
+			if err != nil {
+				return nil, fmt.Errorf("api.tokens[%d] (%s): read token file: %w", i, t.Name, err)
+			}
+			value = strings.TrimSpace(string(data))
+		default:
+			value = os.Getenv(t.Env)
+		}
+		if len(value) < 16 {
+			return nil, fmt.Errorf("api.tokens[%d] (%s): token missing or shorter than 16 characters (from %s)", i, t.Name, cmp.Or(t.File, "$"+t.Env))
+		}
+		out = append(out, api.Token{Name: t.Name, Value: value, Role: role})
+	}
+	return out, nil
 }

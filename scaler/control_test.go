@@ -219,3 +219,23 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Errorf("after restart: image %q control %q pinned %d", st.Image, st.Control, st.Pinned)
 	}
 }
+
+func TestReloadAppliesAtNextTick(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	next := *h.cfg
+	next.Services = append([]config.Service(nil), h.cfg.Services...)
+	next.Services[0].MinReplicas = 2
+	if err := h.loop.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	h.tick()
+	if got := h.serving(); got != 2 {
+		t.Fatalf("reloaded min_replicas 2: serving %d", got)
+	}
+	slower := next
+	slower.Interval.Duration = 5 * time.Second
+	if err := h.loop.Reload(&slower); !errors.Is(err, scaler.ErrConflict) {
+		t.Errorf("interval change: %v, want ErrConflict (restart needed)", err)
+	}
+}

@@ -66,7 +66,7 @@ type Options struct {
 type Loop struct {
 	lb       LB
 	hosts    []Host
-	services []*service
+	cfg      *config.Config
 	interval time.Duration
 	dryRun   bool
 	stateDir string
@@ -77,6 +77,8 @@ type Loop struct {
 	ops sync.WaitGroup
 
 	mu       sync.Mutex // guards what follows and the services' shared fields
+	services []*service
+	pending  *config.Config // reloaded, applied at the next tick
 	info     runtimeapi.Info
 	events   []Event
 	lastTick time.Time
@@ -138,21 +140,26 @@ func New(o Options) (*Loop, error) {
 		l.interval = config.DefaultInterval
 	}
 	for _, sc := range o.Config.Services {
-		l.services = append(l.services, &service{
-			cfg:           sc,
-			policy:        PolicyFor(sc, l.interval),
-			cpu:           map[string]CPUSample{},
-			ops:           map[string]*op{},
-			draining:      map[string]time.Time{},
-			image:         sc.Container.Image,
-			startFailures: map[string]int{},
-			status:        ServiceStatus{Name: sc.Name, Backend: sc.Backend, Mode: sc.Slots.Mode, Desired: -1, Window: -1, CPU: -1},
-		})
+		l.services = append(l.services, newService(sc, l.interval))
 	}
+	l.cfg = o.Config
 	if err := l.restore(); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+func newService(sc config.Service, interval time.Duration) *service {
+	return &service{
+		cfg:           sc,
+		policy:        PolicyFor(sc, interval),
+		cpu:           map[string]CPUSample{},
+		ops:           map[string]*op{},
+		draining:      map[string]time.Time{},
+		image:         sc.Container.Image,
+		startFailures: map[string]int{},
+		status:        ServiceStatus{Name: sc.Name, Backend: sc.Backend, Mode: sc.Slots.Mode, Desired: -1, Window: -1, CPU: -1},
+	}
 }
 
 // PolicyFor turns a service's config into decision rules. A queue counts
@@ -211,6 +218,7 @@ func (l *Loop) Wait() { l.ops.Wait() }
 // Tick runs one pass over every service.
 func (l *Loop) Tick(ctx context.Context) {
 	begin := time.Now()
+	l.applyPending()
 	now := l.now()
 	info, err := l.lb.Info(ctx)
 	if err != nil {
@@ -233,7 +241,8 @@ func (l *Loop) Tick(ctx context.Context) {
 	// may predate its container.
 	busy := map[*service]map[string]opKind{}
 	l.mu.Lock()
-	for _, s := range l.services {
+	services := slices.Clone(l.services)
+	for _, s := range services {
 		busy[s] = map[string]opKind{}
 		for slot, o := range s.ops {
 			busy[s][slot] = o.kind
@@ -248,8 +257,8 @@ func (l *Loop) Tick(ctx context.Context) {
 			faults = append(faults, "docker host "+h.Name+": "+inv.down[h.Name].Error())
 		}
 	}
-	statuses := make([]ServiceStatus, 0, len(l.services))
-	for _, s := range l.services {
+	statuses := make([]ServiceStatus, 0, len(services))
+	for _, s := range services {
 		st := l.tickService(ctx, s, now, inv)
 		if st.Error != "" {
 			faults = append(faults, "service "+s.cfg.Name+": "+st.Error)

@@ -9,6 +9,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,6 +123,10 @@ func run(ctx context.Context) (err error) {
 
 	step("starting bin/slotscaler run --config examples/slotscaler.yaml (log: %s/slotscaler.log)", dir)
 	scaler := exec.Command("bin/slotscaler", "run", "--config", "examples/slotscaler.yaml", "--log-format", "json")
+	// examples/slotscaler.yaml reads the API token of "lbctl" from here.
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	scaler.Env = append(os.Environ(), "SLOTSCALER_CI_TOKEN="+hex.EncodeToString(token))
 	logPipe, err := scaler.StderrPipe()
 	if err != nil {
 		return err
