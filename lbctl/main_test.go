@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -21,7 +24,7 @@ backend web
 		err := newApp(&out).Run(append([]string{"lbctl", "--socket", h.Socket}, args...))
 		return out.String(), err
 	}
-	if out, err := lbctl("drain", "web/static1"); err != nil || out != "web/static1: drain\n" {
+	if out, err := lbctl("drain", "web/static1"); err != nil || out != "web/static1: drain (straight on the socket)\n" {
 		t.Fatalf("drain: %q %v", out, err)
 	}
 	out, err := lbctl("status", "web")
@@ -45,12 +48,31 @@ backend web
 	if s, _ := backends[0].Server("static1"); s.Admin != runtimeapi.AdminReady {
 		t.Errorf("static1 after enable: %v", s.Admin)
 	}
+	if _, err := lbctl("scale", "web", "2"); exitCode(err) != exitUsage {
+		t.Errorf("scale with --socket: %v, want usage error", err)
+	}
 	if _, err := lbctl("drain", "web/nope"); err == nil || !strings.Contains(err.Error(), "No such server") {
 		t.Errorf("drain unknown slot: %v", err)
 	}
-	if _, err := lbctl("drain", "web"); err == nil {
-		t.Error("drain without slot: want error")
+	if _, err := lbctl("drain", "web"); exitCode(err) != exitUsage {
+		t.Errorf("drain without slot: %v, want usage error", err)
 	}
+	var out2 bytes.Buffer
+	err = newApp(&out2).Run([]string{"lbctl", "--socket", h.Dir + "/missing.sock", "status"})
+	if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "LBCTL_SOCKET") {
+		t.Errorf("missing socket: %v (exit %d), want exit 3 naming how to set it", err, exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return exitFailed
 }
 
 func hasRow(out string, words ...string) bool {

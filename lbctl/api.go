@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// apiClient talks to slotscaler's HTTP API.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newAPIClient(c *cli.Context) (*apiClient, error) {
+	token := os.Getenv("SLOTSCALER_TOKEN")
+	if f := c.String("token-file"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("--token-file: %v", err), exitUsage)
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	if token == "" {
+		return nil, cli.Exit("no API token: pass --token-file FILE or set SLOTSCALER_TOKEN (or use --socket for status/drain/enable straight on HAProxy)", exitUsage)
+	}
+	return &apiClient{base: strings.TrimSuffix(c.String("api"), "/"), token: token, http: &http.Client{Timeout: c.Duration("request-timeout")}}, nil
+}
+
+// do sends in (when not nil) as JSON and decodes the answer into out.
+func (a *apiClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--api %q: %v", a.base, err), exitUsage)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return cli.Exit(fmt.Sprintf("cannot reach slotscaler's API at %s: %v (set --api or $SLOTSCALER_API; when the sidecar is down, lbctl --socket PATH status|drain|enable works on HAProxy directly)", a.base, err), exitUnreachable)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s %s: reading the answer: %v", method, path, err), exitUnreachable)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return cli.Exit(fmt.Sprintf("%s %s: %d %s: %s", method, path, resp.StatusCode, http.StatusText(resp.StatusCode), e.Error), exitFailed)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return cli.Exit(fmt.Sprintf("%s %s: unexpected answer: %v", method, path, err), exitFailed)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/internal/fakeengine"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/api"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+const testToken = "lbctl-test-token-0123456789"
+
+// apiFixture runs a real loop over the in-memory HAProxy and Docker host,
+// behind the real API.
+func apiFixture(t *testing.T) (run func(args ...string) (string, error), engine *fakeengine.Engine) {
+	cfg, err := config.Parse([]byte(`
+haproxy: {runtime_api: unix:///unused.sock}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
+interval: 100ms
+services:
+  - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 2, max_replicas: 4, unhealthy_after: 300ms, target: {sessions_per_replica: 10}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine = fakeengine.New("local", 30000)
+	lb := runtimeapi.NewFake()
+	lb.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+	lb.DeclareBackend("web", "roundrobin")
+	lb.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	srv := httptest.NewServer(api.New(loop, []api.Token{{Name: "ci", Value: testToken, Role: api.Operator}}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
+	t.Cleanup(srv.Close)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
+	run = func(args ...string) (string, error) {
+		var out bytes.Buffer
+		app := newApp(&out)
+		err := app.Run(interspersed(app, append([]string{"lbctl", "--api", srv.URL, "--token-file", tokenFile}, args...)))
+		return out.String(), err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := run("status", "web")
+		if strings.Contains(out, "replicas 2 serving") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loop did not reach 2 serving:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return run, engine
+}
+
+func TestAPIStatusScalePauseEvents(t *testing.T) {
+	run, _ := apiFixture(t)
+	out, err := run("status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SERVICE web  backend web (template)  image web:1", "SLOT", "CONTAINER", "slot1", "serving", "127.0.0.1:300"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err = run("scale", "web", "3"); err != nil || out != "web: pinned at 3 replicas until resume\n" {
+		t.Fatalf("scale: %q %v", out, err)
+	}
+	if out, err = run("resume", "web"); err != nil || out != "web: auto\n" {
+		t.Fatalf("resume: %q %v", out, err)
+	}
+	if out, err = run("pause", "web"); err != nil || out != "web: paused\n" {
+		t.Fatalf("pause: %q %v", out, err)
+	}
+	if out, err = run("drain", "web/slot1", "--wait", "--timeout", "5s"); err != nil || !strings.Contains(out, "web/slot1: drained") {
+		t.Fatalf("drain --wait: %q %v", out, err)
+	}
+	if out, err = run("enable", "web/slot1"); err != nil {
+		t.Fatalf("enable: %q %v", out, err)
+	}
+	if out, err = run("events", "web"); err != nil || !strings.Contains(out, "operator_drain") || !strings.Contains(out, "TIME") {
+		t.Fatalf("events: %q %v", out, err)
+	}
+	if out, err = run("-o", "json", "status", "web"); err != nil || !strings.Contains(out, `"backend": "web"`) {
+		t.Fatalf("status json: %q %v", out, err)
+	}
+	if _, err = run("scale", "nope", "1"); exitCode(err) != exitFailed || !strings.Contains(err.Error(), "404") {
+		t.Errorf("unknown service: %v", err)
+	}
+	if _, err = run("scale", "web", "many"); exitCode(err) != exitUsage {
+		t.Errorf("bad N: %v", err)
+	}
+}
+
+func TestAPIRolloutWait(t *testing.T) {
+	run, engine := apiFixture(t)
+	out, err := run("rollout", "web", "--image", "web:2", "--wait", "--timeout", "20s")
+	if err != nil || !strings.Contains(out, "succeeded") {
+		t.Fatalf("rollout: %v\n%s", err, out)
+	}
+	if imgs := engine.Images(); imgs["web:2"] != 2 || len(imgs) != 1 {
+		t.Fatalf("images after rollout: %v", imgs)
+	}
+	engine.Mu.Lock()
+	engine.SickImages["web:bad"] = true
+	engine.Mu.Unlock()
+	out, err = run("rollout", "web", "--image", "web:bad", "--wait", "--timeout", "20s")
+	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "rolled_back") {
+		t.Fatalf("bad rollout: exit %d %v\n%s", exitCode(err), err, out)
+	}
+}
+
+func TestAPIUnreachableAndNoToken(t *testing.T) {
+	var out bytes.Buffer
+	t.Setenv("SLOTSCALER_TOKEN", "")
+	err := newApp(&out).Run([]string{"lbctl", "--api", "http://127.0.0.1:1", "status"})
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "SLOTSCALER_TOKEN") {
+		t.Errorf("no token: exit %d %v", exitCode(err), err)
+	}
+	t.Setenv("SLOTSCALER_TOKEN", testToken)
+	err = newApp(&out).Run([]string{"lbctl", "--api", "http://127.0.0.1:1", "status"})
+	if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "http://127.0.0.1:1") || !strings.Contains(err.Error(), "--socket") {
+		t.Errorf("unreachable: exit %d %v", exitCode(err), err)
+	}
+}
