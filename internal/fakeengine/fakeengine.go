@@ -104,7 +104,6 @@ func (e *Engine) Count() int {
 	return len(e.ByID)
 }
 
-
 // Images counts the containers per image.
 func (e *Engine) Images() map[string]int {
 	e.Mu.Lock()
