@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/templates"
 )
@@ -100,6 +102,13 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 // startLoop runs slotscaler's loop in the test until the returned stop is
 // called (or the test ends).
 func (e *env) startLoop() (stop func()) {
+	_, stop = e.startLoopAndAPI()
+	return stop
+}
+
+// startLoopAndAPI also serves the HTTP API on loopback, with the operator
+// token apiToken, and returns its base URL.
+func (e *env) startLoopAndAPI() (url string, stop func()) {
 	loop, err := scaler.New(scaler.Options{
 		Config: e.cfg, LB: e.lb, StateDir: e.stateDir,
 		Hosts: []scaler.Host{{Name: "local", Addr: e.cfg.Docker.Hosts[0].IP(), Capacity: e.cfg.Docker.Hosts[0].MaxContainers, Preferred: true, Engine: e.engine}},
@@ -114,16 +123,21 @@ func (e *env) startLoop() (stop func()) {
 		defer close(done)
 		loop.Run(ctx)
 	}()
+	srv := httptest.NewServer(api.New(loop, []api.Token{{Name: "ci", Value: apiToken, Role: api.Operator}}, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil))).Handler())
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			srv.Close()
 			cancel()
 			<-done
 		})
 	}
 	e.t.Cleanup(stop)
-	return stop
+	return srv.URL, stop
 }
+
+// apiToken is the operator token of the test API.
+const apiToken = "e2e-operator-token-5f1d2c3b"
 
 // slots counts the service's slots by what they do now.
 type slots struct{ serving, other int }

@@ -229,7 +229,7 @@ func rollout(c *cli.Context) error {
 		if err := api.do(c.Context, "GET", "/v1/services/"+name+"/rollout", nil, &r); err != nil {
 			return err
 		}
-		line := fmt.Sprintf("%s %s: %d/%d on %s, %s", time.Now().Format("15:04:05"), r.State, r.Updated, r.Replicas, r.Image, r.Message)
+		line := fmt.Sprintf("%s %s: %d/%d on %s, %s", time.Now().Format("15:04:05"), r.State, r.Updated, r.Replicas, r.Target, r.Message)
 		if line[9:] != last {
 			fmt.Fprintln(w, line)
 			last = line[9:]

@@ -129,14 +129,23 @@ func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v 
 	r.Updated = updated
 	l.mu.Unlock()
 	current := v.obs.Serving
+	step := func(msg string) {
+		l.mu.Lock()
+		r.Message = msg
+		l.mu.Unlock()
+	}
 	switch {
 	case current > r.Replicas && len(old) > 0:
+		step("draining an old replica")
 		l.scaleDown(ctx, log, s, 1, old, now)
 	case len(old) > 0 && len(v.free) > 0 && l.canPlace(s, inv):
+		step("surge: starting a new replica, health check pending")
 		l.scaleUp(ctx, log, s, 1, view{free: v.free}, inv, r.Target)
 	case len(old) > 0:
-		l.scaleDown(ctx, log, s, 1, old, now) // no room to surge: drain first
+		step("no free slot or host capacity: draining an old replica first")
+		l.scaleDown(ctx, log, s, 1, old, now)
 	case current < r.Replicas:
+		step("starting a new replica, health check pending")
 		l.scaleUp(ctx, log, s, r.Replicas-current, view{free: v.free}, inv, r.Target)
 	case r.State == RolloutRollingBack:
 		l.endRollout(s, RolloutRolledBack, fmt.Sprintf("%s never became healthy; every replica runs %s again", r.Image, r.Previous))

@@ -93,7 +93,7 @@ func run(ctx context.Context) (err error) {
 	}
 	root, _ := os.Getwd()
 	step("building the echo image %s (FROM scratch, no registry)", image)
-	if err := echoimage.Build(ctx, docker, root, image); err != nil {
+	if err := echoimage.Build(ctx, docker, root, image, nil); err != nil {
 		return err
 	}
 

@@ -23,8 +23,12 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/docker"
 )
 
-// EchoImage is the tag of the test echo image.
-const EchoImage = "slotscaler-echo:test"
+// Tags of the test echo images: v1, v2, and one whose health check fails.
+const (
+	EchoImage    = "slotscaler-echo:test"
+	EchoImageV2  = "slotscaler-echo:test-v2"
+	EchoImageBad = "slotscaler-echo:test-unhealthy"
+)
 
 // Endpoint is the local engine.
 const Endpoint = "unix:///var/run/docker.sock"
@@ -63,8 +67,8 @@ func Engine(t testing.TB) *docker.Engine {
 	return e
 }
 
-// BuildEcho builds examples/echo as a static binary and the EchoImage from
-// it, once per test process.
+// BuildEcho builds examples/echo as a static binary and the echo images
+// (EchoImage, EchoImageV2, EchoImageBad) from it, once per test process.
 func BuildEcho(t testing.TB) string {
 	t.Helper()
 	c := Client(t)
@@ -79,7 +83,17 @@ func buildEcho(c *client.Client) error {
 	_, file, _, _ := runtime.Caller(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	return echoimage.Build(ctx, c, filepath.Join(filepath.Dir(file), "..", ".."), EchoImage)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	for tag, args := range map[string]map[string]string{
+		EchoImage:    nil,
+		EchoImageV2:  {"VERSION": "v2"},
+		EchoImageBad: {"VERSION": "v3", "HEALTH": "fail"},
+	} {
+		if err := echoimage.Build(ctx, c, root, tag, args); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ServiceName returns a service name unique to this test run, so tests

@@ -18,8 +18,9 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/docker"
 )
 
-// Build compiles root/examples/echo and builds it as tag.
-func Build(ctx context.Context, c *client.Client, root, tag string) error {
+// Build compiles root/examples/echo and builds it as tag; args are the
+// Dockerfile's build arguments (VERSION, HEALTH).
+func Build(ctx context.Context, c *client.Client, root, tag string, args map[string]string) error {
 	dir, err := os.MkdirTemp("", "echo-build")
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func Build(ctx context.Context, c *client.Client, root, tag string) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	resp, err := c.ImageBuild(ctx, &buildContext, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	resp, err := c.ImageBuild(ctx, &buildContext, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, BuildArgs: buildArgs(args)})
 	if err != nil {
 		return fmt.Errorf("docker build %s: %w", tag, err)
 	}
@@ -66,4 +67,12 @@ func Build(ctx context.Context, c *client.Client, root, tag string) error {
 		return fmt.Errorf("docker build %s: %w", tag, err)
 	}
 	return nil
+}
+
+func buildArgs(args map[string]string) map[string]*string {
+	out := map[string]*string{}
+	for k, v := range args {
+		out[k] = &v
+	}
+	return out
 }
