@@ -5,7 +5,7 @@ GO      ?= go
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help setup build test fuzz bench lint check-deps demo clean
+.PHONY: help setup build images test fuzz bench lint check-deps demo clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,10 @@ setup: ## install haproxy, gcc, promtool when missing; start dockerd when no eng
 build: ## build bin/slotscaler and bin/lbctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slotscaler .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/lbctl ./lbctl
+
+images: build ## docker images slotscaler:local (from bin/slotscaler) and slotscaler-echo:demo
+	docker build -t slotscaler:local .
+	$(GO) run ./examples/demo --build-only
 
 test: setup ## all tests with -race (real haproxy and Docker included), plus short fuzz runs
 	$(GO) test -race -count=1 -timeout 20m ./...

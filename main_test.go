@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/urfave/cli/v2"
 
 	"github.com/slotscaler/slotscaler/internal/dockertest"
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/internal/imagebuild"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/templates"
@@ -147,5 +150,74 @@ services:
 		if s.Admin != runtimeapi.AdminMaint {
 			t.Errorf("dry run changed %s to %s", s.Name, s.Admin)
 		}
+	}
+}
+
+// TestDockerImageRunsVersion builds the Dockerfile (FROM scratch, the static
+// binary, a non-root user) on the real engine and runs "slotscaler version"
+// in it.
+func TestDockerImageRunsVersion(t *testing.T) {
+	raw := dockertest.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	binary, err := imagebuild.GoBinary(ctx, ".", ".", "-s -w -X main.version=image-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []imagebuild.File
+	for name, data := range map[string][]byte{"Dockerfile": nil, "examples/slotscaler.yaml": nil} {
+		if data, err = os.ReadFile(name); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, imagebuild.File{Name: name, Mode: 0o644, Data: data})
+	}
+	files = append(files, imagebuild.File{Name: "bin/slotscaler", Mode: 0o755, Data: binary})
+	const tag = "slotscaler:image-test"
+	if err := imagebuild.Build(ctx, raw, tag, files, nil); err != nil {
+		t.Fatal(err)
+	}
+	created, err := raw.ContainerCreate(ctx, &container.Config{Image: tag, Cmd: []string{"version"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+	if err := raw.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitC, errC := raw.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+	select {
+	case w := <-waitC:
+		if w.StatusCode != 0 {
+			t.Fatalf("slotscaler version exited %d", w.StatusCode)
+		}
+	case err := <-errC:
+		t.Fatal(err)
+	}
+	logs, err := raw.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var out bytes.Buffer
+	io.Copy(&out, logs)
+	if !strings.Contains(out.String(), "slotscaler image-test") {
+		t.Errorf("image output %q, want the version line", out.String())
+	}
+	inspect, err := raw.ImageInspect(ctx, tag)
+	if err == nil && inspect.Config.User != "65532:65532" {
+		t.Errorf("image user %q, want the non-root 65532:65532", inspect.Config.User)
+	}
+}
+
+// The compose example must at least be a valid compose file.
+func TestComposeExampleIsValid(t *testing.T) {
+	compose, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Skip("docker-compose not installed (Debian: apt-get install docker-compose)")
+	}
+	cmd := exec.Command(compose, "-f", "examples/compose.yaml", "config", "-q")
+	cmd.Env = append(os.Environ(), "SLOTSCALER_CI_TOKEN=compose-test-token-0123")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("docker-compose config: %v\n%s", err, out)
 	}
 }

@@ -70,12 +70,12 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 			}
 			return slotStarting
 		}
-		l.retire(ctx, log, s, name, nil, "container missing")
+		l.retire(ctx, log, s, name, nil, RetireMissing)
 		return slotBusy
 	}
 	switch {
 	case srv.Health == runtimeapi.HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
-		l.retire(ctx, log, s, name, []Container{*bound}, "unhealthy")
+		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
 		return slotBusy
 	case srv.Weight == 0:
 		// Bound by an earlier run that stopped before the first check passed.

@@ -102,6 +102,12 @@ const (
 	EventRollout        = "rollout"
 )
 
+// Reasons of EventRetire for a container that is replaced.
+const (
+	RetireUnhealthy = "unhealthy"         // DOWN for unhealthy_after
+	RetireMissing   = "container_missing" // removed or exited behind slotscaler's back
+)
+
 // Observer receives what the loop does; the metrics implement it.
 type Observer interface {
 	Event(Event)

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +29,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
-	"github.com/slotscaler/slotscaler/internal/echoimage"
+	"github.com/slotscaler/slotscaler/internal/imagebuild"
 	"github.com/slotscaler/slotscaler/internal/loadgen"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 )
@@ -57,25 +58,27 @@ var phases = []struct {
 const trickle = 2 // workers running all along: they must never see a failure
 
 func main() {
+	buildOnly := flag.Bool("build-only", false, "build the echo image "+image+" and exit")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, *buildOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) (err error) {
+func run(ctx context.Context, buildOnly bool) (err error) {
 	for _, p := range []string{"bin/slotscaler", "examples/haproxy.cfg", "examples/slotscaler.yaml"} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("%s missing: run from the repository root with \"make demo\"", p)
 		}
 	}
-	if _, err := exec.LookPath("haproxy"); err != nil {
+	if _, err := exec.LookPath("haproxy"); err != nil && !buildOnly {
 		return errors.New("haproxy not installed: apt-get install -y haproxy (make demo runs scripts/setup.sh for you)")
 	}
 	for _, addr := range []string{"127.0.0.1:8088", "127.0.0.1:8404"} {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil && !buildOnly {
 			c.Close()
 			return fmt.Errorf("%s is in use: the demo's HAProxy binds it (is another demo running?)", addr)
 		}
@@ -93,8 +96,11 @@ func run(ctx context.Context) (err error) {
 	}
 	root, _ := os.Getwd()
 	step("building the echo image %s (FROM scratch, no registry)", image)
-	if err := echoimage.Build(ctx, docker, root, image, nil); err != nil {
+	if err := imagebuild.Echo(ctx, docker, root, image, nil); err != nil {
 		return err
+	}
+	if buildOnly {
+		return nil
 	}
 
 	// Everything started from here is stopped on the way out, Ctrl-C included.

@@ -18,7 +18,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
-	"github.com/slotscaler/slotscaler/internal/echoimage"
+	"github.com/slotscaler/slotscaler/internal/imagebuild"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/docker"
 )
@@ -89,7 +89,7 @@ func buildEcho(c *client.Client) error {
 		EchoImageV2:  {"VERSION": "v2"},
 		EchoImageBad: {"VERSION": "v3", "HEALTH": "fail"},
 	} {
-		if err := echoimage.Build(ctx, c, root, tag, args); err != nil {
+		if err := imagebuild.Echo(ctx, c, root, tag, args); err != nil {
 			return err
 		}
 	}

@@ -54,8 +54,8 @@ func New() *Metrics {
 		reg:                 prometheus.NewRegistry(),
 		replicas:            prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_replicas", "Slots of a service by state: serving, starting, draining, operator (drained by someone else), free.")), []string{"service", "state"}),
 		desired:             prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_desired_replicas", "Replicas the last decision wanted.")), []string{"service"}),
-		signal:              prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_signal", "Scaling inputs: sessions on serving slots, queue, mean CPU percent (-1 when not measured).")), []string{"service", "signal"}),
-		scaleEvents:         prometheus.NewCounterVec(prometheus.CounterOpts(f("scale_events_total", "Scale decisions acted on, by direction and reason.")), []string{"service", "direction", "reason"}),
+		signal:              prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_signal", "Scaling inputs: sessions on serving slots, queue, mean CPU percent (-1 when not measured), and the min and max replicas in force.")), []string{"service", "signal"}),
+		scaleEvents:         prometheus.NewCounterVec(prometheus.CounterOpts(f("scale_events_total", "Scale decisions acted on (direction up or down) and replacements of lost or unhealthy containers (direction replace), by reason.")), []string{"service", "direction", "reason"}),
 		rollouts:            prometheus.NewCounterVec(prometheus.CounterOpts(f("rollouts_total", "Rollouts ended, by result: succeeded, rolled_back, failed.")), []string{"service", "result"}),
 		containerOps:        prometheus.NewCounterVec(prometheus.CounterOpts(f("container_ops_total", "Docker operations by host, op (start, remove, list, cpu) and result (ok, error).")), []string{"host", "op", "result"}),
 		containerOpDuration: prometheus.NewHistogramVec(h("container_op_duration_seconds", "Duration of Docker operations.", []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}), []string{"op"}),
@@ -88,6 +88,10 @@ func (m *Metrics) Event(e scaler.Event) {
 		m.scaleEvents.WithLabelValues(e.Service, "up", e.Reason).Inc()
 	case scaler.EventScaleDown:
 		m.scaleEvents.WithLabelValues(e.Service, "down", e.Reason).Inc()
+	case scaler.EventRetire:
+		if e.Reason == scaler.RetireUnhealthy || e.Reason == scaler.RetireMissing {
+			m.scaleEvents.WithLabelValues(e.Service, "replace", e.Reason).Inc()
+		}
 	case scaler.EventHAProxyRestart:
 		m.restarts.Inc()
 	case scaler.EventRollout:
@@ -112,6 +116,8 @@ func (m *Metrics) Tick(took time.Duration, services []scaler.ServiceStatus, host
 		m.signal.WithLabelValues(s.Name, "sessions").Set(s.Sessions)
 		m.signal.WithLabelValues(s.Name, "queue").Set(s.Queue)
 		m.signal.WithLabelValues(s.Name, "cpu").Set(s.CPU)
+		m.signal.WithLabelValues(s.Name, "min").Set(float64(s.Min))
+		m.signal.WithLabelValues(s.Name, "max").Set(float64(s.Max))
 		active := 0.0
 		if s.Window >= 0 {
 			active = 1

@@ -1,0 +1,154 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/slotscaler/slotscaler/internal/fakeengine"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/metrics"
+)
+
+// designNames are the metric names of DESIGN.md, without the prefix.
+var designNames = []string{
+	"service_replicas", "service_desired_replicas", "service_signal", "scale_events_total",
+	"rollouts_total", "container_ops_total", "container_op_duration_seconds", "runtime_api_requests_total",
+	"runtime_api_duration_seconds", "tick_duration_seconds", "host_containers", "host_capacity",
+	"schedule_active", "haproxy_restarts_detected_total",
+}
+
+// exercised runs a loop over fakes through scale-up, a lost container,
+// an HAProxy restart and a rollout, so every metric has a sample.
+func exercised(t *testing.T) *metrics.Metrics {
+	cfg, err := config.Parse([]byte(`
+haproxy: {runtime_api: unix:///unused.sock}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
+services:
+  - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 3, target: {sessions_per_replica: 10}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := fakeengine.New("local", 30000)
+	fake := runtimeapi.NewFake()
+	fake.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+	fake.DeclareBackend("web", "roundrobin")
+	fake.DeclareTemplate("web", "slot", 3, netip.MustParseAddrPort("127.0.0.1:9"))
+	m := metrics.New()
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: m.LB(fake, "unix:///unused.sock"), StateDir: t.TempDir(), Observer: m,
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: m.Engine(engine, "local")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tick := func() { loop.Tick(ctx); loop.Wait() }
+	tick()
+	fake.SetLoad("web", "slot1", 25, 0)
+	tick()
+	cs, _ := engine.Containers(ctx)
+	engine.Remove(ctx, cs[0].ID, 0)
+	tick()
+	fake.Restart()
+	tick()
+	if _, err := loop.StartRollout("web", "web:2", 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		tick()
+	}
+	if r, _ := loop.RolloutStatus("web"); r.State != scaler.RolloutSucceeded {
+		t.Fatalf("rollout %s: %s", r.State, r.Message)
+	}
+	return m
+}
+
+// exported lists the metric names the registry gathers.
+func exported(t *testing.T, m *metrics.Metrics) []string {
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+	}
+	return names
+}
+
+func TestExportsExactlyTheDesignNames(t *testing.T) {
+	names := exported(t, exercised(t))
+	var ours []string
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(n, "slotscaler_"); ok {
+			ours = append(ours, rest)
+		}
+	}
+	want := slices.Clone(designNames)
+	slices.Sort(want)
+	slices.Sort(ours)
+	if !slices.Equal(ours, want) {
+		t.Errorf("exported slotscaler_* metrics\n %v\nwant DESIGN.md's\n %v", ours, want)
+	}
+	if !slices.Contains(names, "go_goroutines") || !slices.Contains(names, "process_cpu_seconds_total") {
+		t.Error("Go and process collectors missing")
+	}
+}
+
+// Every slotscaler_* name the dashboard and the alert rules use must be
+// one slotscaler exports (histograms add _bucket, _sum and _count).
+func TestDashboardAndAlertsUseExportedNames(t *testing.T) {
+	known := map[string]bool{}
+	for _, n := range designNames {
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			known["slotscaler_"+n+suffix] = true
+		}
+	}
+	used := regexp.MustCompile(`slotscaler_[a-z_]+`)
+	for _, f := range []string{"../../examples/grafana-dashboard.json", "../../examples/alerts.yml"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".json") && !json.Valid(data) {
+			t.Errorf("%s is not valid JSON", f)
+		}
+		names := used.FindAllString(string(data), -1)
+		if len(names) < 5 {
+			t.Errorf("%s uses only %d metric names", f, len(names))
+		}
+		for _, n := range names {
+			if !known[n] {
+				t.Errorf("%s uses %s, which slotscaler does not export", f, n)
+			}
+		}
+	}
+}
+
+// promtool ships with Debian's prometheus package (scripts/setup.sh
+// installs it).
+func TestPromtoolChecksExamples(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not installed (apt-get install -y prometheus; scripts/setup.sh does it)")
+	}
+	for _, args := range [][]string{
+		{"check", "config", "../../examples/prometheus.yml"},
+		{"check", "rules", "../../examples/alerts.yml"},
+	} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
