@@ -31,7 +31,7 @@ services:
   - name: %[1]s
     backend: %[1]s
     slots: {mode: %[2]s, prefix: slot}
-    container: {image: %[3]s, port: 8080, env: {ECHO_DELAY: 50ms}, memory: 64m}
+    container: {image: %[3]s, port: 8080, env: {ECHO_DELAY: 50ms, ECHO_ADMIN: "1"}, memory: 64m}
     check: {path: /healthz, inter: 200ms, rise: 1, fall: 2}
     min_replicas: 1
     max_replicas: 4

@@ -1,6 +1,7 @@
 // Command echo is the demo and test service: a static HTTP server small
 // enough to run FROM scratch. It answers every path with its host name and
-// version, /healthz with 200 (or 503 when ECHO_HEALTH=fail), sleeps
+// version, /healthz with 200 (or 503 when ECHO_HEALTH=fail; with
+// ECHO_ADMIN=1, POST /admin/health?state=fail|ok flips it), sleeps
 // ECHO_DELAY per request to make sessions visible to HAProxy, and on
 // SIGTERM finishes the requests in flight before it exits.
 package main
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,16 +33,24 @@ func run() error {
 	}
 	host, _ := os.Hostname()
 	version := env("ECHO_VERSION", "v1")
-	healthy := env("ECHO_HEALTH", "ok") != "fail"
+	var healthy atomic.Bool
+	healthy.Store(env("ECHO_HEALTH", "ok") != "fail")
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !healthy {
+		if !healthy.Load() {
 			http.Error(w, "unhealthy on purpose (ECHO_HEALTH=fail)", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if env("ECHO_ADMIN", "") == "1" {
+		// Tests flip the health check of one container without stopping it.
+		mux.HandleFunc("POST /admin/health", func(w http.ResponseWriter, r *http.Request) {
+			healthy.Store(r.URL.Query().Get("state") != "fail")
+			fmt.Fprintln(w, "healthy:", healthy.Load())
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(delay):

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/slotscaler/slotscaler/internal/dockertest"
+	"github.com/slotscaler/slotscaler/internal/loadgen"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// faultEnv is 2 replicas serving under a steady load, with short
+// unhealthy_after and drain_timeout.
+func faultEnv(t *testing.T, tune func(*config.Config)) (*env, *loadgen.Run) {
+	e := newEnvWith(t, config.ModeTemplate, func(c *config.Config) {
+		c.Services[0].MinReplicas = 2
+		c.Services[0].UnhealthyAfter.Duration = 2 * time.Second
+		c.Services[0].DrainTimeout.Duration = 3 * time.Second
+		if tune != nil {
+			tune(c)
+		}
+	})
+	e.startLoop()
+	e.waitFor("2 replicas serving", 30*time.Second, func() bool { return e.slots().serving == 2 })
+	load := loadgen.Start(context.Background(), e.url, 4)
+	t.Cleanup(func() { load.Stop() })
+	return e, load
+}
+
+// running lists the service's running containers by id.
+func (e *env) running() map[string]container.Summary {
+	out := map[string]container.Summary{}
+	for _, c := range dockertest.Containers(e.t, e.docker, e.service) {
+		if c.State == container.StateRunning {
+			out[c.ID] = c
+		}
+	}
+	return out
+}
+
+func publicPort(c container.Summary) int {
+	for _, p := range c.Ports {
+		if p.PrivatePort == 8080 && p.PublicPort != 0 {
+			return int(p.PublicPort)
+		}
+	}
+	return 0
+}
+
+// converged: every container of the service runs and is the one its slot
+// points at; every ready or draining slot points at a running container.
+func (e *env) converged() bool {
+	all := dockertest.Containers(e.t, e.docker, e.service)
+	ports := map[int]bool{}
+	for _, c := range all {
+		if c.State != container.StateRunning {
+			return false
+		}
+		ports[publicPort(c)] = true
+	}
+	b, err := e.lb.Backend(context.Background(), e.service)
+	if err != nil {
+		return false
+	}
+	bound := 0
+	for _, s := range b.Servers {
+		if s.Admin == runtimeapi.AdminMaint {
+			continue
+		}
+		if s.Addr != netip.MustParseAddr("127.0.0.1") || !ports[s.Port] {
+			return false // a slot pointing at a dead address
+		}
+		bound++
+	}
+	return bound == len(all)
+}
+
+func (e *env) assertNoFailures(load *loadgen.Run) {
+	e.t.Helper()
+	r := load.Stop()
+	e.t.Logf("%d requests under the fault, %d failed", r.OK+r.Failed, r.Failed)
+	if r.Failed != 0 {
+		e.t.Errorf("%d failed requests: %v", r.Failed, r.Errors)
+	}
+}
+
+// TestFaultUnhealthyContainerReplaced: a container that fails its health
+// check (but runs) is taken out, removed and replaced; min replicas hold.
+func TestFaultUnhealthyContainerReplaced(t *testing.T) {
+	e, load := faultEnv(t, nil)
+	before := e.running()
+	var sick container.Summary
+	for _, c := range before {
+		sick = c
+		break
+	}
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/admin/health?state=fail", publicPort(sick)), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := e.waitFor("sick container replaced", 30*time.Second, func() bool {
+		now := e.running()
+		_, still := now[sick.ID]
+		return !still && len(now) == 2 && e.slots().serving == 2 && e.converged()
+	})
+	t.Logf("converged %s after the health check started failing (unhealthy_after 2s)", took.Round(time.Millisecond))
+	e.assertNoFailures(load)
+}
+
+// TestFaultContainerKilled: a container killed behind slotscaler's back is
+// replaced; HAProxy retries the requests it cut on another slot.
+func TestFaultContainerKilled(t *testing.T) {
+	e, load := faultEnv(t, nil)
+	var victim string
+	for id := range e.running() {
+		victim = id
+		break
+	}
+	if err := e.docker.ContainerKill(context.Background(), victim, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	took := e.waitFor("killed container replaced", 30*time.Second, func() bool {
+		now := e.running()
+		_, still := now[victim]
+		return !still && len(now) == 2 && e.slots().serving == 2 && e.converged() && len(dockertest.Containers(t, e.docker, e.service)) == 2
+	})
+	t.Logf("converged %s after docker kill", took.Round(time.Millisecond))
+	e.assertNoFailures(load)
+}
+
+// TestFaultHAProxyRestart: HAProxy restarts and forgets every runtime
+// change; slotscaler binds the running containers again within two ticks
+// (plus a health check), without restarting any.
+func TestFaultHAProxyRestart(t *testing.T) {
+	e, load := faultEnv(t, nil)
+	load.Stop() // requests fail while HAProxy is down: not what this test counts
+	before := e.running()
+	e.haproxy.Restart(t)
+	took := e.waitFor("slots bound again", 20*time.Second, func() bool { return e.slots().serving == 2 && e.converged() })
+	t.Logf("re-bound %s after the restart (interval 200ms, check inter 200ms)", took.Round(time.Millisecond))
+	if after := e.running(); !mapsEqualKeys(before, after) {
+		t.Errorf("containers changed: before %d, after %d: a restart must not churn them", len(before), len(after))
+	}
+	steady := loadgen.Start(context.Background(), e.url, 4)
+	time.Sleep(time.Second)
+	e.assertNoFailures(steady)
+}
+
+func mapsEqualKeys[V any](a, b map[string]V) bool {
+	ka, kb := make([]string, 0, len(a)), make([]string, 0, len(b))
+	for k := range a {
+		ka = append(ka, k)
+	}
+	for k := range b {
+		kb = append(kb, k)
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
+
+// TestFaultOperatorIntent: a slot drained straight on the socket is left
+// drained and not counted (another slot covers), its container kept; once
+// the operator puts it in maint, its container goes.
+func TestFaultOperatorIntent(t *testing.T) {
+	e, load := faultEnv(t, nil)
+	ctx := context.Background()
+	b, _ := e.lb.Backend(ctx, e.service)
+	var slot runtimeapi.Server
+	for _, s := range b.Servers {
+		if s.Serving() {
+			slot = s
+			break
+		}
+	}
+	if err := e.lb.SetState(ctx, e.service, slot.Name, runtimeapi.AdminDrain); err != nil {
+		t.Fatal(err)
+	}
+	took := e.waitFor("other slots cover", 20*time.Second, func() bool { return e.slots().serving == 2 })
+	t.Logf("covered %s after an operator drain", took.Round(time.Millisecond))
+	time.Sleep(time.Second) // several ticks: nothing may re-enable it
+	b, _ = e.lb.Backend(ctx, e.service)
+	if s, _ := b.Server(slot.Name); s.Admin != runtimeapi.AdminDrain {
+		t.Fatalf("operator-drained %s is now %s", slot.Name, s.Admin)
+	}
+	if n := len(e.running()); n != 3 {
+		t.Fatalf("%d containers: the drained slot's container must be kept (want 3)", n)
+	}
+	if err := e.lb.SetState(ctx, e.service, slot.Name, runtimeapi.AdminMaint); err != nil {
+		t.Fatal(err)
+	}
+	took = e.waitFor("maint slot's container removed", 20*time.Second, func() bool { return len(e.running()) == 2 && e.converged() })
+	t.Logf("container removed %s after the operator's maint", took.Round(time.Millisecond))
+	e.assertNoFailures(load)
+}
