@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/slotscaler/slotscaler/internal/loadgen"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/docker"
 )
 
 // faultEnv is 2 replicas serving under a steady load, with short
@@ -200,5 +203,57 @@ func TestFaultOperatorIntent(t *testing.T) {
 	}
 	took = e.waitFor("maint slot's container removed", 20*time.Second, func() bool { return len(e.running()) == 2 && e.converged() })
 	t.Logf("container removed %s after the operator's maint", took.Round(time.Millisecond))
+	e.assertNoFailures(load)
+}
+
+func readyz(t *testing.T, apiURL string) (int, string) {
+	resp, err := http.Get(apiURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestFaultDockerUnavailable: the Docker engine refuses every connection
+// for 10 s. slotscaler keeps running, leaves the serving slots alone,
+// reports the fault on /readyz, and resumes when the engine is back.
+func TestFaultDockerUnavailable(t *testing.T) {
+	e := newEnvWith(t, config.ModeTemplate, func(c *config.Config) {
+		c.Services[0].MinReplicas = 2
+		c.Services[0].UnhealthyAfter.Duration = 2 * time.Second
+	})
+	proxy := dockertest.NewProxy(t)
+	engine, err := docker.New("local", docker.Options{Endpoint: proxy.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine = engine
+	apiURL, _ := e.startLoopAndAPI()
+	e.waitFor("2 replicas serving", 30*time.Second, func() bool { return e.slots().serving == 2 })
+	load := loadgen.Start(context.Background(), e.url, 4)
+	defer load.Stop()
+	before := e.running()
+
+	proxy.Cut()
+	took := e.waitFor("/readyz reports the engine", 5*time.Second, func() bool {
+		code, body := readyz(t, apiURL)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "docker host local")
+	})
+	t.Logf("/readyz said 503 %s after the engine went away", took.Round(time.Millisecond))
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if s := e.slots(); s.serving != 2 || s.other != 0 {
+			t.Fatalf("serving slots changed while Docker was away: %+v", s)
+		}
+	}
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	took = e.waitFor("/readyz ready again", 10*time.Second, func() bool { code, _ := readyz(t, apiURL); return code == http.StatusOK })
+	t.Logf("ready again %s after the engine came back", took.Round(time.Millisecond))
+	if after := e.running(); !mapsEqualKeys(before, after) || !e.converged() {
+		t.Errorf("containers changed across the outage: before %d after %d", len(before), len(after))
+	}
 	e.assertNoFailures(load)
 }

@@ -198,13 +198,20 @@ func (s *service) generation() string { return s.generationOf(s.image) }
 
 // Run ticks until ctx ends, then waits for the operations in flight (which
 // end with ctx too; what they leave half-done, the next start reconciles).
+// While the runtime API does not answer, ticks back off exponentially up to
+// maxBackoff.
 func (l *Loop) Run(ctx context.Context) error {
-	t := time.NewTicker(l.interval)
-	defer t.Stop()
+	failures := 0
 	for {
-		l.Tick(ctx)
+		if l.Tick(ctx) {
+			failures = 0
+		} else {
+			failures++
+		}
+		t := time.NewTimer(backoff(l.interval, failures))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			l.ops.Wait()
 			return nil
 		case <-t.C:
@@ -212,11 +219,23 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
+// maxBackoff bounds the wait between ticks while HAProxy does not answer.
+const maxBackoff = 5 * time.Second
+
+func backoff(interval time.Duration, failures int) time.Duration {
+	d := interval
+	for range min(failures, 10) {
+		d *= 2
+	}
+	return min(d, max(maxBackoff, interval))
+}
+
 // Wait blocks until every operation in flight has ended.
 func (l *Loop) Wait() { l.ops.Wait() }
 
-// Tick runs one pass over every service.
-func (l *Loop) Tick(ctx context.Context) {
+// Tick runs one pass over every service; false when the runtime API did
+// not answer and nothing was done.
+func (l *Loop) Tick(ctx context.Context) bool {
 	begin := time.Now()
 	l.applyPending()
 	now := l.now()
@@ -226,7 +245,7 @@ func (l *Loop) Tick(ctx context.Context) {
 		l.mu.Lock()
 		l.faults = []string{"runtime API: " + err.Error()}
 		l.mu.Unlock()
-		return
+		return false
 	}
 	l.mu.Lock()
 	prev := l.info
@@ -273,6 +292,7 @@ func (l *Loop) Tick(ctx context.Context) {
 	l.lastTick, l.faults = now, faults
 	l.mu.Unlock()
 	l.observer.Tick(time.Since(begin), statuses, hosts)
+	return true
 }
 
 // inventory is every managed container, as listed at the start of a tick.

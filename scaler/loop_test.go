@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -450,5 +451,85 @@ func TestLoopPlacesAcrossHosts(t *testing.T) {
 	}
 	if got := h.serving(); got != 4 {
 		t.Fatalf("serving %d, want 4: %s", got, h.slots())
+	}
+}
+
+// garbageSocket is a runtime socket that answers "show info" properly (or
+// not, when infoToo) and everything else with junk.
+func garbageSocket(t *testing.T, infoToo bool) string {
+	path := t.TempDir() + "/garbage.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				n, _ := c.Read(buf)
+				if strings.Contains(string(buf[:n]), "show info") && !infoToo {
+					fmt.Fprint(c, "Name: HAProxy\nVersion: 2.6.12\nPid: 42\nStart_time_sec: 1700000000\nUptime_sec: 5\n\n")
+					return
+				}
+				fmt.Fprint(c, "# pxname,svname\x00\xff\xfe,,,\n\"unterminated,quote\n1,2,3,4,5,6,7,8,9,10,11,12\n")
+			}()
+		}
+	}()
+	return "unix://" + path
+}
+
+// TestLoopSurvivesGarbageRuntimeSocket: junk from the runtime socket is
+// an error, never a panic, and nothing is started or stopped on it.
+func TestLoopSurvivesGarbageRuntimeSocket(t *testing.T) {
+	for _, infoToo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("info_garbage=%v", infoToo), func(t *testing.T) {
+			client, err := runtimeapi.New(garbageSocket(t, infoToo))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t, harnessOpt{})
+			loop, err := scaler.New(scaler.Options{Config: h.cfg, LB: client.WithTimeout(time.Second), StateDir: t.TempDir(),
+				Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 4, Preferred: true, Engine: h.engine}},
+				Log:   slog.New(slog.NewTextHandler(h.logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 5 {
+				loop.Tick(context.Background())
+				loop.Wait()
+			}
+			if h.engine.Starts != 0 || h.engine.Count() != 0 {
+				t.Errorf("acted on junk: %d starts", h.engine.Starts)
+			}
+			if ok, why := loop.Ready(); ok || len(why) == 0 {
+				t.Errorf("Ready() = %v %v, want not ready with a reason", ok, why)
+			}
+		})
+	}
+}
+
+func TestBackoffWhileHAProxyIsAway(t *testing.T) {
+	for _, c := range []struct {
+		interval time.Duration
+		failures int
+		want     time.Duration
+	}{
+		{time.Second, 0, time.Second},
+		{time.Second, 1, 2 * time.Second},
+		{time.Second, 2, 4 * time.Second},
+		{time.Second, 3, 5 * time.Second},
+		{time.Second, 1000, 5 * time.Second},
+		{10 * time.Second, 3, 10 * time.Second},
+		{200 * time.Millisecond, 3, 1600 * time.Millisecond},
+	} {
+		if got := scaler.Backoff(c.interval, c.failures); got != c.want {
+			t.Errorf("backoff(%s, %d) = %s, want %s", c.interval, c.failures, got, c.want)
+		}
 	}
 }

@@ -1,0 +1,106 @@
+package dockertest
+
+import (
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Proxy is a unix socket in front of the Docker engine that a test can cut
+// (every connection closed, new ones refused) and restore, to play an
+// engine that went away.
+type Proxy struct {
+	Endpoint string // unix:///... for docker.Options
+	path     string
+	target   string
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[net.Conn]bool
+	wg       sync.WaitGroup
+}
+
+// NewProxy starts a proxy to the local engine, stopped with the test.
+func NewProxy(t testing.TB) *Proxy {
+	p := &Proxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: "/var/run/docker.sock", conns: map[net.Conn]bool{}}
+	p.Endpoint = "unix://" + p.path
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
+	return p
+}
+
+// Restore listens again.
+func (p *Proxy) Restore() error {
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.serve(c)
+			}()
+		}
+	}()
+	return nil
+}
+
+func (p *Proxy) serve(c net.Conn) {
+	up, err := net.Dial("unix", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.ln == nil { // cut meanwhile
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	// Either side ending (or a cut) ends both.
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go cp(up, c)
+	go cp(c, up)
+	<-done
+	c.Close()
+	up.Close()
+	<-done
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// Cut closes the listener and every connection: the engine is gone.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,4 @@
+package scaler
+
+// Backoff is backoff, for the external tests.
+var Backoff = backoff
