@@ -52,6 +52,9 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	}
 	m := metrics.New()
 	lb := m.LB(client, client.String())
+	if path := cfg.HAProxy.ServerStateFile; path != "" {
+		lb = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
+	}
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
 		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull})

@@ -85,7 +85,11 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 		t.Fatal(err)
 	}
 	port := haproxytest.FreePort(t)
-	e.haproxy = haproxytest.Start(t, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, backends.String()))
+	global := ""
+	if f := cfg.HAProxy.ServerStateFile; f != "" {
+		global = "  server-state-file " + f
+	}
+	e.haproxy = haproxytest.StartGlobal(t, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, backends.String()))
 	e.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	e.lb, err = runtimeapi.New("unix://" + e.haproxy.Socket)
 	if err != nil {
@@ -109,8 +113,12 @@ func (e *env) startLoop() (stop func()) {
 // startLoopAndAPI also serves the HTTP API on loopback, with the operator
 // token apiToken, and returns its base URL.
 func (e *env) startLoopAndAPI() (url string, stop func()) {
+	var lb scaler.LB = e.lb
+	if f := e.cfg.HAProxy.ServerStateFile; f != "" {
+		lb = scaler.WithServerStateFile(lb, e.lb.DumpServersState, f, slog.New(slog.NewTextHandler(e.logs, nil)))
+	}
 	loop, err := scaler.New(scaler.Options{
-		Config: e.cfg, LB: e.lb, StateDir: e.stateDir,
+		Config: e.cfg, LB: lb, StateDir: e.stateDir,
 		Hosts: []scaler.Host{{Name: "local", Addr: e.cfg.Docker.Hosts[0].IP(), Capacity: e.cfg.Docker.Hosts[0].MaxContainers, Preferred: true, Engine: e.engine}},
 		Log:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -254,6 +256,44 @@ func TestFaultDockerUnavailable(t *testing.T) {
 	t.Logf("ready again %s after the engine came back", took.Round(time.Millisecond))
 	if after := e.running(); !mapsEqualKeys(before, after) || !e.converged() {
 		t.Errorf("containers changed across the outage: before %d after %d", len(before), len(after))
+	}
+	e.assertNoFailures(load)
+}
+
+// TestFaultOperatorReloadKeepsSlots: with haproxy.server_state_file set,
+// slotscaler keeps that file current and "render" writes slots HAProxy can
+// restore addresses for. An operator's seamless reload under load brings
+// every slot back bound and serving before slotscaler does anything (its
+// loop is stopped across the reload), and no request fails.
+func TestFaultOperatorReloadKeepsSlots(t *testing.T) {
+	stateFile := filepath.Join(t.TempDir(), "server-state")
+	e := newEnvWith(t, config.ModeTemplate, func(c *config.Config) {
+		c.Services[0].MinReplicas = 2
+		c.HAProxy.ServerStateFile = stateFile
+	})
+	stop := e.startLoop()
+	e.waitFor("2 replicas serving", 30*time.Second, func() bool { return e.slots().serving == 2 })
+	load := loadgen.Start(context.Background(), e.url, 4)
+	defer load.Stop()
+	time.Sleep(500 * time.Millisecond)
+	stop() // nothing may re-apply the slots but HAProxy itself
+	if data, err := os.ReadFile(stateFile); err != nil || !strings.Contains(string(data), e.service) {
+		t.Fatalf("server state file: %v\n%s", err, data)
+	}
+	before, containers := e.info(), e.running()
+
+	e.haproxy.Reload(t)
+	took := e.waitFor("slots restored by HAProxy", 10*time.Second, func() bool { return e.slots().serving == 2 && e.converged() })
+	after := e.info()
+	t.Logf("reloaded (pid %d -> %d); slots bound and serving %s later, with slotscaler stopped", before.PID, after.PID, took.Round(time.Millisecond))
+	if after.PID == before.PID {
+		t.Fatal("haproxy was not reloaded")
+	}
+	time.Sleep(time.Second)
+	e.startLoop()
+	time.Sleep(time.Second)
+	if now := e.running(); !mapsEqualKeys(containers, now) || !e.converged() {
+		t.Errorf("containers churned after the reload: before %d after %d", len(containers), len(now))
 	}
 	e.assertNoFailures(load)
 }

@@ -2,6 +2,7 @@ package runtimeapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -39,6 +40,23 @@ func (c *Client) ServersState(ctx context.Context, backend string) ([]ServerStat
 		return err
 	})
 	return out, err
+}
+
+// DumpServersState returns "show servers state" for every backend as HAProxy
+// wrote it: the format "server-state-file" loads after a reload. It is
+// checked to parse before it is returned, so a truncated dump never
+// replaces a good file.
+func (c *Client) DumpServersState(ctx context.Context) ([]byte, error) {
+	var raw []byte
+	err := c.readData(ctx, "show servers state", func(r *bufio.Reader) error {
+		var err error
+		if raw, err = io.ReadAll(r); err != nil {
+			return err
+		}
+		_, err = ParseServersState(bytes.NewReader(raw))
+		return err
+	})
+	return raw, err
 }
 
 var stateColumns = [...]string{"be_name", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port"}

@@ -54,16 +54,18 @@ func (l *Loop) persist() {
 		st.Services[s.cfg.Name] = ss
 	}
 	l.mu.Unlock()
-	if err := writeAtomic(filepath.Join(l.stateDir, stateFile), st); err != nil {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = writeAtomic(filepath.Join(l.stateDir, stateFile), append(data, '\n'))
+	}
+	if err != nil {
 		l.log.Error("state not saved; kept in memory and retried at the next change", "err", err)
 	}
 }
 
-func writeAtomic(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
+// writeAtomic replaces path with data so that a reader sees the old file or
+// the new one, never a part: temp file in the same directory, fsync, rename.
+func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func writeAtomic(path string, v any) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -22,8 +22,20 @@ const dynamicService = `
     target: {queue_per_replica: 2}
 `
 
-// The rendered backends pass "haproxy -c" and satisfy our own check.
+// The rendered backends pass "haproxy -c" and satisfy our own check, in
+// both forms: literal placeholders, and the FQDN form a server state file
+// can restore addresses for.
 func TestRenderAcceptedByHAProxy(t *testing.T) {
+	t.Run("plain", func(t *testing.T) {
+		checkRender(t, "", "server-template slot 1-5 127.0.0.1:9 check disabled")
+	})
+	t.Run("server state file", func(t *testing.T) {
+		checkRender(t, "/var/lib/haproxy/server-state", "load-server-state-from-file global",
+			"server-template slot 1-5 slot.invalid:9 check disabled init-addr last,127.0.0.1", "server-state-file /var/lib/haproxy/server-state")
+	})
+}
+
+func checkRender(t *testing.T, stateFile string, wants ...string) {
 	data, err := os.ReadFile("../examples/slotscaler.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -32,16 +44,21 @@ func TestRenderAcceptedByHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.HAProxy.ServerStateFile = stateFile
 	var out bytes.Buffer
 	if err := templates.RenderBackends(&out, cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"backend echo", "server-template slot 1-5 127.0.0.1:9 check disabled", "option httpchk GET /healthz", "default-server inter 500ms rise 1 fall 2", "backend api", "balance leastconn"} {
+	for _, want := range append(wants, "backend echo", "option httpchk GET /healthz", "default-server inter 500ms rise 1 fall 2", "backend api", "balance leastconn") {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("render output lacks %q:\n%s", want, out.String())
 		}
 	}
-	full := "defaults\n  mode http\n  timeout client 5s\nfrontend fe\n  bind 127.0.0.1:18080\n  default_backend echo\n" + out.String()
+	global := ""
+	if stateFile != "" {
+		global = "global\n  server-state-file " + filepath.Join(t.TempDir(), "state") + "\n"
+	}
+	full := global + "defaults\n  mode http\n  timeout client 5s\nfrontend fe\n  bind 127.0.0.1:18080\n  default_backend echo\n" + out.String()
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
 		t.Fatal(err)

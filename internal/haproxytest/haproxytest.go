@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -74,6 +75,13 @@ func FreePort(t testing.TB) int {
 // HTTP defaults section, checks it, starts haproxy and waits for the socket.
 func Start(t testing.TB, body string) *HAProxy {
 	t.Helper()
+	return StartGlobal(t, "", body)
+}
+
+// StartGlobal is Start with extra lines for the global section ("{{DIR}}"
+// replaced too), e.g. a server-state-file.
+func StartGlobal(t testing.TB, global, body string) *HAProxy {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	h := &HAProxy{
@@ -88,14 +96,14 @@ func Start(t testing.TB, body string) *HAProxy {
   stats socket ipv4@%s level admin
   stats timeout 1m
   maxconn 4000
-
+%s
 defaults
   mode http
   timeout connect 1s
   timeout client 5s
   timeout server 5s
 
-`, h.Socket, h.TCPAddr) + strings.ReplaceAll(body, "{{DIR}}", dir)
+`, h.Socket, h.TCPAddr, strings.ReplaceAll(global, "{{DIR}}", dir)) + strings.ReplaceAll(body, "{{DIR}}", dir)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +150,42 @@ func (h *HAProxy) stop() {
 
 // PID is the haproxy process id.
 func (h *HAProxy) PID() int { return h.cmd.Process.Pid }
+
+// Reload starts a new haproxy on the same config that takes the listening
+// sockets over from the running one (-x, seamless) and tells it to finish
+// its connections and leave (-sf), as "systemctl reload" does.
+func (h *HAProxy) Reload(t testing.TB) {
+	t.Helper()
+	old := h.cmd
+	h.cmd = exec.Command(Binary(t), "-db", "-f", h.Config, "-x", h.Socket, "-sf", fmt.Sprint(old.Process.Pid))
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	if err := h.cmd.Start(); err != nil {
+		t.Fatalf("reload haproxy: %v", err)
+	}
+	go func() { _ = old.Wait() }() // the old process finishes its connections and exits
+	pid := fmt.Sprintf("Pid: %d\n", h.cmd.Process.Pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.showInfo(), pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("reloaded haproxy (pid %d) did not take the socket over; log:\n%s", h.cmd.Process.Pid, h.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *HAProxy) showInfo() string {
+	c, err := net.DialTimeout("unix", h.Socket, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("show info\n")); err != nil {
+		return ""
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
 
 // Restart stops haproxy and starts it again on the same config: every
 // runtime change is lost, as after a host reboot.
