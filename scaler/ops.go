@@ -82,16 +82,21 @@ func (l *Loop) hostLoads(s *service, inv inventory) []HostLoad {
 	return loads
 }
 
+// scaleDown drains n victims. The intent is saved before the drain: killed
+// in between, the next run finds a drain it knows to be its own (or an
+// intent for a slot still ready, which it forgets), never a drain it would
+// take for an operator's.
 func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n int, serving []SlotLoad, now time.Time) {
 	for _, name := range Victims(serving, n) {
+		if !l.dryRun {
+			l.setDraining(s, name, now)
+		}
 		if err := l.act(ctx, func(ctx context.Context) error {
 			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
 		}); err != nil {
 			log.Warn("drain", "slot", name, "err", err)
+			l.setDraining(s, name, time.Time{})
 			continue
-		}
-		if !l.dryRun {
-			l.setDraining(s, name, now)
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
 	}
