@@ -20,30 +20,39 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
-var (
-	slotscalerOnce sync.Once
-	slotscalerPath string
-	slotscalerErr  error
-)
-
-// slotscalerBinary builds the real sidecar once per test process.
-func slotscalerBinary(t testing.TB) string {
-	slotscalerOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "slotscaler")
+// goBinary builds a main package of this module as name, once per test
+// process, and returns the binary's path.
+func goBinary(t testing.TB, pkg, name string) string {
+	t.Helper()
+	b, _ := binaries.LoadOrStore(pkg, &binary{})
+	bin := b.(*binary)
+	bin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "e2e-bin")
 		if err != nil {
-			slotscalerErr = err
+			bin.err = err
 			return
 		}
-		slotscalerPath = filepath.Join(dir, "slotscaler")
-		if out, err := exec.Command("go", "build", "-o", slotscalerPath, "..").CombinedOutput(); err != nil {
-			slotscalerErr = errors.New(string(out))
+		bin.path = filepath.Join(dir, name)
+		if out, err := exec.Command("go", "build", "-o", bin.path, pkg).CombinedOutput(); err != nil {
+			bin.err = errors.New(string(out))
 		}
 	})
-	if slotscalerErr != nil {
-		t.Fatalf("build slotscaler: %v", slotscalerErr)
+	if bin.err != nil {
+		t.Fatalf("go build %s: %v", pkg, bin.err)
 	}
-	return slotscalerPath
+	return bin.path
 }
+
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var binaries sync.Map // package -> *binary
+
+// slotscalerBinary builds the real sidecar once per test process.
+func slotscalerBinary(t testing.TB) string { return goBinary(t, "..", "slotscaler") }
 
 // sidecar is "slotscaler run" as a process of the test.
 type sidecar struct {

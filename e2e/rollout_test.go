@@ -5,9 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,31 +14,8 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
-var (
-	lbctlOnce sync.Once
-	lbctlPath string
-	lbctlErr  error
-)
-
 // lbctlBinary builds the real lbctl once per test process.
-func lbctlBinary(t *testing.T) string {
-	lbctlOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lbctl")
-		if err != nil {
-			lbctlErr = err
-			return
-		}
-		lbctlPath = filepath.Join(dir, "lbctl")
-		out, err := exec.Command("go", "build", "-o", lbctlPath, "../lbctl").CombinedOutput()
-		if err != nil {
-			lbctlErr = errors.New(string(out))
-		}
-	})
-	if lbctlErr != nil {
-		t.Fatalf("build lbctl: %v", lbctlErr)
-	}
-	return lbctlPath
-}
+func lbctlBinary(t testing.TB) string { return goBinary(t, "../lbctl", "lbctl") }
 
 // lbctl runs the binary against the test API with the token in the
 // environment, as CI would, and returns its output and exit code.

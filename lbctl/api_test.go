@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +13,8 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
-	"github.com/slotscaler/slotscaler/runtimeapi"
-	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler/api"
-	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
 const testToken = "lbctl-test-token-0123456789"
@@ -25,26 +22,14 @@ const testToken = "lbctl-test-token-0123456789"
 // apiFixture runs a real loop over the in-memory HAProxy and Docker host,
 // behind the real API.
 func apiFixture(t *testing.T) (run func(args ...string) (string, error), engine *fakeengine.Engine) {
-	cfg, err := config.Parse([]byte(`
+	f := scalertest.New(t, `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 interval: 100ms
 services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 2, max_replicas: 4, unhealthy_after: 300ms, target: {sessions_per_replica: 10}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine = fakeengine.New("local", 30000)
-	lb := runtimeapi.NewFake()
-	lb.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-	lb.DeclareBackend("web", "roundrobin")
-	lb.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, scalertest.Options{})
+	loop, engine := f.Loop, f.Engine
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); loop.Run(ctx) }()

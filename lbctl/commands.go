@@ -85,16 +85,9 @@ func drain(c *cli.Context) error {
 		}
 		return socketSetState(c, runtimeapi.AdminDrain)
 	}
-	backend, slot, err := slotArg(c)
-	if err != nil {
-		return err
-	}
-	api, err := newAPIClient(c)
-	if err != nil {
-		return err
-	}
 	asked := time.Now()
-	if err := api.do(c.Context, "POST", "/v1/slots/"+backend+"/"+slot+"/drain", nil, nil); err != nil {
+	api, backend, slot, err := postSlot(c, "drain")
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s/%s: draining\n", backend, slot)
@@ -138,19 +131,23 @@ func findSlot(c *cli.Context, api *apiClient, backend, slot string) (scaler.Slot
 	return scaler.SlotStatus{}, time.Time{}, cli.Exit(fmt.Sprintf("slot %s/%s not found", backend, slot), exitFailed)
 }
 
+// postSlot sends a slot action (drain, enable) for the BACKEND/SLOT argument.
+func postSlot(c *cli.Context, action string) (api *apiClient, backend, slot string, err error) {
+	if backend, slot, err = slotArg(c); err != nil {
+		return nil, "", "", err
+	}
+	if api, err = newAPIClient(c); err != nil {
+		return nil, "", "", err
+	}
+	return api, backend, slot, api.do(c.Context, "POST", "/v1/slots/"+backend+"/"+slot+"/"+action, nil, nil)
+}
+
 func enable(c *cli.Context) error {
 	if c.String("socket") != "" {
 		return socketSetState(c, runtimeapi.AdminReady)
 	}
-	backend, slot, err := slotArg(c)
+	_, backend, slot, err := postSlot(c, "enable")
 	if err != nil {
-		return err
-	}
-	api, err := newAPIClient(c)
-	if err != nil {
-		return err
-	}
-	if err := api.do(c.Context, "POST", "/v1/slots/"+backend+"/"+slot+"/enable", nil, nil); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s/%s: returned to slotscaler\n", backend, slot)

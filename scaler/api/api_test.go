@@ -8,15 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/slotscaler/slotscaler/internal/fakeengine"
-	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/api"
-	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/metrics"
 )
 
@@ -34,28 +31,15 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	cfg, err := config.Parse([]byte(`
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	m := metrics.New()
+	loop := scalertest.New(t, `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 4, target: {sessions_per_replica: 10}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := fakeengine.New("local", 30000)
-	lb := runtimeapi.NewFake()
-	lb.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-	lb.DeclareBackend("web", "roundrobin")
-	lb.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	m := metrics.New()
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Observer: m, Log: log,
-		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, scalertest.Options{Observer: m, Log: log}).Loop
 	loop.Tick(context.Background())
 	loop.Wait()
 	loop.Tick(context.Background())

@@ -3,9 +3,6 @@ package metrics_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -13,10 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slotscaler/slotscaler/internal/fakeengine"
-	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler"
-	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/metrics"
 )
 
@@ -31,27 +26,18 @@ var designNames = []string{
 // exercised runs a loop over fakes through scale-up, a lost container,
 // an HAProxy restart and a rollout, so every metric has a sample.
 func exercised(t *testing.T) *metrics.Metrics {
-	cfg, err := config.Parse([]byte(`
+	m := metrics.New()
+	f := scalertest.New(t, `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 3, target: {sessions_per_replica: 10}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := fakeengine.New("local", 30000)
-	fake := runtimeapi.NewFake()
-	fake.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-	fake.DeclareBackend("web", "roundrobin")
-	fake.DeclareTemplate("web", "slot", 3, netip.MustParseAddrPort("127.0.0.1:9"))
-	m := metrics.New()
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: m.LB(fake, "unix:///unused.sock"), StateDir: t.TempDir(), Observer: m,
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: m.Engine(engine, "local")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, scalertest.Options{
+		Observer:   m,
+		WrapLB:     func(lb scaler.LB) scaler.LB { return m.LB(lb, "unix:///unused.sock") },
+		WrapEngine: func(e scaler.Engine) scaler.Engine { return m.Engine(e, "local") },
+	})
+	loop, fake, engine := f.Loop, f.LB, f.Engine
 	ctx := context.Background()
 	tick := func() { loop.Tick(ctx); loop.Wait() }
 	tick()
