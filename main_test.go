@@ -110,7 +110,7 @@ func TestRunDryRun(t *testing.T) {
 haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
 state_dir: {{DIR}}/state
 api: {listen: "127.0.0.1:0"}
-docker: {hosts: [{name: local, endpoint: %s, max_containers: 4}]}
+docker: {hosts: [{name: local, endpoint: %s, max_containers: 100}]}  # other tests share the engine
 interval: 100ms
 services:
   - {name: %[2]s, backend: %[2]s, container: {image: slotscaler-echo:test, port: 8080}, min_replicas: 2, max_replicas: 3, target: {sessions_per_replica: 5}}

@@ -25,7 +25,7 @@ import (
 // service name, the slot mode and extra keys.
 const serviceYAML = `
 haproxy: {runtime_api: unix:///unused.sock}
-docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 100}]}  # tests of other packages share the engine
 interval: 200ms
 services:
   - name: %[1]s

@@ -459,10 +459,14 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	s.history = h
 	l.mu.Lock()
 	hold, rolling, image := s.hold, s.rollout != nil && s.rollout.active(), s.image
+	held := 0
+	if rolling {
+		held = s.rollout.Replicas
+	}
 	l.mu.Unlock()
 	switch {
 	case rolling:
-		d.Desired, d.Reason, d.LimitedBy = s.rollout.Replicas, ReasonRollout, ""
+		d.Desired, d.Reason, d.LimitedBy = held, ReasonRollout, ""
 	case hold != nil && hold.paused:
 		d.Desired, d.Reason, d.LimitedBy = hold.replicas, ReasonPaused, ""
 	case hold != nil:

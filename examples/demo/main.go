@@ -103,7 +103,11 @@ func run(ctx context.Context, buildOnly bool) (err error) {
 		return nil
 	}
 
-	// Everything started from here is stopped on the way out, Ctrl-C included.
+	// Everything started from here is stopped on the way out, Ctrl-C
+	// included; slotscaler's state_dir starts and ends empty.
+	stateDir := filepath.Join(dir, "state")
+	_ = os.RemoveAll(stateDir)
+	defer os.RemoveAll(stateDir)
 	defer cleanup(docker)
 	_ = os.Remove(socket)
 	step("starting haproxy -f examples/haproxy.cfg (frontend %s)", frontend)
