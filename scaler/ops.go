@@ -176,10 +176,12 @@ func (s *service) spec(slot string, h *Host, image string, now time.Time) Spec {
 func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Addr, port int) error {
 	be := s.cfg.Backend
 	if s.cfg.Slots.Mode == config.ModeDynamic {
+		fastInter := fmt.Sprintf("%dms", config.FastInter(s.cfg.Check.Inter.Duration).Milliseconds())
 		err := l.lb.AddServer(ctx, be, slot, addr, port, runtimeapi.ServerOptions{
 			Check: true, Inter: fmt.Sprintf("%dms", s.cfg.Check.Inter.Milliseconds()), Rise: s.cfg.Check.Rise, Fall: s.cfg.Check.Fall,
-			// Dynamic servers inherit nothing: keep idle connections reusable.
-			Extra: []string{"pool-purge-delay", "5s"},
+			// Dynamic servers inherit nothing: the render's fast checks of
+			// new and failing slots, and reusable idle connections.
+			Extra: []string{"fastinter", fastInter, "downinter", fastInter, "pool-purge-delay", "5s"},
 		})
 		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
 			err = l.lb.SetAddr(ctx, be, slot, addr, port)
@@ -210,7 +212,8 @@ func checkPassed(srv runtimeapi.Server) bool {
 func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UnhealthyAfter.Duration)
 	defer cancel()
-	poll := min(max(s.cfg.Check.Inter.Duration/5, 20*time.Millisecond), 100*time.Millisecond)
+	// Polled often: the slot takes traffic only once this sees the pass.
+	poll := min(max(s.cfg.Check.Inter.Duration/10, 10*time.Millisecond), 50*time.Millisecond)
 	last := "no reading"
 	for {
 		b, err := l.lb.Backend(ctx, s.cfg.Backend)

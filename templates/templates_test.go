@@ -49,7 +49,7 @@ func checkRender(t *testing.T, stateFile string, wants ...string) {
 	if err := templates.RenderBackends(&out, cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(wants, "backend echo", "option httpchk GET /healthz", "default-server inter 500ms rise 1 fall 2", "backend api", "balance leastconn") {
+	for _, want := range append(wants, "backend echo", "option httpchk GET /healthz", "default-server inter 500ms fastinter 125ms downinter 125ms rise 1 fall 2", "backend api", "balance leastconn") {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("render output lacks %q:\n%s", want, out.String())
 		}

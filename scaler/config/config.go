@@ -174,3 +174,9 @@ const (
 	DefaultCheckInter    = time.Second
 	DefaultHostAddress   = "127.0.0.1"
 )
+
+// FastInter is the check interval of a slot in transition or DOWN (HAProxy's
+// fastinter and downinter): a quarter of inter, at least 100ms.
+func FastInter(inter time.Duration) time.Duration {
+	return min(inter, max(inter/4, 100*time.Millisecond))
+}
