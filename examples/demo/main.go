@@ -258,11 +258,12 @@ func relayEvents(r io.Reader, events chan<- string) {
 			continue
 		}
 		msg, _ := rec["msg"].(string)
-		if !slices.Contains([]string{"scale up", "scale down", "slot serving", "draining slot", "container removed"}, msg) && rec["level"] != "ERROR" {
+		event, _ := rec["event"].(string)
+		if !slices.Contains([]string{"scale_up", "scale_down", "serving", "drain", "container_removed", "start_failed"}, event) && rec["level"] != "ERROR" {
 			continue
 		}
 		line := msg
-		for _, k := range []string{"slot", "current", "desired", "reason", "why", "took", "err"} {
+		for _, k := range []string{"slot", "current", "desired", "reason", "took", "err"} {
 			if v, ok := rec[k]; ok && v != "" {
 				line += fmt.Sprintf(" %s=%v", k, v)
 			}
