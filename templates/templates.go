@@ -16,8 +16,10 @@ import (
 var backendText string
 
 var backend = template.Must(template.New("backend").Funcs(template.FuncMap{
-	"ms":   func(d config.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) },
-	"fast": func(d config.Duration) string { return fmt.Sprintf("%dms", config.FastInter(d.Duration).Milliseconds()) },
+	"ms": func(d config.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) },
+	"fast": func(d config.Duration) string {
+		return fmt.Sprintf("%dms", config.FastInter(d.Duration).Milliseconds())
+	},
 }).Parse(backendText))
 
 // RenderBackends writes a backend section for every service in cfg.
