@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -39,21 +40,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
 // API into the control loop and runs it until ctx ends.
 func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
-	if len(cfg.HAProxy.RuntimeAPI) > 1 {
-		return fmt.Errorf("haproxy.runtime_api: %d sockets given; syncing several HAProxy instances is not supported yet, give one", len(cfg.HAProxy.RuntimeAPI))
-	}
 	tokens, err := loadTokens(cfg.API.Tokens)
 	if err != nil {
 		return err
 	}
-	client, err := runtimeapi.New(cfg.HAProxy.RuntimeAPI[0])
+	m := metrics.New()
+	var current atomic.Pointer[config.Config] // what a reload installed
+	current.Store(cfg)
+	lb, err := runtimeAPI(cfg, m, &current, log)
 	if err != nil {
 		return err
-	}
-	m := metrics.New()
-	lb := m.LB(client, client.String())
-	if path := cfg.HAProxy.ServerStateFile; path != "" {
-		lb = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
 	}
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
@@ -78,7 +74,11 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		if err != nil {
 			return fmt.Errorf("%s: %v: %w", path, err, scaler.ErrInvalid)
 		}
-		return loop.Reload(next)
+		if err := loop.Reload(next); err != nil {
+			return err
+		}
+		current.Store(next)
+		return nil
 	}
 	srv := &http.Server{Addr: cfg.API.Listen, Handler: api.New(loop, tokens, m.Handler(), reload, log).Handler(), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
@@ -100,10 +100,40 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	for _, s := range cfg.Services {
 		names = append(names, s.Name)
 	}
-	log.Info("slotscaler running", "runtime_api", client.String(), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
+	log.Info("slotscaler running", "runtime_api", strings.Join(cfg.HAProxy.RuntimeAPI, ","), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
 	err = loop.Run(ctx)
 	log.Info("slotscaler stopped; containers keep running and are found again at the next start")
 	return err
+}
+
+// runtimeAPI connects to the HAProxy instances of haproxy.runtime_api,
+// each counted in the metrics; several are kept in step by a Mirror whose
+// first is the primary. The server state file follows the primary.
+func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, error) {
+	var lbs []scaler.LB
+	for i, addr := range cfg.HAProxy.RuntimeAPI {
+		client, err := runtimeapi.New(addr)
+		if err != nil {
+			return nil, err
+		}
+		lb := m.LB(client, client.String())
+		if path := cfg.HAProxy.ServerStateFile; path != "" && i == 0 {
+			lb = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
+		}
+		lbs = append(lbs, lb)
+	}
+	if len(lbs) == 1 {
+		return lbs[0], nil
+	}
+	opts := func(backend string) (runtimeapi.ServerOptions, bool) {
+		for _, s := range current.Load().Services {
+			if s.Backend == backend {
+				return scaler.DynamicServerOptions(s), s.Slots.Mode == config.ModeDynamic
+			}
+		}
+		return runtimeapi.ServerOptions{}, false
+	}
+	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, log), nil
 }
 
 // loadTokens reads every token's value from its file or environment

@@ -53,6 +53,8 @@ type env struct {
 	engine   scaler.Engine
 	url      string
 	stateDir string
+	backends string               // the rendered backend sections
+	mirrors  []*runtimeapi.Client // more HAProxy instances the loop keeps in step with this one
 	logs     *haproxytest.SyncBuffer
 }
 
@@ -89,7 +91,8 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	if f := cfg.HAProxy.ServerStateFile; f != "" {
 		global = "  server-state-file " + f
 	}
-	e.haproxy = haproxytest.StartGlobal(t, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, backends.String()))
+	e.backends = backends.String()
+	e.haproxy = haproxytest.StartGlobal(t, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
 	e.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	e.lb, err = runtimeapi.New("unix://" + e.haproxy.Socket)
 	if err != nil {
@@ -116,6 +119,16 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 	var lb scaler.LB = e.lb
 	if f := e.cfg.HAProxy.ServerStateFile; f != "" {
 		lb = scaler.WithServerStateFile(lb, e.lb.DumpServersState, f, slog.New(slog.NewTextHandler(e.logs, nil)))
+	}
+	if len(e.mirrors) > 0 {
+		lbs, names := []scaler.LB{lb}, []string{"primary"}
+		for i, m := range e.mirrors {
+			lbs, names = append(lbs, m), append(names, fmt.Sprintf("secondary%d", i+1))
+		}
+		opts := func(string) (runtimeapi.ServerOptions, bool) {
+			return scaler.DynamicServerOptions(e.cfg.Services[0]), e.cfg.Services[0].Slots.Mode == config.ModeDynamic
+		}
+		lb = scaler.NewMirror(lbs, names, opts, slog.New(slog.NewTextHandler(e.logs, nil)))
 	}
 	loop, err := scaler.New(scaler.Options{
 		Config: e.cfg, LB: lb, StateDir: e.stateDir,

@@ -176,13 +176,7 @@ func (s *service) spec(slot string, h *Host, image string, now time.Time) Spec {
 func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Addr, port int) error {
 	be := s.cfg.Backend
 	if s.cfg.Slots.Mode == config.ModeDynamic {
-		fastInter := fmt.Sprintf("%dms", config.FastInter(s.cfg.Check.Inter.Duration).Milliseconds())
-		err := l.lb.AddServer(ctx, be, slot, addr, port, runtimeapi.ServerOptions{
-			Check: true, Inter: fmt.Sprintf("%dms", s.cfg.Check.Inter.Milliseconds()), Rise: s.cfg.Check.Rise, Fall: s.cfg.Check.Fall,
-			// Dynamic servers inherit nothing: the render's fast checks of
-			// new and failing slots, and reusable idle connections.
-			Extra: []string{"fastinter", fastInter, "downinter", fastInter, "pool-purge-delay", "5s"},
-		})
+		err := l.lb.AddServer(ctx, be, slot, addr, port, DynamicServerOptions(s.cfg))
 		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
 			err = l.lb.SetAddr(ctx, be, slot, addr, port)
 		}
@@ -199,6 +193,17 @@ func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Add
 		return err
 	}
 	return l.lb.SetState(ctx, be, slot, runtimeapi.AdminReady)
+}
+
+// DynamicServerOptions are the keywords of a service's "add server": the
+// checks "render" writes for template slots, as dynamic servers inherit no
+// default-server, and reusable idle connections.
+func DynamicServerOptions(s config.Service) runtimeapi.ServerOptions {
+	fast := fmt.Sprintf("%dms", config.FastInter(s.Check.Inter.Duration).Milliseconds())
+	return runtimeapi.ServerOptions{
+		Check: true, Inter: fmt.Sprintf("%dms", s.Check.Inter.Milliseconds()), Rise: s.Check.Rise, Fall: s.Check.Fall,
+		Extra: []string{"fastinter", fast, "downinter", fast, "pool-purge-delay", "5s"},
+	}
 }
 
 // checkPassed reports whether HAProxy's own check of the server passed and

@@ -1,0 +1,98 @@
+package scaler_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/internal/fakeengine"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+func summary(t *testing.T, f *runtimeapi.Fake) string {
+	b, err := f.Backend(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(b.Servers, func(a, b runtimeapi.Server) int { return strings.Compare(a.Name, b.Name) })
+	var out []string
+	for _, s := range b.Servers {
+		out = append(out, fmt.Sprintf("%s=%s/w%d/%s:%d", s.Name, s.Admin, s.Weight, s.Addr, s.Port))
+	}
+	return strings.Join(out, " ")
+}
+
+// Two HAProxy instances behind one slotscaler: changes reach both, load
+// on either counts, and an instance that restarted is brought back.
+func TestMirrorKeepsInstancesInStep(t *testing.T) {
+	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
+		t.Run(mode, func(t *testing.T) {
+			cfg, err := config.Parse(fmt.Appendf(nil, harnessConfig, 10, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			engine := fakeengine.New("local", 30000)
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			clock := func() time.Time { return now }
+			fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+			var lbs []scaler.LB
+			for _, f := range fakes {
+				f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+				f.SetClock(clock)
+				f.DeclareBackend("web", "roundrobin")
+				if mode == config.ModeTemplate {
+					f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+				}
+				lbs = append(lbs, f)
+			}
+			opts := func(string) (runtimeapi.ServerOptions, bool) {
+				return scaler.DynamicServerOptions(cfg.Services[0]), mode == config.ModeDynamic
+			}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			loop, err := scaler.New(scaler.Options{Config: cfg, LB: scaler.NewMirror(lbs, []string{"a", "b"}, opts, log), StateDir: t.TempDir(), Log: log, Now: clock,
+				Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 10, Preferred: true, Engine: engine}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tick := func() { loop.Tick(context.Background()); loop.Wait(); now = now.Add(time.Second) }
+			same := func(when string) {
+				t.Helper()
+				if a, b := summary(t, fakes[0]), summary(t, fakes[1]); a != b {
+					t.Fatalf("%s: instances differ\n a: %s\n b: %s", when, a, b)
+				}
+			}
+			tick()
+			same("after the first start")
+			fakes[1].SetLoad("web", "slot1", 25, 0) // the load arrives through the second instance only
+			tick()
+			tick() // the status shows what the previous tick started
+			if st, _ := loop.Service("web"); st.Replicas.Serving != 3 {
+				t.Fatalf("load on the secondary: %d serving, want 3", st.Replicas.Serving)
+			}
+			same("after the scale-up")
+			fakes[1].Restart()
+			tick()
+			same("after the secondary restarted")
+			if engine.Starts != 3 {
+				t.Errorf("%d starts: a secondary's restart must not start containers", engine.Starts)
+			}
+			fakes[1].SetLoad("web", "slot1", 0, 0)
+			for range 40 {
+				tick()
+			}
+			tick()
+			same("after the scale-down")
+			if st, _ := loop.Service("web"); st.Replicas.Serving != 1 {
+				t.Fatalf("after the load: %d serving, want 1", st.Replicas.Serving)
+			}
+		})
+	}
+}
