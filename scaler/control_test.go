@@ -239,3 +239,21 @@ func TestReloadAppliesAtNextTick(t *testing.T) {
 		t.Errorf("interval change: %v, want ErrConflict (restart needed)", err)
 	}
 }
+
+// An operator who weights a slot out (set weight 0) is respected like a
+// drain: slotscaler does not weight it back in and covers with another.
+func TestOperatorWeightZeroRespected(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	if err := h.lb.Fake.SetWeight(context.Background(), "web", "slot1", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks(3)
+	if got, want := h.slots(), "slot1=ready/up/w0 slot2=ready/up/w1"; !strings.HasPrefix(got, want) {
+		t.Fatalf("got %s, want prefix %s", got, want)
+	}
+	st, _ := h.loop.Service("web")
+	if st.Replicas.Operator != 1 {
+		t.Errorf("replicas %+v: the weighted-out slot should count as an operator's", st.Replicas)
+	}
+}

@@ -95,6 +95,7 @@ type service struct {
 	// Guarded by Loop.mu:
 	ops           map[string]*op       // slot (or "container/ID") -> operation in flight
 	draining      map[string]time.Time // slots slotscaler drained to scale down, and since when
+	binding       map[string]time.Time // slots slotscaler is bringing up at weight 0
 	image         string               // what new containers run: the config's, or a rollout's
 	hold          *hold
 	rollout       *Rollout
@@ -156,6 +157,7 @@ func newService(sc config.Service, interval time.Duration) *service {
 		cpu:           map[string]CPUSample{},
 		ops:           map[string]*op{},
 		draining:      map[string]time.Time{},
+		binding:       map[string]time.Time{},
 		image:         sc.Container.Image,
 		startFailures: map[string]int{},
 		status:        ServiceStatus{Name: sc.Name, Backend: sc.Backend, Mode: sc.Slots.Mode, Desired: -1, Window: -1, CPU: -1},

@@ -27,7 +27,7 @@ func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int,
 			log.Warn("re-enable draining slot", "slot", name, "err", err)
 			continue
 		}
-		l.setDraining(s, name, time.Time{})
+		l.setIntent(s.draining, name, time.Time{})
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventUndrain, Message: "draining slot taken back"}, "dry_run", l.dryRun)
 		n--
 	}
@@ -89,13 +89,13 @@ func (l *Loop) hostLoads(s *service, inv inventory) []HostLoad {
 func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n int, serving []SlotLoad, now time.Time) {
 	for _, name := range Victims(serving, n) {
 		if !l.dryRun {
-			l.setDraining(s, name, now)
+			l.setIntent(s.draining, name, now)
 		}
 		if err := l.act(ctx, func(ctx context.Context) error {
 			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
 		}); err != nil {
 			log.Warn("drain", "slot", name, "err", err)
-			l.setDraining(s, name, time.Time{})
+			l.setIntent(s.draining, name, time.Time{})
 			continue
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
@@ -134,6 +134,10 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 			l.deleteServer(cleanup, log, s, slot)
 		}
 	}
+	// Saved before the weight goes to 0: a restart in between must not
+	// take the weight 0 for an operator's.
+	l.setIntent(s.binding, slot, l.now())
+	defer l.setIntent(s.binding, slot, time.Time{})
 	if err := l.bind(ctx, s, slot, h.Addr, c.Port); err != nil {
 		undo("bind", err)
 		return

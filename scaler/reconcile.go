@@ -17,7 +17,8 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 	bound := l.bound(srv, mine)
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
-		l.setDraining(s, name, time.Time{})
+		l.setIntent(s.draining, name, time.Time{})
+		l.setIntent(s.binding, name, time.Time{})
 		if len(mine) == 0 {
 			return slotFree
 		}
@@ -43,7 +44,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 				l.discard(ctx, log, s, c, "not the slot's container")
 			}
 		}
-		since, ours := l.drainingSince(s, name)
+		since, ours := l.intent(s.draining, name)
 		if !ours {
 			return slotOperator
 		}
@@ -54,7 +55,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		return slotDraining
 	}
 	// Ready.
-	l.setDraining(s, name, time.Time{})
+	l.setIntent(s.draining, name, time.Time{})
 	if bound != nil || complete {
 		for _, c := range mine {
 			if bound == nil || c.ID != bound.ID {
@@ -78,11 +79,16 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
 		return slotBusy
 	case srv.Weight == 0:
+		if _, ours := l.intent(s.binding, name); !ours {
+			return slotOperator // weighted out by someone else: not capacity
+		}
 		// Bound by an earlier run that stopped before the first check passed.
 		if checkPassed(srv) {
 			if err := l.act(ctx, func(ctx context.Context) error { return l.lb.SetWeight(ctx, s.cfg.Backend, name, 100) }); err != nil {
 				log.Warn("restore weight", "slot", name, "err", err)
+				return slotStarting
 			}
+			l.setIntent(s.binding, name, time.Time{})
 		}
 		return slotStarting
 	case srv.Serving():
@@ -109,7 +115,8 @@ func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name st
 		log.Warn("set maint", "slot", name, "err", err)
 		return
 	}
-	l.setDraining(s, name, time.Time{})
+	l.setIntent(s.draining, name, time.Time{})
+	l.setIntent(s.binding, name, time.Time{})
 	l.remove(ctx, log, s, name, mine, why)
 }
 
@@ -207,24 +214,25 @@ func (l *Loop) launch(ctx context.Context, log *slog.Logger, s *service, slot st
 	}()
 }
 
-// drainingSince says whether slotscaler drained slot to scale down, and when.
-func (l *Loop) drainingSince(s *service, slot string) (time.Time, bool) {
+// intent reads an intent of slot (a drain to scale down, a bind under
+// way) and since when.
+func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, ok := s.draining[slot]
+	t, ok := intents[slot]
 	return t, ok
 }
 
-// setDraining records (or, with a zero time, forgets) a scale-down drain,
-// and saves it when it changed: after a restart, a drain not recorded is an
+// setIntent records (or, with a zero time, forgets) an intent and saves it
+// when it changed: after a restart, a drain or a weight 0 not recorded is an
 // operator's.
-func (l *Loop) setDraining(s *service, slot string, since time.Time) {
+func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) {
 	l.mu.Lock()
-	_, had := s.draining[slot]
+	_, had := intents[slot]
 	if since.IsZero() {
-		delete(s.draining, slot)
+		delete(intents, slot)
 	} else {
-		s.draining[slot] = since
+		intents[slot] = since
 	}
 	l.mu.Unlock()
 	if had != !since.IsZero() {

@@ -13,7 +13,8 @@ import (
 
 // stateFile keeps, in state_dir, what HAProxy and the container labels
 // cannot tell after a restart: which drains are slotscaler's scale-downs
-// (the others are an operator's), pauses and pins, the image a rollout
+// and which weights 0 its binds under way (the others are an operator's),
+// pauses and pins, the image a rollout
 // left running, and a rollout in progress.
 const stateFile = "state.json"
 
@@ -26,6 +27,7 @@ type savedService struct {
 	Paused   bool                 `json:"paused,omitempty"`
 	Pinned   *int                 `json:"pinned,omitempty"`
 	Draining map[string]time.Time `json:"draining,omitempty"`
+	Binding  map[string]time.Time `json:"binding,omitempty"`
 	Rollout  *Rollout             `json:"rollout,omitempty"`
 }
 
@@ -38,7 +40,7 @@ func (l *Loop) persist() {
 	l.mu.Lock()
 	st := savedState{Services: map[string]savedService{}}
 	for _, s := range l.services {
-		ss := savedService{Draining: maps.Clone(s.draining)}
+		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding)}
 		if s.image != s.cfg.Container.Image {
 			ss.Image = s.image
 		}
@@ -118,6 +120,7 @@ func (l *Loop) restore() error {
 			s.hold = &hold{paused: ss.Paused, replicas: *ss.Pinned}
 		}
 		maps.Copy(s.draining, ss.Draining)
+		maps.Copy(s.binding, ss.Binding)
 		s.rollout = ss.Rollout
 	}
 	return nil
