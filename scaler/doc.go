@@ -1,11 +1,13 @@
-// Package scaler is slotscaler's core: the replica decision, business-hours
-// schedules and placement, as pure functions over plain values with the
-// time passed in. It declares the ports it needs and never imports Docker,
-// Prometheus or client-native (make check-deps proves it).
+// Package scaler is slotscaler's core. The replica decision, business-hours
+// schedules and placement are pure functions over plain values with the
+// time passed in. The control loop (Loop) drives them over two small ports,
+// LB (HAProxy's Runtime API) and Engine (a Docker host), and adds the
+// manual controls, rollouts and the intents kept in state_dir. It never
+// imports Docker, Prometheus or client-native (make check-deps proves it).
 //
-// A slot's life, as the control loop will drive it:
+// A slot's life, as the loop drives it:
 //
-//	free (maint) --bind+ready--> starting --check UP--> serving
-//	     ^                                                 |
-//	     +--maint, remove container-- draining <--drain----+
+//	free (maint) --bind at weight 0, ready--> starting --check passed, weight 100%--> serving
+//	     ^                                                                                |
+//	     +-------------- maint, SIGTERM, remove container <-- draining <--drain-----------+
 package scaler
