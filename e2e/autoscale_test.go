@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +52,28 @@ func TestAutoscaleEndToEnd(t *testing.T) {
 				t.Errorf("the step was answered by %d containers, want at least 3", len(stepResult.Answers))
 			}
 		})
+	}
+}
+
+// TestAutoscaleOnCPU: with only the CPU target set, containers kept busy
+// (the Docker stats API reports their CPU) make the service grow.
+func TestAutoscaleOnCPU(t *testing.T) {
+	e := newEnvWith(t, config.ModeTemplate, func(c *config.Config) {
+		s := &c.Services[0]
+		s.Target = config.Target{CPUPercent: 50, Tolerance: 0.1}
+		s.Container.CPUs = 0.2
+		s.Container.Env = map[string]string{"ECHO_BURN": "20ms"}
+	})
+	e.startLoop()
+	e.waitFor("min replicas serving", 20*time.Second, func() bool { return e.slots().serving == 1 })
+	load := loadgen.Start(context.Background(), e.url, 6)
+	took := e.waitFor("scale up on CPU", 30*time.Second, func() bool { return e.slots().serving >= 2 })
+	r := load.Stop()
+	t.Logf("1 -> %d serving %s after the CPU load began; %d requests, %d failed", e.slots().serving, took.Round(time.Millisecond), r.OK+r.Failed, r.Failed)
+	if r.Failed != 0 {
+		t.Errorf("%d failed requests: %v", r.Failed, r.Errors)
+	}
+	if !strings.Contains(e.logs.String(), "reason=cpu") {
+		t.Errorf("the scale-up was not decided on CPU")
 	}
 }

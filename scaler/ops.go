@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -249,32 +250,37 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
 
 // cpu is the mean CPU use of the serving containers since the previous
 // tick, in percent of each container's CPU limit (of one CPU without one).
+// The samples are taken at once: each is an engine round trip.
 func (l *Loop) cpu(ctx context.Context, s *service, b runtimeapi.Backend, containers []Container) float64 {
+	var serving []*Container
+	for _, srv := range b.Servers {
+		if c := l.bound(srv, containers); c != nil && srv.Serving() {
+			serving = append(serving, c)
+		}
+	}
+	samples := make([]CPUSample, len(serving))
+	errs := make([]error, len(serving))
+	var wg sync.WaitGroup
+	for i, c := range serving {
+		wg.Go(func() { samples[i], errs[i] = l.host(c.Host).Engine.CPU(ctx, c.ID) })
+	}
+	wg.Wait()
 	var sum float64
 	var n int
 	seen := map[string]bool{}
-	for _, srv := range b.Servers {
-		if !srv.Serving() {
-			continue
-		}
-		c := l.bound(srv, containers)
-		if c == nil {
-			continue
-		}
-		h := l.host(c.Host)
-		sample, err := h.Engine.CPU(ctx, c.ID)
-		if err != nil {
+	for i, c := range serving {
+		if errs[i] != nil {
 			continue
 		}
 		seen[c.ID] = true
-		if p := sample.Percent(s.cpu[c.ID]); p >= 0 {
+		if p := samples[i].Percent(s.cpu[c.ID]); p >= 0 {
 			if s.cfg.Container.CPUs > 0 {
 				p /= s.cfg.Container.CPUs
 			}
 			sum += p
 			n++
 		}
-		s.cpu[c.ID] = sample
+		s.cpu[c.ID] = samples[i]
 	}
 	for id := range s.cpu {
 		if !seen[id] {

@@ -2,7 +2,8 @@
 // enough to run FROM scratch. It answers every path with its host name and
 // version, /healthz with 200 (or 503 when ECHO_HEALTH=fail; with
 // ECHO_ADMIN=1, POST /admin/health?state=fail|ok flips it), sleeps
-// ECHO_DELAY per request to make sessions visible to HAProxy, and on
+// ECHO_DELAY per request to make sessions visible to HAProxy (and spins the
+// CPU for ECHO_BURN, to exercise the CPU signal), and on
 // SIGTERM finishes the requests in flight before it exits.
 package main
 
@@ -31,6 +32,10 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("ECHO_DELAY: %w", err)
 	}
+	burn, err := time.ParseDuration(env("ECHO_BURN", "0s"))
+	if err != nil {
+		return fmt.Errorf("ECHO_BURN: %w", err)
+	}
 	host, _ := os.Hostname()
 	version := env("ECHO_VERSION", "v1")
 	var healthy atomic.Bool
@@ -52,6 +57,9 @@ func run() error {
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// CPU work, for tests of the CPU signal.
+		for end := time.Now().Add(burn); time.Now().Before(end); {
+		}
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
