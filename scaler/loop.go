@@ -388,7 +388,8 @@ type view struct {
 func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv inventory) ServiceStatus {
 	log := l.log.With("service", s.cfg.Name)
 	b, err := l.lb.Backend(ctx, s.cfg.Backend)
-	if err == nil && len(s.slotNames(b)) == 0 {
+	names := s.slotNames(b)
+	if err == nil && len(names) == 0 {
 		err = fmt.Errorf("backend %s has no %q slots", s.cfg.Backend, s.cfg.Slots.Prefix)
 	}
 	if err != nil {
@@ -399,7 +400,6 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		l.mu.Unlock()
 		return st
 	}
-	names := s.slotNames(b)
 	containers := inv.of(s.cfg.Name)
 	v := view{obs: Observation{Now: now, Queue: float64(b.Queue), CPU: -1, Limits: LimitsAt(s.cfg, now)}}
 	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now}
@@ -412,13 +412,13 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 				mine = append(mine, c)
 			}
 		}
+		bound := l.bound(srv, mine)
 		state := slotBusy
 		kind, isBusy := inv.busy[s][name]
 		if !isBusy {
-			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, inv.complete, now)
+			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, bound, inv.complete, now)
 			kind = l.opKind(s, name)
 		}
-		bound := l.bound(srv, mine)
 		switch state {
 		case slotFree:
 			v.free = append(v.free, name)
@@ -437,12 +437,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 			v.obs.Serving++
 			v.obs.Sessions += float64(srv.Sessions)
 			st.Replicas.Serving++
-			sl := l.slotLoad(name, "", srv.Sessions, inv)
-			if bound != nil {
-				sl = l.slotLoad(name, bound.Host, srv.Sessions, inv)
-				sl.Generation = bound.Generation
-			}
-			v.serving = append(v.serving, sl)
+			v.serving = append(v.serving, l.slotLoad(name, bound, srv.Sessions, inv))
 		case slotDraining:
 			v.ownDrained = append(v.ownDrained, name)
 			st.Replicas.Draining++
@@ -529,11 +524,17 @@ func (l *Loop) bound(srv runtimeapi.Server, cs []Container) *Container {
 	return nil
 }
 
-func (l *Loop) slotLoad(slot, host string, sessions int, inv inventory) SlotLoad {
-	sl := SlotLoad{Slot: slot, Host: host, Sessions: sessions, HostPreferred: true}
-	if h := l.host(host); h != nil {
+// slotLoad is a serving slot as victim selection sees it; bound is its
+// container (nil when its host did not answer).
+func (l *Loop) slotLoad(slot string, bound *Container, sessions int, inv inventory) SlotLoad {
+	sl := SlotLoad{Slot: slot, Sessions: sessions, HostPreferred: true}
+	if bound == nil {
+		return sl
+	}
+	sl.Host, sl.Generation = bound.Host, bound.Generation
+	if h := l.host(bound.Host); h != nil {
 		sl.HostPreferred = h.Preferred
-		sl.HostTotal = len(inv.byHost[host])
+		sl.HostTotal = len(inv.byHost[bound.Host])
 	}
 	return sl
 }

@@ -12,9 +12,9 @@ import (
 )
 
 // reconcileSlot makes one slot and its containers agree (HAProxy's admin
-// state says what must exist) and says what the slot is now.
-func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, complete bool, now time.Time) slotState {
-	bound := l.bound(srv, mine)
+// state says what must exist) and says what the slot is now. bound is the
+// one of mine the slot points at, if any.
+func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, bound *Container, complete bool, now time.Time) slotState {
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
 		l.setIntent(s.draining, name, time.Time{})
