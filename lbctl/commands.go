@@ -155,9 +155,6 @@ func enable(c *cli.Context) error {
 }
 
 func scale(c *cli.Context) error {
-	if err := socketOnly(c); err != nil {
-		return err
-	}
 	n, err := strconv.Atoi(c.Args().Get(1))
 	if c.Args().Len() != 2 || err != nil {
 		return cli.Exit("want SERVICE N, e.g. lbctl scale web 3", exitUsage)
@@ -167,9 +164,6 @@ func scale(c *cli.Context) error {
 
 func control(action string) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if err := socketOnly(c); err != nil {
-			return err
-		}
 		name, err := serviceArg(c)
 		if err != nil {
 			return err
@@ -179,7 +173,7 @@ func control(action string) cli.ActionFunc {
 }
 
 func postControl(c *cli.Context, name, action string, body any) error {
-	api, err := newAPIClient(c)
+	api, err := apiOnly(c)
 	if err != nil {
 		return err
 	}
@@ -199,14 +193,11 @@ func postControl(c *cli.Context, name, action string, body any) error {
 }
 
 func rollout(c *cli.Context) error {
-	if err := socketOnly(c); err != nil {
-		return err
-	}
 	name, err := serviceArg(c)
 	if err != nil {
 		return err
 	}
-	api, err := newAPIClient(c)
+	api, err := apiOnly(c)
 	if err != nil {
 		return err
 	}
@@ -245,10 +236,7 @@ func rollout(c *cli.Context) error {
 }
 
 func events(c *cli.Context) error {
-	if err := socketOnly(c); err != nil {
-		return err
-	}
-	api, err := newAPIClient(c)
+	api, err := apiOnly(c)
 	if err != nil {
 		return err
 	}

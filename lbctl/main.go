@@ -94,11 +94,12 @@ func serviceArg(c *cli.Context) (string, error) {
 	return c.Args().First(), nil
 }
 
-func socketOnly(c *cli.Context) error {
+// apiOnly is the API client of a command that has no --socket mode.
+func apiOnly(c *cli.Context) (*apiClient, error) {
 	if c.String("socket") != "" {
-		return cli.Exit(c.Command.Name+" needs slotscaler's API; --socket only does status, drain and enable", exitUsage)
+		return nil, cli.Exit(c.Command.Name+" needs slotscaler's API; --socket only does status, drain and enable", exitUsage)
 	}
-	return nil
+	return newAPIClient(c)
 }
 
 // interspersed moves a command's flags before its arguments, so that
