@@ -18,6 +18,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/docker"
 	"github.com/slotscaler/slotscaler/templates"
 )
 
@@ -51,6 +52,7 @@ type env struct {
 	lb       *runtimeapi.Client
 	docker   *client.Client
 	engine   scaler.Engine
+	local    *docker.Engine // the local engine, never swapped: how the tests list containers
 	url      string
 	stateDir string
 	backends string               // the rendered backend sections
@@ -68,7 +70,8 @@ func newEnv(t testing.TB, mode string) *env {
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
 	image := dockertest.BuildEcho(t)
-	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: dockertest.Engine(t), logs: &haproxytest.SyncBuffer{}}
+	local := dockertest.Engine(t)
+	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
 	dockertest.RemoveAll(t, e.docker, e.service)
 	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
 	if err != nil {
@@ -203,4 +206,21 @@ func (e *env) info() runtimeapi.Info {
 	return i
 }
 
-func (e *env) containers() int { return len(dockertest.Containers(e.t, e.docker, e.service)) }
+// managed lists the service's containers, running or not, as the driver
+// sees them (labels, published port).
+func (e *env) managed() []scaler.Container {
+	e.t.Helper()
+	all, err := e.local.Containers(context.Background())
+	if err != nil {
+		e.t.Fatalf("list containers: %v", err)
+	}
+	var out []scaler.Container
+	for _, c := range all {
+		if c.Service == e.service {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (e *env) containers() int { return len(e.managed()) }

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-
 	"github.com/slotscaler/slotscaler/internal/dockertest"
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/internal/loadgen"
 	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/docker"
 )
@@ -42,35 +41,26 @@ func faultEnv(t *testing.T, tune func(*config.Config)) (*env, *loadgen.Run) {
 }
 
 // running lists the service's running containers by id.
-func (e *env) running() map[string]container.Summary {
-	out := map[string]container.Summary{}
-	for _, c := range dockertest.Containers(e.t, e.docker, e.service) {
-		if c.State == container.StateRunning {
+func (e *env) running() map[string]scaler.Container {
+	out := map[string]scaler.Container{}
+	for _, c := range e.managed() {
+		if c.Running {
 			out[c.ID] = c
 		}
 	}
 	return out
 }
 
-func publicPort(c container.Summary) int {
-	for _, p := range c.Ports {
-		if p.PrivatePort == 8080 && p.PublicPort != 0 {
-			return int(p.PublicPort)
-		}
-	}
-	return 0
-}
-
 // converged: every container of the service runs and is the one its slot
 // points at; every ready or draining slot points at a running container.
 func (e *env) converged() bool {
-	all := dockertest.Containers(e.t, e.docker, e.service)
+	all := e.managed()
 	ports := map[int]bool{}
 	for _, c := range all {
-		if c.State != container.StateRunning {
+		if !c.Running {
 			return false
 		}
-		ports[publicPort(c)] = true
+		ports[c.Port] = true
 	}
 	b, err := e.lb.Backend(context.Background(), e.service)
 	if err != nil {
@@ -103,12 +93,12 @@ func (e *env) assertNoFailures(load *loadgen.Run) {
 func TestFaultUnhealthyContainerReplaced(t *testing.T) {
 	e, load := faultEnv(t, nil)
 	before := e.running()
-	var sick container.Summary
+	var sick scaler.Container
 	for _, c := range before {
 		sick = c
 		break
 	}
-	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/admin/health?state=fail", publicPort(sick)), "", nil)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/admin/health?state=fail", sick.Port), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +127,7 @@ func TestFaultContainerKilled(t *testing.T) {
 	took := e.waitFor("killed container replaced", 30*time.Second, func() bool {
 		now := e.running()
 		_, still := now[victim]
-		return !still && len(now) == 2 && e.slots().serving == 2 && e.converged() && len(dockertest.Containers(t, e.docker, e.service)) == 2
+		return !still && len(now) == 2 && e.slots().serving == 2 && e.converged() && e.containers() == 2
 	})
 	t.Logf("converged %s after docker kill", took.Round(time.Millisecond))
 	e.assertNoFailures(load)

@@ -50,7 +50,7 @@ func rolloutEnv(t *testing.T) (*env, string, *loadgen.Run) {
 
 func (e *env) images() map[string]int {
 	out := map[string]int{}
-	for _, c := range dockertest.Containers(e.t, e.docker, e.service) {
+	for _, c := range e.managed() {
 		out[c.Image]++
 	}
 	return out
