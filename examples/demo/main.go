@@ -153,7 +153,13 @@ func run(ctx context.Context, buildOnly bool) (err error) {
 	}
 	base := loadgen.Start(ctx, frontend, trickle)
 	defer base.Stop()
-	peak, err := drive(ctx, lb, base, events, func() int { return countContainers(ctx, docker) })
+	peak, err := drive(ctx, lb, base, events, func() int {
+		list, err := demoContainers(ctx, docker)
+		if err != nil {
+			return -1
+		}
+		return len(list)
+	})
 	baseResult := base.Stop()
 	if err != nil {
 		return err
@@ -308,21 +314,17 @@ func stopProcess(name string, cmd *exec.Cmd, sig syscall.Signal, grace time.Dura
 	step("stopped %s (pid %d)", name, cmd.Process.Pid)
 }
 
-// countContainers counts the demo's containers.
-func countContainers(ctx context.Context, docker *client.Client) int {
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", demoLabel))})
-	if err != nil {
-		return -1
-	}
-	return len(list)
+// demoContainers lists the containers the demo's slotscaler started; they
+// carry the demo label from examples/slotscaler.yaml.
+func demoContainers(ctx context.Context, docker *client.Client) ([]container.Summary, error) {
+	return docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", demoLabel))})
 }
 
-// cleanup removes the containers the demo's slotscaler started; they carry
-// the demo label from examples/slotscaler.yaml.
+// cleanup removes the containers the demo's slotscaler started.
 func cleanup(docker *client.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", demoLabel))})
+	list, err := demoContainers(ctx, docker)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo: list containers to clean up:", err)
 		return
