@@ -61,10 +61,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
-					if err := check(io.Discard, stderr, c.String("config")); err != nil {
+					cfg, err := checkConfig(stderr, c.String("config"))
+					if err != nil {
 						return err
 					}
-					cfg, _ := config.Load(c.String("config"))
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
 					defer stop()
 					return runLoop(ctx, c.String("config"), cfg, c.Bool("dry-run"), log)
@@ -75,7 +75,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage: "validate slotscaler.yaml (and haproxy.cfg when haproxy.config_file is set); exit 2 on mistakes",
 				Flags: []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
-					return check(stdout, stderr, c.String("config"))
+					cfg, err := checkConfig(stderr, c.String("config"))
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(stdout, "%s: ok (%d services)\n", c.String("config"), len(cfg.Services))
+					return err
 				},
 			},
 			{
@@ -119,10 +124,13 @@ func printErrors(w io.Writer, path string, err error) {
 	}
 }
 
-func check(stdout, stderr io.Writer, path string) error {
+// checkConfig loads the config and, when haproxy.config_file is set,
+// checks haproxy.cfg against it; mistakes are printed, one per line, and
+// give exit code 2.
+func checkConfig(stderr io.Writer, path string) (*config.Config, error) {
 	cfg, err := loadConfig(stderr, path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if f := cfg.HAProxy.ConfigFile; f != "" {
 		hc, err := haproxy.Load(f)
@@ -131,9 +139,8 @@ func check(stdout, stderr io.Writer, path string) error {
 		}
 		if err != nil {
 			printErrors(stderr, path, err)
-			return cli.Exit("", exitInvalidConfig)
+			return nil, cli.Exit("", exitInvalidConfig)
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
-	return nil
+	return cfg, nil
 }
