@@ -148,48 +148,50 @@ type instrumentedLB struct {
 	instance string
 }
 
-func (i *instrumentedLB) done(start time.Time, err error) {
+// done records a call that started at start; deferred with a pointer to
+// the named error, it sees the error the call returns.
+func (i *instrumentedLB) done(start time.Time, err *error) {
 	i.m.runtimeDuration.Observe(time.Since(start).Seconds())
-	i.m.runtimeRequests.WithLabelValues(i.instance, result(err)).Inc()
+	i.m.runtimeRequests.WithLabelValues(i.instance, result(*err)).Inc()
 }
 
 func (i *instrumentedLB) Info(ctx context.Context) (info runtimeapi.Info, err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.Info(ctx)
 }
 
 func (i *instrumentedLB) Backend(ctx context.Context, name string) (b runtimeapi.Backend, err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.Backend(ctx, name)
 }
 
 func (i *instrumentedLB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.SetAddr(ctx, backend, server, addr, port)
 }
 
 func (i *instrumentedLB) SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.SetState(ctx, backend, server, state)
 }
 
 func (i *instrumentedLB) SetWeight(ctx context.Context, backend, server string, percent int) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.SetWeight(ctx, backend, server, percent)
 }
 
 func (i *instrumentedLB) EnableHealth(ctx context.Context, backend, server string) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.EnableHealth(ctx, backend, server)
 }
 
 func (i *instrumentedLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.AddServer(ctx, backend, server, addr, port, opts)
 }
 
 func (i *instrumentedLB) DelServer(ctx context.Context, backend, server string) (err error) {
-	defer func(start time.Time) { i.done(start, err) }(time.Now())
+	defer i.done(time.Now(), &err)
 	return i.lb.DelServer(ctx, backend, server)
 }
 
@@ -204,27 +206,28 @@ type instrumentedEngine struct {
 	host string
 }
 
-func (i *instrumentedEngine) done(op string, start time.Time, err error) {
+// done records an operation that started at start, as instrumentedLB.done.
+func (i *instrumentedEngine) done(op string, start time.Time, err *error) {
 	i.m.containerOpDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	i.m.containerOps.WithLabelValues(i.host, op, result(err)).Inc()
+	i.m.containerOps.WithLabelValues(i.host, op, result(*err)).Inc()
 }
 
 func (i *instrumentedEngine) Containers(ctx context.Context) (cs []scaler.Container, err error) {
-	defer func(start time.Time) { i.done("list", start, err) }(time.Now())
+	defer i.done("list", time.Now(), &err)
 	return i.e.Containers(ctx)
 }
 
 func (i *instrumentedEngine) Start(ctx context.Context, spec scaler.Spec) (c scaler.Container, err error) {
-	defer func(start time.Time) { i.done("start", start, err) }(time.Now())
+	defer i.done("start", time.Now(), &err)
 	return i.e.Start(ctx, spec)
 }
 
 func (i *instrumentedEngine) Remove(ctx context.Context, id string, grace time.Duration) (err error) {
-	defer func(start time.Time) { i.done("remove", start, err) }(time.Now())
+	defer i.done("remove", time.Now(), &err)
 	return i.e.Remove(ctx, id, grace)
 }
 
 func (i *instrumentedEngine) CPU(ctx context.Context, id string) (s scaler.CPUSample, err error) {
-	defer func(start time.Time) { i.done("cpu", start, err) }(time.Now())
+	defer i.done("cpu", time.Now(), &err)
 	return i.e.CPU(ctx, id)
 }
