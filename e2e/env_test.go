@@ -131,7 +131,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 		opts := func(string) (runtimeapi.ServerOptions, bool) {
 			return scaler.DynamicServerOptions(e.cfg.Services[0]), e.cfg.Services[0].Slots.Mode == config.ModeDynamic
 		}
-		lb = scaler.NewMirror(lbs, names, opts, slog.New(slog.NewTextHandler(e.logs, nil)))
+		lb = scaler.NewMirror(lbs, names, opts, scaler.WallClock{}, slog.New(slog.NewTextHandler(e.logs, nil)))
 	}
 	loop, err := scaler.New(scaler.Options{
 		Config: e.cfg, LB: lb, StateDir: e.stateDir,
