@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/internal/fakeengine"
+	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// BenchmarkTick times one scaler.Loop.Tick over 200 services x 20 template
+// slots on a real haproxy, with a fake Docker host holding no container
+// and nothing to do, and in the same iteration the bare read of "show
+// stat" and "show servers state" over the socket: the floor any tick that
+// reads every slot pays. Interleaving the two keeps the ratio fair on a
+// busy machine. Allocations count the tick only.
+func BenchmarkTick(b *testing.B) {
+	h := haproxytest.Start(b, haproxyBackends(benchServices, benchSlots))
+	cfg, err := config.Parse([]byte(scalerYAML("svc", "unix://"+h.Socket, b.TempDir(), "127.0.0.1:0", benchServices, benchSlots)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lb, err := runtimeapi.New(h.Socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	engine := fakeengine.New("local", 30000)
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: b.TempDir(),
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 100, Preferred: true, Engine: engine}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	tick := func() {
+		if !loop.Tick(ctx) {
+			b.Fatal("tick: runtime API did not answer")
+		}
+	}
+	tick() // the first tick learns HAProxy's identity
+	if ok, faults := loop.Ready(); !ok {
+		b.Fatalf("loop not ready after a tick: %v", faults)
+	}
+
+	var tickTime, bareTime time.Duration
+	var mallocs, bytes uint64
+	var before, after runtime.MemStats
+	b.ResetTimer()
+	for range b.N {
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		tick()
+		tickTime += time.Since(start)
+		runtime.ReadMemStats(&after)
+		mallocs += after.Mallocs - before.Mallocs
+		bytes += after.TotalAlloc - before.TotalAlloc
+
+		start = time.Now()
+		bareRead(b, h.Socket, "show stat", 500_000)
+		bareRead(b, h.Socket, "show servers state", 100_000)
+		bareTime += time.Since(start)
+	}
+	b.StopTimer()
+	if engine.Starts != 0 {
+		b.Fatalf("the tick was to have nothing to do, but it started %d containers", engine.Starts)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tickTime.Microseconds())/n/1000, "ms/tick")
+	b.ReportMetric(float64(bareTime.Microseconds())/n/1000, "ms/bare-read")
+	b.ReportMetric(float64(tickTime)/float64(bareTime), "tick/bare")
+	b.ReportMetric(float64(mallocs)/n, "allocs/tick")
+	b.ReportMetric(float64(bytes)/n/(1<<20), "MB/tick")
+	fmt.Printf("tick over %d services x %d slots: %.1f ms, bare read of show stat + show servers state: %.1f ms, ratio %.2f (goal <= 1.5), %.0f allocs and %.1f MB per tick\n",
+		benchServices, benchSlots, float64(tickTime.Microseconds())/n/1000, float64(bareTime.Microseconds())/n/1000,
+		float64(tickTime)/float64(bareTime), float64(mallocs)/n, float64(bytes)/n/(1<<20))
+}
+
+// bareRead sends command on a connection of its own and reads the whole
+// reply without parsing it; the reply must be at least least bytes long.
+func bareRead(b *testing.B, socket, command string, least int64) {
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, command+"\n"); err != nil {
+		b.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, conn)
+	if err != nil || n < least {
+		b.Fatalf("%s: read %d bytes: %v", command, n, err)
+	}
+}
