@@ -254,7 +254,7 @@ func drainSlots(b *testing.B, w *churnWorld, from, to int) {
 type churnRow struct {
 	method     string
 	requests   int
-	failed     [2]int // GET, POST
+	failed     [2]int          // GET, POST
 	up, down   []time.Duration // per change: until traffic follows the new membership
 	applyTimes []time.Duration // per change: until the method's own step returned
 }
@@ -378,4 +378,3 @@ func churnTable(rows []churnRow) string {
 	}
 	return t.String()
 }
-
