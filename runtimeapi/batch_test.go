@@ -96,12 +96,7 @@ func TestBatchFakeMatchesHAProxy(t *testing.T) {
 	real := batchScenario(t, client, up, true)
 	t.Log(strings.Join(real, "\n"))
 
-	fake := runtimeapi.NewFake()
-	fake.DeclareBackend("web", "roundrobin")
-	fake.DeclareTemplate("web", "slot", 3, netip.MustParseAddrPort("127.0.0.1:9"))
-	fake.DeclareServer("web", "static1", netip.MustParseAddrPort("127.0.0.1:9"), false, false)
-	fake.SetChecker(func(_ netip.Addr, port int) bool { return port == up })
-	faked := batchScenario(t, fake, up, false)
+	faked := batchScenario(t, contractFake(up), up, false)
 
 	if diff := cmp.Diff(real, faked); diff != "" {
 		t.Errorf("fake differs from haproxy (-haproxy +fake):\n%s", diff)
