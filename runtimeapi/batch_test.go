@@ -163,6 +163,13 @@ func TestBatchRepliesAndErrors(t *testing.T) {
 		t.Errorf("slot1 port = %d, want 20897 (the last set addr applied last)", s.Port)
 	}
 
+	t.Run("over the TCP socket", func(t *testing.T) {
+		tcp, _ := runtimeapi.New("tcp://" + h.TCPAddr)
+		results, err := tcp.Batch(ctx, []runtimeapi.Command{runtimeapi.SetStateCommand("web", "slot2", runtimeapi.AdminReady), runtimeapi.DelServerCommand("web", "slot2")})
+		if err != nil || results[0].Err != nil || !errors.Is(results[1].Err, runtimeapi.ErrNotInMaint) {
+			t.Errorf("Batch over TCP = %+v, %v", results, err)
+		}
+	})
 	t.Run("nothing valid sends nothing", func(t *testing.T) {
 		before := conns.count.Load()
 		results, err := c.Batch(ctx, []runtimeapi.Command{runtimeapi.SetWeightCommand("web", "slot1", -1), runtimeapi.DelServerCommand("web", "a b")})
