@@ -277,6 +277,10 @@ func BenchmarkMembershipChurn(b *testing.B) {
 			rows = append(rows, churn(b, m))
 		}
 		fmt.Println(churnTable(rows))
+		// Runtime API changes close no connection: any failure is a regression.
+		if r := rows[len(rows)-1]; r.failed != [2]int{} {
+			b.Errorf("%s: %d GET and %d POST requests failed, want none", r.method, r.failed[0], r.failed[1])
+		}
 	}
 }
 
