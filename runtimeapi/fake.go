@@ -336,7 +336,8 @@ func (f *Fake) withServer(cmd, backend, server string, fn func(*fakeServer) erro
 }
 
 // Batch applies cmds in order, each as its own method would, and returns
-// one Result per command; the fake has no connection to lose.
+// one Result per command; the fake has no connection to lose, and its
+// Results carry no Reply text.
 func (f *Fake) Batch(ctx context.Context, cmds []Command) ([]Result, error) {
 	results := make([]Result, len(cmds))
 	for i, cmd := range cmds {
