@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -61,6 +62,7 @@ type savedService struct {
 	Pinned   *int                 `json:"pinned,omitempty"`
 	Draining map[string]time.Time `json:"draining,omitempty"`
 	Binding  map[string]time.Time `json:"binding,omitempty"`
+	Held     []string             `json:"held,omitempty"` // slots an operator set to maint
 	Rollout  *Rollout             `json:"rollout,omitempty"`
 }
 
@@ -78,7 +80,7 @@ func (l *Loop) persist() error {
 	l.version++
 	st := savedState{Version: l.version, Services: map[string]savedService{}}
 	for _, s := range l.services {
-		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding)}
+		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held))}
 		if s.image != s.cfg.Container.Image {
 			ss.Image = s.image
 		}
@@ -164,6 +166,9 @@ func (l *Loop) restore() error {
 		}
 		maps.Copy(s.draining, ss.Draining)
 		maps.Copy(s.binding, ss.Binding)
+		for _, slot := range ss.Held {
+			s.held[slot] = true
+		}
 		s.rollout = ss.Rollout
 	}
 	return nil
