@@ -20,6 +20,11 @@ func (l *Loop) Reload(cfg *config.Config) error {
 	if !slices.Equal(cfg.HAProxy.RuntimeAPI, l.cfg.HAProxy.RuntimeAPI) || !slices.EqualFunc(cfg.Docker.Hosts, l.cfg.Docker.Hosts, sameHost) || cfg.Interval != l.cfg.Interval {
 		return fmt.Errorf("haproxy, docker hosts and interval changes need a restart of slotscaler: %w", ErrConflict)
 	}
+	for _, sc := range cfg.Services {
+		if s := l.serviceLocked(sc.Name); s != nil && s.rollout != nil && s.rollout.active() && sc.Container.Image != s.cfg.Container.Image {
+			return fmt.Errorf("service %s: container.image changed while rollout %d runs; reload again when it has ended: %w", sc.Name, s.rollout.ID, ErrConflict)
+		}
+	}
 	l.pending = cfg
 	return nil
 }
@@ -39,8 +44,8 @@ func (l *Loop) applyPending() {
 		if s == nil {
 			s = newService(sc, l.interval)
 		} else {
-			if s.image == s.cfg.Container.Image {
-				s.image = sc.Container.Image
+			if sc.Container.Image != s.cfg.Container.Image {
+				s.image = sc.Container.Image // the YAML's new image wins over an earlier rollout's
 			}
 			s.cfg, s.policy = sc, PolicyFor(sc, l.interval)
 		}
