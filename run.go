@@ -82,8 +82,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		server.Apply(next, secrets)
 		return nil
 	}
-	server = api.New(loop, nil, m.Handler(), reload, log)
-	server.Apply(cfg, secrets)
+	server = api.New(loop, cfg, secrets, m.Handler(), reload, log)
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen: %w", err)

@@ -34,7 +34,7 @@ services:
 	done := make(chan struct{})
 	go func() { defer close(done); loop.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(api.New(loop, []api.Token{{Name: "ci", Value: testToken, Role: api.Operator}}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
+	srv := httptest.NewServer(api.New(loop, f.Config, api.Secrets{Tokens: []api.Token{{Name: "ci", Value: testToken, Role: api.Operator}}}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
 	t.Cleanup(srv.Close)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)

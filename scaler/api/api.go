@@ -86,20 +86,21 @@ type Server struct {
 // maxBody bounds request bodies; every body the API takes is a few bytes.
 const maxBody = 64 << 10
 
-// New builds the API. reload re-reads the config file (POST
+// New builds the API for cfg (its image policy) and secrets (its tokens
+// and certificate). reload re-reads the config file (POST
 // /v1/config/reload) and calls Apply with what it read; metrics serves
-// /metrics. Until Apply gives it a config, every rollout is refused.
-func New(loop Loop, tokens []Token, metrics http.Handler, reload func() error, log *slog.Logger) *Server {
+// /metrics.
+func New(loop Loop, cfg *config.Config, secrets Secrets, metrics http.Handler, reload func() error, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Server{loop: loop, metrics: metrics, reload: reload, log: log}
-	s.secrets.Store(&Secrets{Tokens: tokens})
+	s.Apply(cfg, secrets)
 	return s
 }
 
-// Apply installs a config's image policy and its tokens and certificate:
-// a token gone from them is refused from the next request on.
+// Apply installs a reloaded config's image policy and its tokens and
+// certificate: a token gone from them is refused from the next request on.
 func (s *Server) Apply(cfg *config.Config, secrets Secrets) {
 	s.config.Store(cfg)
 	s.secrets.Store(&secrets)
