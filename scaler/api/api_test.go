@@ -26,7 +26,7 @@ const (
 )
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *httptest.Server
 	api  *api.Server
 	cfg  *config.Config
@@ -43,9 +43,9 @@ services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 4, target: {sessions_per_replica: 10}%s}
 `
 
-func newFixture(t *testing.T) *fixture { return newFixtureWith(t, "") }
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, "") }
 
-func newFixtureWith(t *testing.T, extra string) *fixture {
+func newFixtureWith(t testing.TB, extra string) *fixture {
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	m := metrics.New()
