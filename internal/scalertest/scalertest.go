@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -29,6 +30,7 @@ type Options struct {
 	Log        *slog.Logger // default: discard
 	WrapLB     func(scaler.LB) scaler.LB
 	WrapEngine func(scaler.Engine) scaler.Engine
+	Now        func() time.Time // the loop's clock (default: time.Now)
 }
 
 // New builds a loop for the config in yaml, whose one service "web" has
@@ -55,7 +57,7 @@ func New(t testing.TB, yaml string, o Options) *Fixture {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Observer: o.Observer, Log: o.Log,
+	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Observer: o.Observer, Log: o.Log, Now: o.Now,
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
 	if err != nil {
 		t.Fatal(err)
