@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,22 +22,24 @@ import (
 	"github.com/slotscaler/slotscaler/templates"
 )
 
-// lockedBuffer is a log sink the test reads while run writes to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// haproxyFor starts haproxy with the backends render makes for yaml, and
+// writes yaml, {{DIR}} replaced by haproxy's directory, to a file there.
+func haproxyFor(t *testing.T, yaml string) (*haproxytest.HAProxy, string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(yaml, "{{DIR}}", "/x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backends strings.Builder
+	if err := templates.RenderBackends(&backends, cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := haproxytest.Start(t, backends.String())
+	path := filepath.Join(h.Dir, "slotscaler.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{DIR}}", h.Dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h, path
 }
 
 // TestRunReloadsAPISecrets runs "slotscaler run --dry-run" with api.tls
@@ -65,15 +65,7 @@ services:
   - {name: %[4]s, backend: %[4]s, container: {image: slotscaler-echo:test, port: 8080}, min_replicas: 1, max_replicas: 2, target: {sessions_per_replica: 5}}
 `, dir, tokens, dockertest.Endpoint, service, extra)
 	}
-	cfg, err := config.Parse([]byte(yaml("/x", "", true)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var backends strings.Builder
-	if err := templates.RenderBackends(&backends, cfg); err != nil {
-		t.Fatal(err)
-	}
-	h := haproxytest.Start(t, backends.String())
+	h, path := haproxyFor(t, yaml("{{DIR}}", "", true))
 	dir := h.Dir
 	write := func(name, data string, mode os.FileMode) {
 		t.Helper()
@@ -90,11 +82,9 @@ services:
 	cert1, key1 := testcert.SelfSigned(t, "127.0.0.1")
 	write("api.crt", cert1, 0o644)
 	write("api.key", key1, 0o600)
-	path := filepath.Join(dir, "slotscaler.yaml")
-	write("slotscaler.yaml", yaml(dir, "", true), 0o644)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &haproxytest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- newApp(io.Discard, logs).RunContext(ctx, []string{"slotscaler", "run", "--config", path, "--dry-run", "--log-format", "text"})
