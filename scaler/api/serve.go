@@ -16,7 +16,7 @@ type Limits struct {
 	WriteTimeout   time.Duration // from the end of the request headers to the end of the answer
 	IdleTimeout    time.Duration // keep-alive connection between requests
 	MaxHeaderBytes int
-	MaxConns       int // open connections at once; more wait in the kernel's backlog
+	MaxConns       int // open connections at once, more wait in the kernel's backlog; 0: no limit
 }
 
 // DefaultLimits are what `slotscaler run` serves with.
@@ -33,15 +33,21 @@ var DefaultLimits = Limits{
 // over TLS when the secrets last applied hold a certificate (which a
 // reload may replace; switching TLS on or off needs a restart).
 func (s *Server) Serve(ln net.Listener, lim Limits) *http.Server {
+	headerTimeout := 5 * time.Second
+	if lim.ReadTimeout > 0 {
+		headerTimeout = min(lim.ReadTimeout, headerTimeout)
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: min(lim.ReadTimeout, 5*time.Second),
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 	}
-	ln = netutil.LimitListener(ln, lim.MaxConns)
+	if lim.MaxConns > 0 {
+		ln = netutil.LimitListener(ln, lim.MaxConns)
+	}
 	if s.secrets.Load().Cert != nil {
 		srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
