@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/internal/scalertest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
 )
 
 // A name is one escaped path segment: it cannot reach another endpoint.
@@ -105,4 +108,21 @@ func TestDrainWaitUsesServerClock(t *testing.T) {
 		t.Fatalf("drain --wait with the server's clock an hour behind: %v\n%s", err, out)
 	}
 	t.Logf("drained after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// The README's "lbctl --socket … status web -o json", against real haproxy.
+func TestSocketStatusOutputFlagAfterCommand(t *testing.T) {
+	h := haproxytest.Start(t, `
+backend web
+  server-template slot 1-2 127.0.0.1:9 check disabled
+`)
+	var out bytes.Buffer
+	app := newApp(&out)
+	if err := app.Run(interspersed(app, []string{"lbctl", "--socket", h.Socket, "status", "web", "-o", "json"})); err != nil {
+		t.Fatalf("lbctl --socket … status web -o json: %v", err)
+	}
+	var backends []runtimeapi.Backend
+	if err := json.Unmarshal(out.Bytes(), &backends); err != nil || len(backends) != 1 || backends[0].Name != "web" {
+		t.Errorf("want web's JSON: %v\n%s", err, out.String())
+	}
 }
