@@ -131,5 +131,5 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		}
 		return runtimeapi.ServerOptions{}, false
 	}
-	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, log), nil
+	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
 }
