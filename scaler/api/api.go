@@ -292,7 +292,7 @@ func (s *Server) authorize(need Role, h func(*http.Request) (any, error)) http.H
 				s.log.Error("api", "method", r.Method, "path", r.URL.Path, "token", who.Name, "err", err)
 			}
 			if code == http.StatusServiceUnavailable {
-				msg += " (state.json could not be written, so this change would not survive a restart of slotscaler; check the disk and permissions of state_dir)"
+				msg += " (state.json could not be written: the change was not made, or holds only until slotscaler restarts; check the free space and permissions of state_dir)"
 			}
 			writeError(w, code, msg)
 			return

@@ -26,12 +26,13 @@ const (
 )
 
 type fixture struct {
-	t    testing.TB
-	srv  *httptest.Server
-	api  *api.Server
-	cfg  *config.Config
-	loop *scaler.Loop
-	logs *bytes.Buffer
+	t        testing.TB
+	srv      *httptest.Server
+	api      *api.Server
+	cfg      *config.Config
+	stateDir string
+	loop     *scaler.Loop
+	logs     *bytes.Buffer
 }
 
 // fixtureYAML is one service, web, running web:1; extra is added to its
@@ -59,7 +60,7 @@ func newFixtureWith(t testing.TB, extra string) *fixture {
 	server := api.New(loop, cfg, api.Secrets{Tokens: tokens}, m.Handler(), reload, log)
 	srv := httptest.NewServer(server.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, api: server, cfg: cfg, loop: loop, logs: logs}
+	return &fixture{t: t, srv: srv, api: server, cfg: cfg, stateDir: fx.StateDir, loop: loop, logs: logs}
 }
 
 func (f *fixture) do(method, path, token, body string) (int, map[string]any) {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -96,5 +97,35 @@ func TestAPIApplyReplacesTokens(t *testing.T) {
 	}
 	if code, _ := f.do("GET", "/v1/services", adminToken, ""); code != 200 {
 		t.Errorf("kept admin token: %d, want 200", code)
+	}
+}
+
+// A control whose state.json write failed answers 503 (and /readyz too)
+// until a write succeeds again.
+func TestAPIStateNotSavedAnswers503(t *testing.T) {
+	f := newFixture(t)
+	// A file where the state directory was: every write fails (ENOTDIR),
+	// for root too.
+	if err := os.RemoveAll(f.stateDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.stateDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.do("POST", "/v1/services/web/pause", operatorToken, "")
+	if msg, _ := body["error"].(string); code != 503 || !strings.Contains(msg, "state not saved") || !strings.Contains(msg, "state.json could not be written") {
+		t.Fatalf("pause with state.json unwritable: %d %v, want 503", code, body)
+	}
+	if code, body := f.do("GET", "/readyz", "", ""); code != 503 {
+		t.Errorf("readyz with state.json unwritable: %d %v, want 503", code, body)
+	}
+	if err := os.Remove(f.stateDir); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := f.do("POST", "/v1/services/web/resume", operatorToken, ""); code != 200 {
+		t.Errorf("resume once state.json is writable again: %d %v", code, body)
+	}
+	if code, body := f.do("GET", "/readyz", "", ""); code != 200 {
+		t.Errorf("readyz after a successful write: %d %v", code, body)
 	}
 }
