@@ -78,6 +78,9 @@ func (a *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("%s %s: reading the answer: %v", method, path, err), exitUnreachable)
 	}
+	if resp.StatusCode/100 == 3 {
+		return cli.Exit(fmt.Sprintf("%s %s: %d %s to %q: lbctl follows no redirect (check --api, and that names hold no '..')", method, path, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Location")), exitFailed)
+	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`

@@ -43,6 +43,9 @@ func TestNamesAreEscaped(t *testing.T) {
 			t.Errorf("lbctl %q: %v, want exit 1 from the API", c.args, err)
 		}
 	}
+	if _, err := f.run("scale", "..", "1"); err == nil || !strings.Contains(err.Error(), "Redirect to \"/v1/scale\": lbctl follows no redirect") {
+		t.Errorf("a name the server redirects: %v", err)
+	}
 	if n := f.reloads.Load(); n != 0 {
 		t.Errorf("a name triggered %d config reloads", n)
 	}
