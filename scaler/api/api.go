@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -205,7 +206,16 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	// The mux would redirect "/v1/services/../config/reload" to the clean
+	// path, and a client that follows redirects would send its POST and
+	// token there: refuse such paths instead.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || path.Clean(p) != p {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: no '.', '..', '//' or trailing '/'", p))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // allowed lists the methods some route other than the catch-all serves at

@@ -129,3 +129,14 @@ func TestAPIStateNotSavedAnswers503(t *testing.T) {
 		t.Errorf("readyz after a successful write: %d %v", code, body)
 	}
 }
+
+// Paths that need cleaning are refused, not redirected to another endpoint.
+func TestAPIRefusesUncleanPaths(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"/v1/services/../config/reload", "/v1/services/./web", "/v1//services", "/v1/services/", "/healthz/.."} {
+		code, header, body := f.doHeader("POST", p, "Bearer "+adminToken, "")
+		if code != 400 || header.Get("Location") != "" || !strings.Contains(body["error"].(string), "not canonical") {
+			t.Errorf("POST %s: %d Location %q %v, want 400", p, code, header.Get("Location"), body)
+		}
+	}
+}
