@@ -51,3 +51,28 @@ func TestReloadedImageWinsOverRollout(t *testing.T) {
 		t.Errorf("after a reload to container.image web:3: service runs %q, want web:3", got)
 	}
 }
+
+// The same holds across a restart: the rollout's image is restored only
+// while container.image is the one it replaced.
+func TestRestartWithNewImageInYAML(t *testing.T) {
+	h := rolloutHarness(t)
+	if _, err := h.loop.StartRollout("web", "web:2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.rolloutUntilDone(40); r.State != scaler.RolloutSucceeded {
+		t.Fatalf("rollout %s: %s", r.State, r.Message)
+	}
+	for _, c := range []struct{ yaml, want string }{{"web:1", "web:2"}, {"web:3", "web:3"}} {
+		cfg := *h.cfg
+		cfg.Services = append([]config.Service(nil), h.cfg.Services...)
+		cfg.Services[0].Container.Image = c.yaml
+		restarted, err := scaler.New(scaler.Options{Config: &cfg, LB: h.lb, StateDir: h.stateDir,
+			Hosts: h.hosts, Now: func() time.Time { return h.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := restarted.Service("web"); st.Image != c.want {
+			t.Errorf("restart with container.image %s after a rollout to web:2: runs %q, want %s", c.yaml, st.Image, c.want)
+		}
+	}
+}
