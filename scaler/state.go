@@ -58,6 +58,7 @@ type savedState struct {
 
 type savedService struct {
 	Image    string               `json:"image,omitempty"`
+	Base     string               `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
 	Paused   bool                 `json:"paused,omitempty"`
 	Pinned   *int                 `json:"pinned,omitempty"`
 	Draining map[string]time.Time `json:"draining,omitempty"`
@@ -82,7 +83,7 @@ func (l *Loop) persist() error {
 	for _, s := range l.services {
 		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held))}
 		if s.image != s.cfg.Container.Image {
-			ss.Image = s.image
+			ss.Image, ss.Base = s.image, s.cfg.Container.Image
 		}
 		if s.hold != nil {
 			ss.Paused = s.hold.paused
@@ -158,7 +159,7 @@ func (l *Loop) restore() error {
 		if !ok {
 			continue
 		}
-		if ss.Image != "" {
+		if ss.Image != "" && (ss.Base == "" || ss.Base == s.cfg.Container.Image) {
 			s.image = ss.Image
 		}
 		if ss.Pinned != nil {
