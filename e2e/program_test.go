@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -48,6 +49,26 @@ func exampleProgramSection(t testing.TB, binary, config string) string {
 	return text + "\n"
 }
 
+// setStartOnReload turns the program's "no option start-on-reload" into
+// "option start-on-reload" in haproxy.cfg, or back.
+func setStartOnReload(t testing.TB, cfg string, on bool) {
+	t.Helper()
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := "  no option start-on-reload", "  option start-on-reload"
+	if !on {
+		from, to = to, from
+	}
+	if !strings.Contains(string(data), from) {
+		t.Fatalf("%s has no %q", cfg, from)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(data), from, to, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // alive reports whether pid is a running process (not gone, not a zombie).
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
@@ -62,8 +83,10 @@ func alive(pid int) bool {
 // HAProxy's master ("haproxy -W -S master.sock"). The master starts it; a
 // real Prometheus scrapes it and HAProxy's exporter; a master "reload"
 // under load leaves the same slotscaler process running, the slots
-// serving and no request failed; stopping the master stops slotscaler and
-// leaves the containers, which the next start finds again.
+// serving and no request failed; SIGTERM and one reload with
+// "option start-on-reload" replace the process (an upgrade); stopping the
+// master stops slotscaler and leaves the containers, which the next start
+// finds again.
 func TestRunUnderHAProxy(t *testing.T) {
 	sockets := t.TempDir()
 	adminSocket := filepath.Join(sockets, "admin.sock") // known before HAProxy starts: the program's config names it
@@ -95,9 +118,13 @@ func TestRunUnderHAProxy(t *testing.T) {
 		return found[0]
 	}
 	first := program()
+	var started []int // every slotscaler the master started, killed at the end if one is left
+	started = append(started, first.PID)
 	t.Cleanup(func() {
-		if alive(first.PID) { // only if the master did not stop it
-			_ = syscall.Kill(first.PID, syscall.SIGKILL)
+		for _, pid := range started {
+			if alive(pid) { // only if the master did not stop it
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	})
 	took := e.waitFor("2 replicas serving, started by slotscaler under HAProxy", 40*time.Second, func() bool { return e.slots().serving == 2 && e.converged() })
@@ -129,22 +156,39 @@ func TestRunUnderHAProxy(t *testing.T) {
 		t.Errorf("slotscaler's JSON log lines not in the master's output:\n%s", log)
 	}
 
+	// Upgrade: a reload keeps the old process, so a new binary needs the
+	// program restarted: SIGTERM to it, then one reload with
+	// "option start-on-reload".
+	if err := syscall.Kill(first.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("slotscaler exits on SIGTERM", 15*time.Second, func() bool { return !alive(first.PID) })
+	if s := e.slots(); s.serving != 2 || !strings.Contains(h.Log(), "'slotscaler' ("+fmt.Sprint(first.PID)+") exited with code 0") {
+		t.Fatalf("after slotscaler's SIGTERM: %d serving, want 2, and its exit code 0 in the master's log", s.serving)
+	}
+	setStartOnReload(t, h.Config, true)
+	h.ReloadMaster(t)
+	setStartOnReload(t, h.Config, false)
+	upgraded := program()
+	started = append(started, upgraded.PID)
+	took = e.waitFor("slots serving after the upgrade", 15*time.Second, func() bool { return e.slots().serving == 2 && e.converged() })
+	t.Logf("upgrade: slotscaler pid %d stopped with SIGTERM, pid %d started by a reload with option start-on-reload; 2 slots serving %s later", first.PID, upgraded.PID, took.Round(time.Millisecond))
+	if upgraded.PID == first.PID || upgraded.Old {
+		t.Fatalf("after the reload with start-on-reload: %+v, want a new slotscaler", upgraded)
+	}
+
 	h.Stop()
-	if alive(first.PID) {
-		t.Fatalf("slotscaler (pid %d) still runs after the master stopped", first.PID)
+	if alive(upgraded.PID) {
+		t.Fatalf("slotscaler (pid %d) still runs after the master stopped", upgraded.PID)
 	}
 	if now := e.running(); !mapsEqualKeys(containers, now) {
 		t.Fatalf("containers changed when HAProxy and slotscaler stopped: before %d after %d", len(containers), len(now))
 	}
-	t.Logf("master stopped: slotscaler (pid %d) gone, %d containers left running", first.PID, len(containers))
+	t.Logf("master stopped: slotscaler (pid %d) gone, %d containers left running", upgraded.PID, len(containers))
 
 	h.Restart(t)
 	again := program()
-	t.Cleanup(func() {
-		if alive(again.PID) {
-			_ = syscall.Kill(again.PID, syscall.SIGKILL)
-		}
-	})
+	started = append(started, again.PID)
 	took = e.waitFor("containers found again after the start", 20*time.Second, func() bool { return e.slots().serving == 2 && e.converged() })
 	t.Logf("master started again: slotscaler pid %d bound the %d running containers %s later", again.PID, len(containers), took.Round(time.Millisecond))
 	steady := loadgen.Start(context.Background(), e.url, 2)
@@ -153,4 +197,47 @@ func TestRunUnderHAProxy(t *testing.T) {
 		t.Errorf("containers changed across the stop and start: before %d after %d", len(containers), len(now))
 	}
 	e.assertNoFailures(steady)
+}
+
+// TestProgramErrorStopsHAProxy records HAProxy's side of the bargain: a
+// program that exits with an error before the master's first reload
+// (here slotscaler on a config file that does not exist: exit 2) makes the
+// master stop every worker too ("exit-on-failure"), which is why the
+// README has slotscaler's config checked before HAProxy starts.
+func TestProgramErrorStopsHAProxy(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	program := exampleProgramSection(t, slotscalerBinary(t), filepath.Join(dir, "missing.yaml"))
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `global
+  stats socket %s/admin.sock mode 600 level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+frontend public
+  bind 127.0.0.1:%d
+  http-request return status 200
+
+%s`, dir, haproxytest.FreePort(t), program), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := &haproxytest.SyncBuffer{}
+	cmd := exec.Command(haproxytest.Binary(t), "-W", "-db", "-S", filepath.Join(dir, "master.sock"), "-f", cfg)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		t.Fatalf("haproxy still ran 20 s after slotscaler failed; log:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "'slotscaler'") || !strings.Contains(log.String(), "exit-on-failure") {
+		t.Errorf("want slotscaler's exit and exit-on-failure in the master's log:\n%s", log.String())
+	}
 }
