@@ -62,15 +62,7 @@ func (e *env) scrapeWithPrometheus(slotscalerAddr, haproxyAddr string) {
 		t.Fatalf("start prometheus: %v", err)
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		haproxytest.StopProcess(cmd, syscall.SIGTERM, 10*time.Second)
 		if t.Failed() {
 			t.Logf("prometheus log:\n%s", log.String())
 		}

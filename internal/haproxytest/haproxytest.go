@@ -183,16 +183,22 @@ func (h *HAProxy) stop() {
 		return
 	}
 	// A master killed with SIGKILL would leave its programs behind.
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	StopProcess(h.cmd, syscall.SIGTERM, 15*time.Second)
+	h.cmd = nil
+}
+
+// StopProcess sends sig to a process a test started and waits until it
+// has exited; after grace it is killed.
+func StopProcess(cmd *exec.Cmd, sig os.Signal, grace time.Duration) {
+	_ = cmd.Process.Signal(sig)
 	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = h.cmd.Process.Kill()
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
 		<-done
 	}
-	h.cmd = nil
 }
 
 // Stop stops haproxy (in master-worker mode: SIGTERM to the master, as

@@ -131,15 +131,7 @@ func (f *Front) Start(t testing.TB) {
 	}
 	t.Cleanup(func() {
 		// SIGQUIT: graceful stop; the workers leave with the master.
-		_ = f.cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = f.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = f.cmd.Process.Kill()
-			<-done
-		}
+		haproxytest.StopProcess(f.cmd, syscall.SIGQUIT, 10*time.Second)
 		if t.Failed() {
 			t.Logf("nginx log:\n%s", f.log.String())
 		}
