@@ -92,8 +92,14 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		}
 	}
 	var errs []error
+	seen := map[string]int{} // key -> line of its first occurrence
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		key, val := node.Content[i].Value, node.Content[i+1]
+		if first, dup := seen[key]; dup {
+			errs = append(errs, fieldErr(join(path, key), "duplicate key (line %d; first at line %d)", node.Content[i].Line, first))
+			continue
+		}
+		seen[key] = node.Content[i].Line
 		fi, ok := fields[key]
 		if !ok {
 			errs = append(errs, fieldErr(join(path, key), "unknown key (line %d)", node.Content[i].Line))
@@ -114,4 +120,53 @@ func cleanYAMLError(err error, node *yaml.Node) error {
 	}
 	msg = yamlLine.ReplaceAllString(strings.TrimSpace(msg), "")
 	return fmt.Errorf("%s (line %d)", msg, node.Line)
+}
+
+// notDecoded returns the problems of validated that are not about a field
+// (or a part of one) whose decoding already failed: a value that did not
+// decode is zero, and "required" on top of "invalid duration" says nothing.
+func notDecoded(decodeErrs []error, validated error) []error {
+	if validated == nil {
+		return nil
+	}
+	var failed []string
+	for _, err := range decodeErrs {
+		if fe, ok := err.(*FieldError); ok {
+			failed = append(failed, fe.Path)
+		}
+	}
+	var out []error
+	for _, err := range unjoin(validated) {
+		fe, ok := err.(*FieldError)
+		if !ok || !within(fe.Path, failed) {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// within reports whether path is one of prefixes or below one of them.
+func within(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
+			return true
+		}
+	}
+	return false
+}
+
+// unjoin lists the errors an errors.Join holds (or err alone).
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// documentLine is the first line of a document's content.
+func documentLine(doc *yaml.Node) int {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return doc.Content[0].Line
+	}
+	return doc.Line
 }
