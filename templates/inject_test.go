@@ -28,7 +28,7 @@ services:
 func TestRenderRefusesInjection(t *testing.T) {
 	for _, tt := range []struct {
 		name, from, to, path string
-		mutate                func(*config.Config)
+		mutate               func(*config.Config)
 	}{
 		{"check.path newline", "path: /healthz", `path: "/healthz\nbackend evil\n  server x 10.0.0.1:80"`, "services[0].check.path",
 			func(c *config.Config) { c.Services[0].Check.Path = "/healthz\nbackend evil\n  server x 10.0.0.1:80" }},
