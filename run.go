@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -40,10 +39,11 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
 // API into the control loop and runs it until ctx ends.
 func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
-	tokens, err := loadTokens(cfg.API.Tokens)
+	pre, err := preflight(cfg)
 	if err != nil {
 		return err
 	}
+	tokens := pre.tokens
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
@@ -81,9 +81,9 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		return nil
 	}
 	srv := &http.Server{Addr: cfg.API.Listen, Handler: api.New(loop, tokens, m.Handler(), reload, log).Handler(), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", cfg.API.Listen)
+	ln, err := listenAPI(cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api.listen: %w", err)
+		return err
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -137,29 +137,41 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 }
 
 // loadTokens reads every token's value from its file or environment
-// variable; only names and roles are ever logged.
+// variable; only names and roles are ever logged. Every problem is
+// returned, a value shared by two tokens too (which name would the log
+// show, and which role applies?).
 func loadTokens(cfg []config.Token) ([]api.Token, error) {
 	var out []api.Token
+	var errs []error
+	first := map[string]int{} // value -> index of the first token holding it
 	for i, t := range cfg {
 		role, err := api.ParseRole(t.Role)
 		if err != nil {
-			return nil, fmt.Errorf("api.tokens[%d].role: %w", i, err)
+			errs = append(errs, fmt.Errorf("api.tokens[%d].role: %w", i, err))
+			continue
 		}
 		var value string
 		switch {
 		case t.File != "":
 			data, err := os.ReadFile(t.File)
 			if err != nil {
-				return nil, fmt.Errorf("api.tokens[%d] (%s): read token file: %w", i, t.Name, err)
+				errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): read token file: %w", i, t.Name, err))
+				continue
 			}
 			value = strings.TrimSpace(string(data))
 		default:
 			value = os.Getenv(t.Env)
 		}
 		if len(value) < 16 {
-			return nil, fmt.Errorf("api.tokens[%d] (%s): token missing or shorter than 16 characters (from %s)", i, t.Name, cmp.Or(t.File, "$"+t.Env))
+			errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): token missing or shorter than 16 characters (from %s)", i, t.Name, cmp.Or(t.File, "$"+t.Env)))
+			continue
 		}
+		if j, dup := first[value]; dup {
+			errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): same value as api.tokens[%d] (%s): give every token its own", i, t.Name, j, cfg[j].Name))
+			continue
+		}
+		first[value] = i
 		out = append(out, api.Token{Name: t.Name, Value: value, Role: role})
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }

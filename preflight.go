@@ -1,0 +1,146 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/api"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// preflighted is what preflight loaded for run.
+type preflighted struct {
+	tokens   []api.Token
+	warnings []string // not refused, but worth a line: e.g. api.listen in use
+}
+
+// preflight checks what run needs beyond a valid config file: token values,
+// TLS files, the API listen address, a writable state_dir, a readable
+// state.json. check and run both call it, so check says ok only when run
+// can start; every problem is returned, one line each, with its YAML path.
+func preflight(cfg *config.Config) (preflighted, error) {
+	var out preflighted
+	var errs []error
+	tokens, err := loadTokens(cfg.API.Tokens)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	out.tokens = tokens
+	for i, h := range cfg.Docker.Hosts {
+		if h.TLS != nil {
+			if _, err := loadTLSFiles(fmt.Sprintf("docker.hosts[%d].tls", i), h.TLS.CA, h.TLS.Cert, h.TLS.Key); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	switch ln, err := listenAPI(cfg.API.Listen); {
+	case errors.Is(err, syscall.EADDRINUSE):
+		// Refusing would fail every check next to a running slotscaler;
+		// run itself still refuses it.
+		out.warnings = append(out.warnings, fmt.Sprintf("api.listen: %s is in use now; run needs it free", cfg.API.Listen))
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		ln.Close()
+	}
+	if err := writableDir(cfg.StateDir); err != nil {
+		errs = append(errs, fmt.Errorf("state_dir: %w", err))
+	} else if err := restoreState(cfg); err != nil {
+		errs = append(errs, fmt.Errorf("state_dir: %w", err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// listenAPI opens the HTTP API's listener; preflight probes the address
+// with it, and run serves on it.
+func listenAPI(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api.listen: %w", err)
+	}
+	return ln, nil
+}
+
+// loadTLSFiles loads a certificate and its key and, when ca is set, a CA
+// bundle, naming the field of path (docker.hosts[0].tls, api.tls) that is
+// missing, unreadable or not PEM. It is the one loader of TLS files, so
+// check and run cannot disagree about them.
+func loadTLSFiles(path, ca, cert, key string) (*tls.Config, error) {
+	read := func(field, file string) ([]byte, error) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", path, field, err)
+		}
+		return data, nil
+	}
+	certPEM, certErr := read("cert", cert)
+	keyPEM, keyErr := read("key", key)
+	if err := errors.Join(certErr, keyErr); err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cert %s and key %s: %w", path, cert, key, err)
+	}
+	out := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		caPEM, err := read("ca", ca)
+		if err != nil {
+			return nil, err
+		}
+		out.RootCAs = x509.NewCertPool()
+		if !out.RootCAs.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("%s.ca: no PEM certificate in %s", path, ca)
+		}
+	}
+	return out, nil
+}
+
+// writableDir reports whether dir is, or can be created as, a directory
+// slotscaler may write to, without creating anything.
+func writableDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		switch {
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && d != filepath.Dir(d):
+			continue // MkdirAll creates it if its parent is a writable directory
+		case err != nil:
+			return err
+		case !info.IsDir():
+			return fmt.Errorf("%s is not a directory", d)
+		}
+		// access(2) also answers EROFS for a read-only file system.
+		if err := syscall.Access(d, 0x2|0x1); err != nil { // W_OK|X_OK
+			return fmt.Errorf("%s is not writable: %w", d, err)
+		}
+		return nil
+	}
+}
+
+// restoreState reads state.json as run's loop does at start (nothing is
+// connected or written), so a state file run would refuse fails check.
+func restoreState(cfg *config.Config) error {
+	if len(cfg.HAProxy.RuntimeAPI) == 0 || len(cfg.Docker.Hosts) == 0 {
+		return nil
+	}
+	lb, err := runtimeapi.New(cfg.HAProxy.RuntimeAPI[0])
+	if err != nil {
+		return err
+	}
+	hosts := make([]scaler.Host, 0, len(cfg.Docker.Hosts))
+	for _, h := range cfg.Docker.Hosts {
+		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred()})
+	}
+	_, err = scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: true, Log: slog.New(slog.DiscardHandler)})
+	return err
+}

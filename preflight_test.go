@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeTestFile writes data to dir/name and returns the path.
+func writeTestFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// selfSigned returns a PEM certificate and its PEM key.
+func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "preflight"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+}
+
+// startupConfig writes a slotscaler.yaml whose file checks pass but whose
+// start-up needs are broken as listed, each in its own way.
+func startupConfig(t *testing.T, dir, tokens, tls, listen, stateDir string) string {
+	t.Helper()
+	return writeTestFile(t, dir, "slotscaler.yaml", `
+haproxy: {runtime_api: unix://`+dir+`/admin.sock}
+docker:
+  hosts:
+    - {name: a, endpoint: "tcp://127.0.0.1:2376", max_containers: 3`+tls+`}
+api:
+  listen: "`+listen+`"
+  tokens:
+`+tokens+`
+state_dir: `+stateDir+`
+services:
+  - {name: web, container: {image: web:1, port: 80}, max_replicas: 2, target: {sessions_per_replica: 5}}
+`)
+}
+
+// runRefuses runs "slotscaler run" and returns its error; it must fail
+// before starting anything, well within the timeout.
+func runRefuses(t *testing.T, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out, logs bytes.Buffer
+	err := newApp(&out, &logs).RunContext(ctx, []string{"slotscaler", "run", "--config", path, "--log-format", "text"})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("run started (err %v); logs:\n%s", err, logs.String())
+	}
+	return err.Error()
+}
+
+// check finds, in one run and one line each, everything run refuses at
+// start; run refuses each of them with the same words, because both call
+// preflight.
+func TestCheckFindsWhatRunRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t)
+	_, otherKey := selfSigned(t)
+	certFile := writeTestFile(t, dir, "cert.pem", cert)
+	wrongKey := writeTestFile(t, dir, "other-key.pem", otherKey)
+	notPEM := writeTestFile(t, dir, "ca.pem", "not a certificate\n")
+	empty := writeTestFile(t, dir, "empty", "")
+	short := writeTestFile(t, dir, "short", "abc\n")
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	same := writeTestFile(t, dir, "same", "0123456789abcdef-one")
+	aFile := writeTestFile(t, dir, "a-file", "")
+	t.Setenv("PREFLIGHT_UNSET_TOKEN", "")
+
+	path := startupConfig(t, dir, `
+    - {name: missing, file: `+dir+`/nope, role: viewer}
+    - {name: empty, file: `+empty+`, role: viewer}
+    - {name: unset, env: PREFLIGHT_UNSET_TOKEN, role: viewer}
+    - {name: short, file: `+short+`, role: viewer}
+    - {name: good, file: `+good+`, role: admin}
+    - {name: twin, file: `+same+`, role: operator}`,
+		", tls: {ca: "+notPEM+", cert: "+certFile+", key: "+wrongKey+"}",
+		"192.0.2.1:9180", // TEST-NET-1: on no interface of this machine
+		aFile+"/state")
+	want := []string{
+		"api.tokens[0] (missing): read token file: open " + dir + "/nope: no such file or directory",
+		"api.tokens[1] (empty): token missing or shorter than 16 characters (from " + empty + ")",
+		"api.tokens[2] (unset): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN)",
+		"api.tokens[3] (short): token missing or shorter than 16 characters (from " + short + ")",
+		"api.tokens[5] (twin): same value as api.tokens[4] (good): give every token its own",
+		"docker.hosts[0].tls: cert " + certFile + " and key " + wrongKey + ": tls: private key does not match public key",
+		"api.listen: listen tcp 192.0.2.1:9180: bind: cannot assign requested address",
+		"state_dir: " + aFile + " is not a directory",
+	}
+
+	_, errOut, code := runApp(t, "check", "--config", path)
+	if code != exitInvalidConfig {
+		t.Errorf("check exit code %d, want %d", code, exitInvalidConfig)
+	}
+	var got []string
+	for line := range strings.SplitSeq(strings.TrimSpace(errOut), "\n") {
+		got = append(got, strings.TrimPrefix(line, path+": "))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("check printed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	runErr := runRefuses(t, path)
+	for _, w := range want {
+		if !strings.Contains(runErr, w) {
+			t.Errorf("run's refusal lacks %q:\n%s", w, runErr)
+		}
+	}
+
+	// The TLS key fixed, the CA that is not PEM shows next.
+	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}",
+		", tls: {ca: "+notPEM+", cert: "+certFile+", key: "+writeTestFile(t, dir, "key.pem", key)+"}", "127.0.0.1:0", dir+"/state")
+	_, errOut, code = runApp(t, "check", "--config", path)
+	if w := "docker.hosts[0].tls.ca: no PEM certificate in " + notPEM; code != exitInvalidConfig || strings.TrimSpace(errOut) != path+": "+w {
+		t.Errorf("check: code %d, stderr %q, want only %q", code, errOut, w)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, "no PEM certificate") {
+		t.Errorf("run's refusal: %s", err)
+	}
+
+	// A state.json run cannot read fails check too.
+	stateDir := filepath.Join(dir, "corrupt")
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, stateDir, "state.json", "{not json")
+	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", stateDir)
+	_, errOut, code = runApp(t, "check", "--config", path)
+	if code != exitInvalidConfig || !strings.Contains(errOut, "state_dir: state file "+stateDir+"/state.json: invalid character") {
+		t.Errorf("check: code %d, stderr %q", code, errOut)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, "state.json: invalid character") {
+		t.Errorf("run's refusal: %s", err)
+	}
+
+	// All fixed: check says ok, and creates nothing.
+	fresh := filepath.Join(dir, "fresh", "state")
+	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", fresh)
+	if out, errOut, code := runApp(t, "check", "--config", path); code != 0 || !strings.Contains(out, "ok (1 services)") {
+		t.Errorf("check: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Dir(fresh)); !os.IsNotExist(err) {
+		t.Errorf("check created state_dir's parent: %v", err)
+	}
+}
+
+// A listen address in use is a warning for check (a running slotscaler
+// holds it) and a refusal for run.
+func TestCheckWarnsListenInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", ln.Addr().String(), dir+"/state")
+	out, errOut, code := runApp(t, "check", "--config", path)
+	if code != 0 || !strings.Contains(out, "ok") || !strings.Contains(errOut, "warning: api.listen: "+ln.Addr().String()+" is in use now; run needs it free") {
+		t.Errorf("check: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, "api.listen: ") || !strings.Contains(err, "address already in use") {
+		t.Errorf("run's refusal: %s", err)
+	}
+}
