@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // boundsDoc is a valid config; each case replaces one of its lines.
@@ -145,4 +146,24 @@ func TestDecodeAndValidationErrorsTogether(t *testing.T) {
 			t.Errorf("validation error %q of a field that failed to decode:\n%s", noise, got)
 		}
 	}
+}
+
+// Nested aliases in a 20 kB file would expand to millions of values (the
+// walk follows aliases); the decoder stops at MaxValues, in well under a
+// second.
+func TestAliasExpansionBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("haproxy: {runtime_api: /x}\nx: &w {days: Mon, start: \"09:00\", end: \"10:00\", min_replicas: 1, max_replicas: 2}\ny: &ws [")
+	b.WriteString(strings.Repeat("*w, ", 2000) + "*w]\n")
+	b.WriteString("z: &s {name: web, container: {image: web, port: 80}, max_replicas: 4, target: {sessions_per_replica: 10}, schedule: {timezone: UTC, windows: *ws}}\n")
+	b.WriteString("services: [" + strings.Repeat("*s, ", 2000) + "*s]\n")
+	start := time.Now()
+	_, err := Parse([]byte(b.String()))
+	if err == nil || err.Error() != "parse config: more than 262144 values once aliases are expanded" {
+		t.Fatalf("error = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+	t.Logf("%d bytes refused in %s", b.Len(), time.Since(start))
 }

@@ -41,10 +41,24 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d+): `)
 
+// MaxValues bounds the values a config may hold once YAML aliases are
+// expanded: a few kilobytes of nested aliases would otherwise expand to
+// billions of values (and hours of decoding) within MaxFileSize.
+const MaxValues = 1 << 18
+
+var errTooManyValues = fmt.Errorf("parse config: more than %d values once aliases are expanded", MaxValues)
+
+// decoder counts the values it visits against MaxValues.
+type decoder struct{ visited int }
+
 // decodeStrict decodes node into v, walking the target type so that every
 // unknown key and every bad value is reported with its path; it collects
-// all errors instead of stopping at the first.
-func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
+// all errors instead of stopping at the first. Past MaxValues it stops
+// with errTooManyValues alone.
+func (d *decoder) decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
+	if d.visited++; d.visited > MaxValues {
+		return []error{errTooManyValues}
+	}
 	if node.Kind == yaml.DocumentNode {
 		if len(node.Content) == 0 {
 			return nil
@@ -69,7 +83,7 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
 		}
-		return decodeStrict(node, v.Elem(), path)
+		return d.decodeStrict(node, v.Elem(), path)
 	case reflect.Slice:
 		if node.Kind != yaml.SequenceNode {
 			return []error{fieldErr(path, "expected a list (line %d)", node.Line)}
@@ -77,7 +91,7 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		s := reflect.MakeSlice(t, len(node.Content), len(node.Content))
 		var errs []error
 		for i, item := range node.Content {
-			errs = append(errs, decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+			errs = append(errs, d.decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
 		}
 		v.Set(s)
 		return errs
@@ -105,7 +119,7 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 			errs = append(errs, fieldErr(join(path, key), "unknown key (line %d)", node.Content[i].Line))
 			continue
 		}
-		errs = append(errs, decodeStrict(val, v.Field(fi), join(path, key))...)
+		errs = append(errs, d.decodeStrict(val, v.Field(fi), join(path, key))...)
 	}
 	return errs
 }

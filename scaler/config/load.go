@@ -57,7 +57,11 @@ func Parse(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	var cfg Config
-	errs := decodeStrict(&root, reflect.ValueOf(&cfg).Elem(), "")
+	var d decoder
+	errs := d.decodeStrict(&root, reflect.ValueOf(&cfg).Elem(), "")
+	if d.visited > MaxValues {
+		return nil, errTooManyValues
+	}
 	cfg.applyDefaults()
 	errs = append(errs, notDecoded(errs, cfg.Validate())...)
 	if len(errs) > 0 {
