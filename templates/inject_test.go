@@ -12,15 +12,17 @@ import (
 	"github.com/slotscaler/slotscaler/templates"
 )
 
-const injectDoc = `haproxy: {runtime_api: /run/haproxy.sock, server_state_file: /var/lib/haproxy/state}
-docker: {hosts: [{name: a, endpoint: unix:///var/run/docker.sock, max_containers: 3}]}
-services:
-  - name: web
-    container: {image: web:1, port: 80}
-    max_replicas: 4
-    target: {sessions_per_replica: 10}
-    check: {path: /healthz, inter: 1s}
-`
+// injectDoc is the config tests' small valid file, with a server state file.
+var injectDoc = strings.Replace(mustRead("../scaler/config/testdata/small.yaml"),
+	"haproxy: {runtime_api: /run/haproxy.sock}", "haproxy: {runtime_api: /run/haproxy.sock, server_state_file: /var/lib/haproxy/state}", 1)
+
+func mustRead(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
 
 // Hostile values are refused by validation (with their path) and, put into
 // a config that skipped validation, make render fail and write nothing:

@@ -7,17 +7,7 @@ import (
 )
 
 // boundsDoc is a valid config; each case replaces one of its lines.
-const boundsDoc = `haproxy: {runtime_api: /run/haproxy.sock}
-docker: {hosts: [{name: a, endpoint: unix:///var/run/docker.sock, max_containers: 3}]}
-api: {listen: "127.0.0.1:9180"}
-interval: 1s
-services:
-  - name: web
-    container: {image: web:1, port: 80}
-    max_replicas: 4
-    target: {sessions_per_replica: 10}
-    check: {path: /healthz, inter: 1s}
-`
+var boundsDoc = mustRead("testdata/small.yaml")
 
 // withLine returns boundsDoc with the line starting with prefix replaced,
 // or extra lines appended when prefix is "".

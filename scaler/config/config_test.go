@@ -39,20 +39,26 @@ func TestLoadReportsEveryErrorWithPath(t *testing.T) {
 		"services[0].schedule.timezone: unknown time zone \"Asia/Dhakka\" (line 19)",
 		"services[0].schedule.windows[1].days: invalid days \"Funday\": want e.g. Mon-Fri, Sat,Sun or daily (line 22)",
 		"services[0].schedule.windows[1].start: invalid time \"25:00\": want HH:MM between 00:00 and 24:00 (line 22)",
-		`haproxy.runtime_api[0]: runtime api address "http://localhost": want unix:///path, /path or tcp://host:port`,
-		`docker.hosts[1].name: duplicate host name "a"`,
-		`docker.hosts[1].endpoint: "ftp://x": want unix://, tcp:// or ssh://`,
-		`docker.hosts[1].address: "nope" is not an IP address`,
-		`docker.hosts[1].max_containers: must be at least 1`,
-		`api.tokens[0]: set exactly one of file or env: token values never live in this file`,
-		`api.tokens[0].role: "root": want viewer, operator or admin`,
-		`services[0].slots.mode: "magic": want template or dynamic`,
-		`services[0].container.port: must be 1-65535, got 70000`,
-		`services[0].min_replicas: 5 is above max_replicas 3`,
 	}
+	want = append(want, badValidation...)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
+}
+
+// badValidation are bad.yaml's validation errors, reported after its
+// decoding errors, or alone once those are fixed.
+var badValidation = []string{
+	`haproxy.runtime_api[0]: runtime api address "http://localhost": want unix:///path, /path or tcp://host:port`,
+	`docker.hosts[1].name: duplicate host name "a"`,
+	`docker.hosts[1].endpoint: "ftp://x": want unix://, tcp:// or ssh://`,
+	`docker.hosts[1].address: "nope" is not an IP address`,
+	`docker.hosts[1].max_containers: must be at least 1`,
+	`api.tokens[0]: set exactly one of file or env: token values never live in this file`,
+	`api.tokens[0].role: "root": want viewer, operator or admin`,
+	`services[0].slots.mode: "magic": want template or dynamic`,
+	`services[0].container.port: must be 1-65535, got 70000`,
+	`services[0].min_replicas: 5 is above max_replicas 3`,
 }
 
 func TestValidateReportsEveryErrorWithPath(t *testing.T) {
@@ -67,18 +73,7 @@ func TestValidateReportsEveryErrorWithPath(t *testing.T) {
 		t.Fatal("want validation errors")
 	}
 	got := strings.Split(err.Error(), "\n")
-	want := []string{
-		`haproxy.runtime_api[0]: runtime api address "http://localhost": want unix:///path, /path or tcp://host:port`,
-		`docker.hosts[1].name: duplicate host name "a"`,
-		`docker.hosts[1].endpoint: "ftp://x": want unix://, tcp:// or ssh://`,
-		`docker.hosts[1].address: "nope" is not an IP address`,
-		`docker.hosts[1].max_containers: must be at least 1`,
-		`api.tokens[0]: set exactly one of file or env: token values never live in this file`,
-		`api.tokens[0].role: "root": want viewer, operator or admin`,
-		`services[0].slots.mode: "magic": want template or dynamic`,
-		`services[0].container.port: must be 1-65535, got 70000`,
-		`services[0].min_replicas: 5 is above max_replicas 3`,
-	}
+	want := badValidation
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("validation errors (-want +got):\n%s", diff)
 	}
