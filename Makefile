@@ -26,11 +26,12 @@ test: setup ## all tests with -race (real haproxy and Docker included), plus sho
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 60s
-fuzz: ## fuzz the stats, servers-state, info and config parsers (FUZZTIME each)
+fuzz: ## fuzz the stats, servers-state, info and config parsers and render (FUZZTIME each)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseStats$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseServersState$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./templates -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 
 bench: setup ## stats read (ours vs client-native vs bare socket) and reaction time to a load step
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./runtimeapi
