@@ -30,7 +30,9 @@ func main() {
 		if errors.As(err, &ec) {
 			os.Exit(ec.ExitCode())
 		}
-		fmt.Fprintln(os.Stderr, "slotscaler:", err)
+		for line := range strings.SplitSeq(err.Error(), "\n") { // run's start-up problems, one per line
+			fmt.Fprintln(os.Stderr, "slotscaler:", line)
+		}
 		os.Exit(1)
 	}
 }

@@ -157,3 +157,12 @@ func TestAliasExpansionBounded(t *testing.T) {
 	}
 	t.Logf("%d bytes refused in %s", b.Len(), time.Since(start))
 }
+
+// A document that is not a mapping gets that one error, not a validation
+// error for every required key.
+func TestNotAMappingAlone(t *testing.T) {
+	_, err := Parse([]byte("[1, 2]\n"))
+	if err == nil || err.Error() != "expected a mapping (line 1)" {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -159,10 +159,11 @@ func notDecoded(decodeErrs []error, validated error) []error {
 	return out
 }
 
-// within reports whether path is one of prefixes or below one of them.
+// within reports whether path is one of prefixes or below one of them
+// ("" is the whole document).
 func within(path string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
+		if p == "" || path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
 			return true
 		}
 	}
