@@ -44,7 +44,7 @@ var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d
 // MaxValues bounds the values a config may hold once YAML aliases are
 // expanded: a few kilobytes of nested aliases would otherwise expand to
 // billions of values (and hours of decoding) within MaxFileSize.
-const MaxValues = 1 << 18
+const MaxValues = 1 << 16
 
 var errTooManyValues = fmt.Errorf("parse config: more than %d values once aliases are expanded", MaxValues)
 
