@@ -16,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/docker"
 )
 
 // preflighted is what preflight loaded for run.
@@ -40,8 +41,17 @@ func preflight(cfg *config.Config) (preflighted, error) {
 		if h.TLS != nil {
 			if _, err := loadTLSFiles(fmt.Sprintf("docker.hosts[%d].tls", i), h.TLS.CA, h.TLS.Cert, h.TLS.Key); err != nil {
 				errs = append(errs, err)
+				continue
 			}
 		}
+		// The client run creates (it connects only when used): it refuses
+		// an endpoint the Docker library cannot read.
+		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("docker.hosts[%d]: %w", i, err))
+			continue
+		}
+		e.Close()
 	}
 	switch ln, err := listenAPI(cfg.API.Listen); {
 	case errors.Is(err, syscall.EADDRINUSE):

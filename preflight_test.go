@@ -192,3 +192,23 @@ func TestCheckWarnsListenInUse(t *testing.T) {
 		t.Errorf("run's refusal: %s", err)
 	}
 }
+
+// An endpoint the Docker library cannot read passes validation's scheme
+// check; preflight creates run's client and so refuses it for both.
+func TestCheckDockerEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", dir+"/state")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "tcp://127.0.0.1:2376", "tcp://[::1", 1))
+	want := `docker.hosts[0]: docker host a: endpoint "tcp://[::1": parse "tcp://[::1": missing ']' in host`
+	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || strings.TrimSpace(errOut) != path+": "+want {
+		t.Errorf("check: code %d, stderr %q, want %q", code, errOut, want)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, want) {
+		t.Errorf("run's refusal: %s", err)
+	}
+}
