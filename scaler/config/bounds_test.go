@@ -71,6 +71,8 @@ func TestBoundsAndShapes(t *testing.T) {
 		{"env value NUL", svc + "container", svc + `container: {image: web, port: 80, env: {A: "x\0"}}`, `services[0].container.env.A: control or invalid character '\x00' at byte 1`},
 		{"env value and command with lines", svc + "container", svc + `container: {image: web, port: 80, env: {PEM: "a\nb\tc"}, command: [sh, -c, "echo a\necho b"]}`, ""},
 		{"label value newline", svc + "container", svc + `container: {image: web, port: 80, labels: {team: "a\nb"}}`, `services[0].container.labels.team: control or invalid character '\n' at byte 1`},
+		{"label key empty", svc + "container", svc + `container: {image: web, port: 80, labels: {"": x}}`, `services[0].container.labels[""]: empty label key`},
+		{"unhealthy_after above", "", svc + "unhealthy_after: 25h", "services[0].unhealthy_after: 25h0m0s is above the limit of 24h0m0s"},
 		{"volume newline", svc + "container", svc + `container: {image: web, port: 80, volumes: ["/a:/b\n"]}`, `services[0].container.volumes[0]: control or invalid character '\n' at byte 5`},
 		{"state_dir escape", "", `state_dir: "/var/lib/x\e[2J"`, `state_dir: control or invalid character '\x1b' at byte 10`},
 		{"token file newline", "api:", `api: {tokens: [{name: ci, role: admin, file: "/t\r"}]}`, `api.tokens[0].file: control or invalid character '\r' at byte 2`},
