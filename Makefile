@@ -33,8 +33,10 @@ fuzz: ## fuzz the stats, servers-state, info and config parsers and render (FUZZ
 	$(GO) test ./scaler/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./templates -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 
-bench: setup ## stats read (ours vs client-native vs bare socket) and reaction time to a load step
+bench: setup build ## stats read, batched commands, tick vs bare read, RSS, membership churn table, reaction time
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./runtimeapi
+	$(GO) test -run '^$$' -bench '^BenchmarkTick$$' -benchtime 20x ./internal/bench
+	SLOTSCALER_BIN=$(CURDIR)/bin/slotscaler $(GO) test -run '^$$' -bench 'RunRSS|MembershipChurn' -benchtime 1x -timeout 20m ./internal/bench
 	$(GO) test -run '^$$' -bench ReactionTime -benchtime 1x ./e2e
 
 lint: ## go vet, gofmt and staticcheck
