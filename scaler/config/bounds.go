@@ -120,7 +120,7 @@ func (s *Service) validateBounds(p string) []error {
 		add(p+".container.memory", "%d bytes is below Docker's smallest limit, 6m (0: no limit)", ct.Memory)
 	}
 	if ct.Image != "" {
-		if err := ValidImage(ct.Image); err != nil {
+		if _, err := ParseImage(ct.Image); err != nil {
 			add(p+".container.image", "%v", err)
 		}
 	}
@@ -143,15 +143,16 @@ func durationAtMost(errs *[]error, path string, d Duration, limit time.Duration)
 	}
 }
 
-// ValidImage reports whether image is a Docker image reference such as
-// nginx, nginx:1.27, registry.example:5000/team/app@sha256:…; anything
-// else (a path, upper case, spaces) could reach the Docker API as
-// something other than an image name.
-func ValidImage(image string) error {
-	if _, err := reference.ParseNormalizedNamed(image); err != nil {
-		return fmt.Errorf("%q is not a Docker image reference: %w", image, err)
+// ParseImage reads a Docker image reference such as "web:1.4",
+// "registry.local:5000/team/web:2" or "web@sha256:...": anything else
+// (a path such as "../../v1.41/containers/x", spaces, upper case) could
+// reach the Docker API as something other than an image name.
+func ParseImage(image string) (reference.Named, error) {
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return nil, fmt.Errorf("image %q is not a Docker image reference: %w", image, err)
 	}
-	return nil
+	return ref, nil
 }
 
 // envKey refuses environment variable names a process cannot receive:
