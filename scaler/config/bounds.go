@@ -33,8 +33,10 @@ const (
 )
 
 // validateBounds checks ranges, finite numbers and the shape of strings
-// that reach haproxy.cfg, the Runtime API or Docker.
-func (c *Config) validateBounds() []error {
+// that reach haproxy.cfg, the Runtime API or Docker. A control character
+// in a field that known (or a shape check here) already refused is not
+// reported twice.
+func (c *Config) validateBounds(known []error) []error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, fieldErr(path, format, args...)) }
 	durationAtMost(&errs, "interval", c.Interval, MaxInterval)
@@ -56,7 +58,17 @@ func (c *Config) validateBounds() []error {
 	for i, s := range c.Services {
 		errs = append(errs, s.validateBounds(fmt.Sprintf("services[%d]", i))...)
 	}
-	errs = append(errs, controlChars(reflect.ValueOf(c).Elem(), "", false)...)
+	refused := map[string]bool{}
+	for _, err := range append(known, errs...) {
+		if fe, ok := err.(*FieldError); ok {
+			refused[fe.Path] = true
+		}
+	}
+	for _, err := range controlChars(reflect.ValueOf(c).Elem(), "", false) {
+		if !refused[err.(*FieldError).Path] {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
 

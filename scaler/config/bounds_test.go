@@ -168,3 +168,19 @@ func TestNotAMappingAlone(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// A field refused for its shape is not refused a second time for the
+// control character in it.
+func TestControlCharacterReportedOnce(t *testing.T) {
+	doc := withLine(t, "    check", `    check: {path: "/a\nb"}`)
+	doc = strings.Replace(doc, "name: web", `name: "web\tx"`, 1)
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, path := range []string{"services[0].check.path: ", "services[0].name: "} {
+		if n := strings.Count(err.Error(), path); n != 1 {
+			t.Errorf("%d lines for %s:\n%v", n, path, err)
+		}
+	}
+}

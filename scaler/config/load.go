@@ -202,7 +202,7 @@ func (c *Config) Validate() error {
 	for i, s := range c.Services {
 		errs = append(errs, s.validate(fmt.Sprintf("services[%d]", i), names, backends)...)
 	}
-	errs = append(errs, c.validateBounds()...)
+	errs = append(errs, c.validateBounds(errs)...)
 	return errors.Join(errs...)
 }
 
