@@ -160,7 +160,7 @@ func checkHAProxyConfig(cfg *config.Config) error {
 	}
 	hc, err := haproxy.Load(f)
 	if err != nil {
-		return err
+		return fmt.Errorf("haproxy.config_file: %w", err)
 	}
 	return haproxy.Check(hc, cfg.Services)
 }

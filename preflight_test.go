@@ -212,3 +212,21 @@ func TestCheckDockerEndpoint(t *testing.T) {
 		t.Errorf("run's refusal: %s", err)
 	}
 }
+
+// A missing haproxy.cfg is named by its key, next to the start-up problems.
+func TestCheckMissingHAProxyConfigWithStartupProblems(t *testing.T) {
+	dir := t.TempDir()
+	path := startupConfig(t, dir, "    - {name: unset, env: PREFLIGHT_UNSET_TOKEN_2, role: admin}", "", "127.0.0.1:0", dir+"/state")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "haproxy: {", "haproxy: {config_file: "+dir+"/haproxy.cfg, ", 1))
+	_, errOut, code := runApp(t, "check", "--config", path)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != exitInvalidConfig || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], path+": haproxy.config_file: parse "+dir+"/haproxy.cfg: ") ||
+		lines[1] != path+": api.tokens[0] (unset): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN_2)" {
+		t.Errorf("code %d, stderr:\n%s", code, errOut)
+	}
+}
