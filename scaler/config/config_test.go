@@ -149,6 +149,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("services: [{name: x, schedule: {windows: [{days: \"Fri-\"}]}}]"))
 	f.Add([]byte(boundsDoc + "    drain_timeout: 1h\n"))
+	f.Add([]byte(boundsDoc + "interval: 2s\n---\ninterval: 3s\n"))
+	f.Add([]byte("x: &w {days: Mon}\ny: &ws [*w, *w, *w]\nservices: [{schedule: {windows: *ws}}, {schedule: {windows: *ws}}]\n"))
+	f.Add([]byte(withLine(f, "    container", "    container: {image: \"Web/../x\", port: 80, env: {\"A=B\": \"\\0\"}, cpus: .nan, memory: 99999999999g}")))
 	f.Add([]byte(withLine(f, "    check", "    check: {path: \"/a\\nbackend x\", inter: 1ns}")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
