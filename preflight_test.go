@@ -90,29 +90,15 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 	certFile := writeTestFile(t, dir, "cert.pem", cert)
 	wrongKey := writeTestFile(t, dir, "other-key.pem", otherKey)
 	notPEM := writeTestFile(t, dir, "ca.pem", "not a certificate\n")
-	empty := writeTestFile(t, dir, "empty", "")
-	short := writeTestFile(t, dir, "short", "abc\n")
 	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
-	same := writeTestFile(t, dir, "same", "0123456789abcdef-one")
 	aFile := writeTestFile(t, dir, "a-file", "")
-	t.Setenv("PREFLIGHT_UNSET_TOKEN", "")
 
-	path := startupConfig(t, dir, `
-    - {name: missing, file: `+dir+`/nope, role: viewer}
-    - {name: empty, file: `+empty+`, role: viewer}
-    - {name: unset, env: PREFLIGHT_UNSET_TOKEN, role: viewer}
-    - {name: short, file: `+short+`, role: viewer}
-    - {name: good, file: `+good+`, role: admin}
-    - {name: twin, file: `+same+`, role: operator}`,
+	path := startupConfig(t, dir, "    - {name: missing, file: "+dir+"/nope, role: viewer}",
 		", tls: {ca: "+notPEM+", cert: "+certFile+", key: "+wrongKey+"}",
 		"192.0.2.1:9180", // TEST-NET-1: on no interface of this machine
 		aFile+"/state")
 	want := []string{
 		"api.tokens[0] (missing): read token file: open " + dir + "/nope: no such file or directory",
-		"api.tokens[1] (empty): token missing or shorter than 16 characters (from " + empty + ")",
-		"api.tokens[2] (unset): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN)",
-		"api.tokens[3] (short): token missing or shorter than 16 characters (from " + short + ")",
-		"api.tokens[5] (twin): same value as api.tokens[4] (good): give every token its own",
 		"docker.hosts[0].tls: cert " + certFile + " and key " + wrongKey + ": tls: private key does not match public key",
 		"api.listen: listen tcp 192.0.2.1:9180: bind: cannot assign requested address",
 		"state_dir: " + aFile + " is not a directory",
@@ -228,5 +214,36 @@ func TestCheckMissingHAProxyConfigWithStartupProblems(t *testing.T) {
 		!strings.HasPrefix(lines[0], path+": haproxy.config_file: parse "+dir+"/haproxy.cfg: ") ||
 		lines[1] != path+": api.tokens[0] (unset): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN_2)" {
 		t.Errorf("code %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// Every way a token's value can be unusable fails check and run alike.
+func TestCheckTokenValues(t *testing.T) {
+	dir := t.TempDir()
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	t.Setenv("PREFLIGHT_UNSET_TOKEN", "")
+	for _, tt := range []struct {
+		name, token string
+		want        []string // each in the one line for the token
+	}{
+		{"file missing", "{name: bad, file: " + dir + "/nope, role: viewer}", []string{"api.tokens[1] (bad): ", "open " + dir + "/nope: no such file or directory"}},
+		{"file empty", "{name: bad, file: " + writeTestFile(t, dir, "empty", "") + ", role: viewer}", []string{"api.tokens[1] (bad): token missing or shorter than 16 characters (from " + dir + "/empty)"}},
+		{"file short", "{name: bad, file: " + writeTestFile(t, dir, "short", "abc\n") + ", role: viewer}", []string{"api.tokens[1] (bad): token missing or shorter than 16 characters (from " + dir + "/short)"}},
+		{"env unset", "{name: bad, env: PREFLIGHT_UNSET_TOKEN, role: viewer}", []string{"api.tokens[1] (bad): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN)"}},
+		{"value shared", "{name: twin, file: " + writeTestFile(t, dir, "same", "0123456789abcdef-one") + ", role: viewer}", []string{"api.tokens[1] (twin): same ", "value as api.tokens[0] (good)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}\n    - "+tt.token, "", "127.0.0.1:0", dir+"/state")
+			_, errOut, code := runApp(t, "check", "--config", path)
+			runErr := runRefuses(t, path)
+			for _, w := range tt.want {
+				if code != exitInvalidConfig || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, w) {
+					t.Errorf("check: code %d, stderr %q, want one line with %q", code, errOut, w)
+				}
+				if !strings.Contains(runErr, w) {
+					t.Errorf("run's refusal %q lacks %q", runErr, w)
+				}
+			}
+		})
 	}
 }
