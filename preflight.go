@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/slotscaler/slotscaler/internal/tlsfiles"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/api"
@@ -39,7 +38,7 @@ func preflight(cfg *config.Config) (preflighted, error) {
 	out.tokens = tokens
 	for i, h := range cfg.Docker.Hosts {
 		if h.TLS != nil {
-			if _, err := loadTLSFiles(fmt.Sprintf("docker.hosts[%d].tls", i), h.TLS.CA, h.TLS.Cert, h.TLS.Key); err != nil {
+			if _, err := tlsfiles.Load(fmt.Sprintf("docker.hosts[%d].tls", i), h.TLS.CA, h.TLS.Cert, h.TLS.Key); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -79,41 +78,6 @@ func listenAPI(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("api.listen: %w", err)
 	}
 	return ln, nil
-}
-
-// loadTLSFiles loads a certificate and its key and, when ca is set, a CA
-// bundle, naming the field of path (docker.hosts[0].tls, api.tls) that is
-// missing, unreadable or not PEM. It is the one loader of TLS files, so
-// check and run cannot disagree about them.
-func loadTLSFiles(path, ca, cert, key string) (*tls.Config, error) {
-	read := func(field, file string) ([]byte, error) {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("%s.%s: %w", path, field, err)
-		}
-		return data, nil
-	}
-	certPEM, certErr := read("cert", cert)
-	keyPEM, keyErr := read("key", key)
-	if err := errors.Join(certErr, keyErr); err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s: cert %s and key %s: %w", path, cert, key, err)
-	}
-	out := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		caPEM, err := read("ca", ca)
-		if err != nil {
-			return nil, err
-		}
-		out.RootCAs = x509.NewCertPool()
-		if !out.RootCAs.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("%s.ca: no PEM certificate in %s", path, ca)
-		}
-	}
-	return out, nil
 }
 
 // writableDir reports whether dir is, or can be created as, a directory

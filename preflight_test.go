@@ -247,3 +247,18 @@ func TestCheckTokenValues(t *testing.T) {
 		})
 	}
 }
+
+// Missing TLS files are each named by their field.
+func TestCheckTLSFilesMissing(t *testing.T) {
+	dir := t.TempDir()
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", ", tls: {ca: "+dir+"/ca, cert: "+dir+"/cert, key: "+dir+"/key}", "127.0.0.1:0", dir+"/state")
+	want := path + ": docker.hosts[0].tls.cert: open " + dir + "/cert: no such file or directory\n" +
+		path + ": docker.hosts[0].tls.key: open " + dir + "/key: no such file or directory\n"
+	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || errOut != want {
+		t.Errorf("check: code %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, "docker.hosts[0].tls.cert: open") || !strings.Contains(err, "docker.hosts[0].tls.key: open") {
+		t.Errorf("run's refusal: %s", err)
+	}
+}
