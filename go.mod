@@ -11,6 +11,7 @@ require (
 	github.com/haproxytech/client-native/v5 v5.1.15
 	github.com/prometheus/client_golang v1.25.0
 	github.com/urfave/cli/v2 v2.27.7
+	golang.org/x/net v0.59.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 

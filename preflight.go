@@ -20,7 +20,7 @@ import (
 
 // preflighted is what preflight loaded for run.
 type preflighted struct {
-	tokens   []api.Token
+	secrets  api.Secrets
 	warnings []string // not refused, but worth a line: e.g. api.listen in use
 }
 
@@ -31,11 +31,11 @@ type preflighted struct {
 func preflight(cfg *config.Config) (preflighted, error) {
 	var out preflighted
 	var errs []error
-	tokens, err := loadTokens(cfg.API.Tokens)
+	secrets, err := api.LoadSecrets(cfg.API) // token values, api.tls
 	if err != nil {
 		errs = append(errs, err)
 	}
-	out.tokens = tokens
+	out.secrets = secrets
 	for i, h := range cfg.Docker.Hosts {
 		if h.TLS != nil {
 			if _, err := tlsfiles.Load(fmt.Sprintf("docker.hosts[%d].tls", i), h.TLS.CA, h.TLS.Cert, h.TLS.Key); err != nil {

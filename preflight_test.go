@@ -58,6 +58,7 @@ docker:
     - {name: a, endpoint: "tcp://127.0.0.1:2376", max_containers: 3`+tls+`}
 api:
   listen: "`+listen+`"
+  insecure_listen: true # TEST-NET addresses below: their bind must be what fails
   tokens:
 `+tokens+`
 state_dir: `+stateDir+`
@@ -98,7 +99,7 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 		"192.0.2.1:9180", // TEST-NET-1: on no interface of this machine
 		aFile+"/state")
 	want := []string{
-		"api.tokens[0] (missing): read token file: open " + dir + "/nope: no such file or directory",
+		"api.tokens[0] (missing): token file: open " + dir + "/nope: no such file or directory",
 		"docker.hosts[0].tls: cert " + certFile + " and key " + wrongKey + ": tls: private key does not match public key",
 		"api.listen: listen tcp 192.0.2.1:9180: bind: cannot assign requested address",
 		"state_dir: " + aFile + " is not a directory",
@@ -259,6 +260,26 @@ func TestCheckTLSFilesMissing(t *testing.T) {
 		t.Errorf("check: code %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
 	}
 	if err := runRefuses(t, path); !strings.Contains(err, "docker.hosts[0].tls.cert: open") || !strings.Contains(err, "docker.hosts[0].tls.key: open") {
+		t.Errorf("run's refusal: %s", err)
+	}
+}
+
+// api.tls's files go through the API's own loader, which check and run
+// both call (via preflight).
+func TestCheckAPITLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
+	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", dir+"/state")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "  insecure_listen: true", "  tls: {cert: "+dir+"/nope.crt, key: "+dir+"/nope.key}", 1))
+	want := "api.tls.key: open " + dir + "/nope.key: no such file or directory"
+	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || !strings.Contains(errOut, path+": "+want) {
+		t.Errorf("check: code %d, stderr %q, want %q", code, errOut, want)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, want) {
 		t.Errorf("run's refusal: %s", err)
 	}
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,7 +39,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	if err != nil {
 		return err
 	}
-	tokens := pre.tokens
+	secrets := pre.secrets
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
@@ -69,8 +65,13 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	if err != nil {
 		return err
 	}
+	var server *api.Server
 	reload := func() error {
-		next, err := config.Load(path)
+		next, err := reloadConfig(path, current.Load())
+		if err != nil {
+			return err
+		}
+		secrets, err := api.LoadSecrets(next.API)
 		if err != nil {
 			return fmt.Errorf("%s: %v: %w", path, err, scaler.ErrInvalid)
 		}
@@ -78,24 +79,21 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 			return err
 		}
 		current.Store(next)
+		server.Apply(next, secrets)
 		return nil
 	}
-	srv := &http.Server{Addr: cfg.API.Listen, Handler: api.New(loop, tokens, m.Handler(), reload, log).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	server = api.New(loop, cfg, secrets, m.Handler(), reload, log)
 	ln, err := listenAPI(cfg.API.Listen)
 	if err != nil {
 		return err
 	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http api stopped", "err", err)
-		}
-	}()
+	srv := server.Serve(ln, api.DefaultLimits)
 	defer func() {
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("http api listening", "addr", ln.Addr().String(), "tokens", len(tokens))
+	log.Info("http api listening", "addr", ln.Addr().String(), "tokens", len(secrets.Tokens), "tls", secrets.Cert != nil)
 	names := make([]string, 0, len(cfg.Services))
 	for _, s := range cfg.Services {
 		names = append(names, s.Name)
@@ -134,44 +132,4 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		return runtimeapi.ServerOptions{}, false
 	}
 	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
-}
-
-// loadTokens reads every token's value from its file or environment
-// variable; only names and roles are ever logged. Every problem is
-// returned, a value shared by two tokens too (which name would the log
-// show, and which role applies?).
-func loadTokens(cfg []config.Token) ([]api.Token, error) {
-	var out []api.Token
-	var errs []error
-	first := map[string]int{} // value -> index of the first token holding it
-	for i, t := range cfg {
-		role, err := api.ParseRole(t.Role)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("api.tokens[%d].role: %w", i, err))
-			continue
-		}
-		var value string
-		switch {
-		case t.File != "":
-			data, err := os.ReadFile(t.File)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): read token file: %w", i, t.Name, err))
-				continue
-			}
-			value = strings.TrimSpace(string(data))
-		default:
-			value = os.Getenv(t.Env)
-		}
-		if len(value) < 16 {
-			errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): token missing or shorter than 16 characters (from %s)", i, t.Name, cmp.Or(t.File, "$"+t.Env)))
-			continue
-		}
-		if j, dup := first[value]; dup {
-			errs = append(errs, fmt.Errorf("api.tokens[%d] (%s): same value as api.tokens[%d] (%s): give every token its own", i, t.Name, j, cfg[j].Name))
-			continue
-		}
-		first[value] = i
-		out = append(out, api.Token{Name: t.Name, Value: value, Role: role})
-	}
-	return out, errors.Join(errs...)
 }

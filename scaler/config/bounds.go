@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"github.com/distribution/reference"
 )
 
 // Upper bounds and ranges, documented in the README's configuration
@@ -153,18 +151,6 @@ func durationAtMost(errs *[]error, path string, d Duration, limit time.Duration)
 	if d.Duration > limit {
 		*errs = append(*errs, fieldErr(path, "%s is above the limit of %s", d, limit))
 	}
-}
-
-// ParseImage reads a Docker image reference such as "web:1.4",
-// "registry.local:5000/team/web:2" or "web@sha256:...": anything else
-// (a path such as "../../v1.41/containers/x", spaces, upper case) could
-// reach the Docker API as something other than an image name.
-func ParseImage(image string) (reference.Named, error) {
-	ref, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return nil, fmt.Errorf("image %q is not a Docker image reference: %w", image, err)
-	}
-	return ref, nil
 }
 
 // envKey refuses environment variable names a process cannot receive:
