@@ -3,19 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slotscaler/slotscaler/internal/testcert"
 )
 
 // writeTestFile writes data to dir/name and returns the path.
@@ -26,25 +21,6 @@ func writeTestFile(t *testing.T, dir, name, data string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// selfSigned returns a PEM certificate and its PEM key.
-func selfSigned(t *testing.T) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "preflight"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
 }
 
 // startupConfig writes a slotscaler.yaml whose file checks pass but whose
@@ -86,8 +62,8 @@ func runRefuses(t *testing.T, path string) string {
 // preflight.
 func TestCheckFindsWhatRunRefuses(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSigned(t)
-	_, otherKey := selfSigned(t)
+	cert, key := testcert.SelfSigned(t, "preflight")
+	_, otherKey := testcert.SelfSigned(t, "preflight")
 	certFile := writeTestFile(t, dir, "cert.pem", cert)
 	wrongKey := writeTestFile(t, dir, "other-key.pem", otherKey)
 	notPEM := writeTestFile(t, dir, "ca.pem", "not a certificate\n")
@@ -180,44 +156,6 @@ func TestCheckWarnsListenInUse(t *testing.T) {
 	}
 }
 
-// An endpoint the Docker library cannot read passes validation's scheme
-// check; preflight creates run's client and so refuses it for both.
-func TestCheckDockerEndpoint(t *testing.T) {
-	dir := t.TempDir()
-	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
-	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", dir+"/state")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "tcp://127.0.0.1:2376", "tcp://[::1", 1))
-	want := `docker.hosts[0]: docker host a: endpoint "tcp://[::1": parse "tcp://[::1": missing ']' in host`
-	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || strings.TrimSpace(errOut) != path+": "+want {
-		t.Errorf("check: code %d, stderr %q, want %q", code, errOut, want)
-	}
-	if err := runRefuses(t, path); !strings.Contains(err, want) {
-		t.Errorf("run's refusal: %s", err)
-	}
-}
-
-// A missing haproxy.cfg is named by its key, next to the start-up problems.
-func TestCheckMissingHAProxyConfigWithStartupProblems(t *testing.T) {
-	dir := t.TempDir()
-	path := startupConfig(t, dir, "    - {name: unset, env: PREFLIGHT_UNSET_TOKEN_2, role: admin}", "", "127.0.0.1:0", dir+"/state")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "haproxy: {", "haproxy: {config_file: "+dir+"/haproxy.cfg, ", 1))
-	_, errOut, code := runApp(t, "check", "--config", path)
-	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	if code != exitInvalidConfig || len(lines) != 2 ||
-		!strings.HasPrefix(lines[0], path+": haproxy.config_file: parse "+dir+"/haproxy.cfg: ") ||
-		lines[1] != path+": api.tokens[0] (unset): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN_2)" {
-		t.Errorf("code %d, stderr:\n%s", code, errOut)
-	}
-}
-
 // Every way a token's value can be unusable fails check and run alike.
 func TestCheckTokenValues(t *testing.T) {
 	dir := t.TempDir()
@@ -249,37 +187,59 @@ func TestCheckTokenValues(t *testing.T) {
 	}
 }
 
-// Missing TLS files are each named by their field.
-func TestCheckTLSFilesMissing(t *testing.T) {
+// One broken start-up need at a time, each written into an otherwise good
+// config: check prints exactly want (one line each), run refuses with it.
+func TestCheckStartupNeeds(t *testing.T) {
+	t.Setenv("PREFLIGHT_UNSET_TOKEN_2", "")
 	dir := t.TempDir()
 	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
-	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", ", tls: {ca: "+dir+"/ca, cert: "+dir+"/cert, key: "+dir+"/key}", "127.0.0.1:0", dir+"/state")
-	want := path + ": docker.hosts[0].tls.cert: open " + dir + "/cert: no such file or directory\n" +
-		path + ": docker.hosts[0].tls.key: open " + dir + "/key: no such file or directory\n"
-	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || errOut != want {
-		t.Errorf("check: code %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
-	}
-	if err := runRefuses(t, path); !strings.Contains(err, "docker.hosts[0].tls.cert: open") || !strings.Contains(err, "docker.hosts[0].tls.key: open") {
-		t.Errorf("run's refusal: %s", err)
-	}
-}
-
-// api.tls's files go through the API's own loader, which check and run
-// both call (via preflight).
-func TestCheckAPITLSFiles(t *testing.T) {
-	dir := t.TempDir()
-	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
-	path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", dir+"/state")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), "  insecure_listen: true", "  tls: {cert: "+dir+"/nope.crt, key: "+dir+"/nope.key}", 1))
-	want := "api.tls.key: open " + dir + "/nope.key: no such file or directory"
-	if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || !strings.Contains(errOut, path+": "+want) {
-		t.Errorf("check: code %d, stderr %q, want %q", code, errOut, want)
-	}
-	if err := runRefuses(t, path); !strings.Contains(err, want) {
-		t.Errorf("run's refusal: %s", err)
+	for _, tt := range []struct {
+		name, from, to string
+		want           []string
+	}{
+		// The Docker library's own URL parsing, which validation's scheme
+		// check does not do: preflight creates run's client.
+		{"docker endpoint", "tcp://127.0.0.1:2376", "tcp://[::1", []string{`docker.hosts[0]: docker host a: endpoint "tcp://[::1": parse "tcp://[::1": missing ']' in host`}},
+		{"docker tls files missing", "max_containers: 3", "max_containers: 3, tls: {ca: " + dir + "/ca, cert: " + dir + "/cert, key: " + dir + "/key}", []string{
+			"docker.hosts[0].tls.cert: open " + dir + "/cert: no such file or directory",
+			"docker.hosts[0].tls.key: open " + dir + "/key: no such file or directory",
+		}},
+		// api.tls goes through the API's own loader, which preflight calls.
+		{"api tls files missing", "  insecure_listen: true", "  tls: {cert: " + dir + "/nope.crt, key: " + dir + "/nope.key}", []string{"api.tls.key: open " + dir + "/nope.key: no such file or directory"}},
+		// haproxy.cfg is named by its key, next to the start-up problems.
+		{"haproxy.cfg missing and a token unset", "haproxy: {", "haproxy: {config_file: " + dir + "/haproxy.cfg, ", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", dir+"/state")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(string(data), tt.from, tt.to, 1))
+			want := tt.want
+			if want == nil { // the haproxy.cfg case: its parse error's wording is the parser's
+				writeTestFile(t, dir, "slotscaler.yaml", strings.Replace(strings.Replace(string(data), tt.from, tt.to, 1), "{name: good, file: "+good, "{name: good, env: PREFLIGHT_UNSET_TOKEN_2", 1))
+				_, errOut, code := runApp(t, "check", "--config", path)
+				lines := strings.Split(strings.TrimSpace(errOut), "\n")
+				if code != exitInvalidConfig || len(lines) != 2 || !strings.HasPrefix(lines[0], path+": haproxy.config_file: parse "+dir+"/haproxy.cfg: ") ||
+					lines[1] != path+": api.tokens[0] (good): token missing or shorter than 16 characters (from $PREFLIGHT_UNSET_TOKEN_2)" {
+					t.Errorf("code %d, stderr:\n%s", code, errOut)
+				}
+				return
+			}
+			var wantOut strings.Builder
+			for _, w := range want {
+				wantOut.WriteString(path + ": " + w + "\n")
+			}
+			if _, errOut, code := runApp(t, "check", "--config", path); code != exitInvalidConfig || errOut != wantOut.String() {
+				t.Errorf("check: code %d, stderr:\n%s\nwant:\n%s", code, errOut, wantOut.String())
+			}
+			runErr := runRefuses(t, path)
+			for _, w := range want {
+				if !strings.Contains(runErr, w) {
+					t.Errorf("run's refusal lacks %q:\n%s", w, runErr)
+				}
+			}
+		})
 	}
 }
