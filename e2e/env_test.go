@@ -71,6 +71,16 @@ func newEnv(t testing.TB, mode string) *env {
 // newEnvWith is newEnv with the service config adjusted by tune.
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
+	return newEnvOn(t, mode, tune, func(e *env, global, body string) *haproxytest.HAProxy {
+		return haproxytest.StartGlobal(e.t, global, body)
+	})
+}
+
+// newEnvOn is newEnvWith on an HAProxy started by start with the global
+// lines and the body (frontend and rendered backends) it is given; e.cfg
+// and e.stateDir are set when it is called.
+func newEnvOn(t testing.TB, mode string, tune func(*config.Config), start func(e *env, global, body string) *haproxytest.HAProxy) *env {
+	t.Helper()
 	image := dockertest.BuildEcho(t)
 	local := dockertest.Engine(t)
 	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
@@ -97,7 +107,7 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 		global = "  server-state-file " + f
 	}
 	e.backends = backends.String()
-	e.haproxy = haproxytest.StartGlobal(t, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
+	e.haproxy = start(e, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
 	e.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	e.lb, err = runtimeapi.New("unix://" + e.haproxy.Socket)
 	if err != nil {
