@@ -256,7 +256,12 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		return
 	}
 	if err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100); err != nil {
-		undo("set weight", err)
+		// Not undone: a lost reply may hide a weight that took, and the
+		// slot would go from serving to maint (sim: "serving floor"). It
+		// stays a start of ours; the next tick weights it or finds it
+		// serving.
+		log.Warn("set weight: the next tick finishes the start", "slot", slot, "err", err)
+		keepBinding = true
 		return
 	}
 	l.mu.Lock()

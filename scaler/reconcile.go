@@ -120,6 +120,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		}
 		return slotStarting
 	case srv.Serving():
+		l.setIntent(s.binding, name, time.Time{}) // a start whose last reply was lost
 		return slotServing
 	}
 	return slotStarting

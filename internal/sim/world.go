@@ -202,6 +202,9 @@ func (w *world) after(d time.Duration, f func()) { w.sched.at(w.sched.Now().Add(
 
 // boot starts a slotscaler process from state_dir.
 func (w *world) boot() {
+	if w.loop != nil {
+		return // one slotscaler per state_dir (its lock)
+	}
 	w.proc++
 	w.ticking = false
 	proc := w.proc
@@ -254,6 +257,9 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // crash kills slotscaler at this event and starts it again a moment later.
 func (w *world) crash() {
+	if w.loop == nil {
+		return
+	}
 	w.trace("slotscaler process %d killed", w.proc)
 	w.sched.kill(w.proc)
 	w.loop = nil
