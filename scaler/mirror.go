@@ -163,12 +163,16 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		}
 		if !m.sync(ctx, i, merged, v) {
 			synced = false
+			continue
 		}
+		// In step: the next read compares it to what it is now. One not
+		// brought in step is rebuilt again (rebuilding it from its own
+		// half-built view would take the slots still missing for maints).
+		seen[i] = infos[i]
 	}
 	if !synced {
 		return runtimeapi.Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
-	copy(seen, infos)
 	return merged, nil
 }
 

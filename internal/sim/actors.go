@@ -79,7 +79,10 @@ func (w *world) randomSlot(h *haproxy, backend string) *server {
 func (w *World) OnSocket(h int, backend, slot, what string) {
 	hp := w.haproxies[h]
 	s := hp.backend(backend).server(slot)
-	if s == nil {
+	if s == nil || w.table(hp) != w.table(w.haproxies[0]) {
+		// An operator acts on an instance in step with the others: one
+		// slotscaler is still rebuilding after a restart may be rebuilt
+		// over their command (README).
 		return
 	}
 	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
@@ -258,10 +261,20 @@ func (w *world) reload() {
 func (w *world) restartHAProxy() {
 	h := w.haproxies[w.sched.intn(len(w.haproxies))]
 	h.boot(w.sched.Now())
-	if len(w.haproxies) == 1 {
-		// The only instance forgot the operators' runtime changes too; with
-		// several, the others still hold them and it is rebuilt from them.
-		clear(w.operator)
+	// It forgot the operators' runtime changes too: those no other
+	// instance holds are gone (the others' are rebuilt onto it).
+	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
+		backend, slot, _ := strings.Cut(key, "/")
+		held := false
+		for _, o := range w.haproxies {
+			if s := o.backend(backend).server(slot); o != h && s != nil {
+				held = held || w.operator[key] == "drain" && s.admin == runtimeapi.AdminDrain ||
+					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
+			}
+		}
+		if !held {
+			delete(w.operator, key)
+		}
 	}
 	w.spread()
 	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)

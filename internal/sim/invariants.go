@@ -98,7 +98,7 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		}
 	}
 	destructive := what == "state maint" || what == "state drain" || what == "del server"
-	if destructive && w.sched.label() == "tick" && intent == "" {
+	if destructive && w.sched.label() == "tick" && intent == "" && !w.elsewhere(h, b.name, server, what) {
 		if w.cuts[b.name] == w.tickSeq {
 			w.violate("no action on incomplete data", "%s on %s in a tick whose read of %s was cut short", what, key, b.name)
 		}
@@ -106,6 +106,23 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			w.violate("no action on incomplete data", "%s on %s, whose container is on %s that did not answer this tick's listing", what, key, target.Host)
 		}
 	}
+}
+
+// elsewhere reports whether another instance has the slot as the change
+// leaves it on h: bringing h in step with them, not a new decision.
+func (w *world) elsewhere(h *haproxy, backend, slot, what string) bool {
+	for _, o := range w.haproxies {
+		if o == h {
+			continue
+		}
+		s := o.backend(backend).server(slot)
+		switch {
+		case what == "del server" && s == nil,
+			s != nil && what == "state "+s.admin.String():
+			return true
+		}
+	}
+	return false
 }
 
 // removing checks a removal of c, before it happens.
@@ -131,20 +148,7 @@ func (w *world) removing(proc int, h *host, c *container) {
 
 // checkConverged checks the world after the quiet period.
 func (w *world) checkConverged() {
-	table := func(h *haproxy) string {
-		var rows []string
-		for _, b := range h.backends {
-			for _, s := range b.servers {
-				row := fmt.Sprintf("%s/%s %s w0=%t", b.name, s.name, s.admin, s.weight == 0)
-				if s.admin != runtimeapi.AdminMaint {
-					row += fmt.Sprintf(" %s:%d", s.addr, s.port)
-				}
-				rows = append(rows, row)
-			}
-		}
-		slices.Sort(rows)
-		return strings.Join(rows, "; ")
-	}
+	table := w.table
 	first := table(w.haproxies[0])
 	for _, h := range w.haproxies[1:] {
 		if t := table(h); t != first {
@@ -187,3 +191,19 @@ func (w *world) checkConverged() {
 
 // at reports whether the server points at ap.
 func (s *server) at(ap netip.AddrPort) bool { return s.addr == ap.Addr() && s.port == int(ap.Port()) }
+
+// table is an instance's slots, to compare instances.
+func (w *world) table(h *haproxy) string {
+	var rows []string
+	for _, b := range h.backends {
+		for _, s := range b.servers {
+			row := fmt.Sprintf("%s/%s %s w0=%t", b.name, s.name, s.admin, s.weight == 0)
+			if s.admin != runtimeapi.AdminMaint {
+				row += fmt.Sprintf(" %s:%d", s.addr, s.port)
+			}
+			rows = append(rows, row)
+		}
+	}
+	slices.Sort(rows)
+	return strings.Join(rows, "; ")
+}

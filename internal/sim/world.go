@@ -382,7 +382,9 @@ func (w *world) snapshot() string {
 
 // note records a fault in a read of proc's.
 func (w *world) note(proc int, backend, what string) {
-	w.cuts[backend] = w.tickSeq
+	if w.sched.label() == "tick" {
+		w.cuts[backend] = w.tickSeq
+	}
 	w.trace("read of %s by process %d: %s", backend, proc, what)
 }
 
