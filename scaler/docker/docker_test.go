@@ -159,12 +159,7 @@ func TestEngineOverSSHDialStdio(t *testing.T) {
 		t.Skip("docker CLI not installed; ssh:// needs it on the remote side only")
 	}
 	dockertest.Client(t)
-	dir := t.TempDir()
-	const fake = "#!/bin/sh\n# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte(fake), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	fakeSSH(t, "# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n")
 	e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid:2222"})
 	if err != nil {
 		t.Fatal(err)
@@ -177,5 +172,47 @@ func TestEngineOverSSHDialStdio(t *testing.T) {
 	}
 	if _, err := e.Containers(ctx); err != nil {
 		t.Fatalf("list over dial-stdio: %v", err)
+	}
+}
+
+// fakeSSH puts a shell script named ssh first on PATH for the test.
+func fakeSSH(t *testing.T, script string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// When ssh fails, its own words reach the error instead of a bare EOF.
+func TestEngineOverSSHErrorCarriesStderr(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   string
+	}{
+		{"refused key", "echo 'deploy@remote.invalid: Permission denied (publickey).' >&2\nexit 255\n", "Permission denied (publickey)."},
+		{"no docker there", "cat >/dev/null &\necho 'sh: 1: docker: not found' >&2\nexit 127\n", "docker: not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fakeSSH(t, tt.script)
+			e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err = e.Containers(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ssh deploy@remote.invalid") {
+				t.Fatalf("err = %v, want ssh's stderr %q and the target", err, tt.want)
+			}
+			t.Logf("list: %v", err)
+			if err := e.Ping(ctx); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ping err = %v, want ssh's stderr %q", err, tt.want)
+			}
+		})
 	}
 }
