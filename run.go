@@ -44,6 +44,11 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	if err != nil {
 		return err
 	}
+	state, err := openStateDir(cfg.StateDir, dryRun)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
@@ -53,7 +58,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	}
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
-		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull})
+		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull, Owner: state.owner})
 		if err != nil {
 			return err
 		}
@@ -65,7 +70,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log, GenerationKey: state.generationKey})
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (l *Loop) applyPending() {
 	for _, sc := range cfg.Services {
 		s := l.serviceLocked(sc.Name)
 		if s == nil {
-			s = newService(sc, l.interval)
+			s = newService(sc, l.interval, l.genKey)
 		} else {
 			if s.image == s.cfg.Container.Image {
 				s.image = sc.Container.Image
