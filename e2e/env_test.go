@@ -69,9 +69,16 @@ func newEnv(t testing.TB, mode string) *env {
 // newEnvWith is newEnv with the service config adjusted by tune.
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
+	return newEnvNamed(t, mode, dockertest.ServiceName(t, "e2e"), tune)
+}
+
+// newEnvNamed is newEnvWith for a given service name: two envs of one name
+// are two HAProxy instances whose services share the name on one engine.
+func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) *env {
+	t.Helper()
 	image := dockertest.BuildEcho(t)
 	local := dockertest.Engine(t)
-	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
+	e := &env{t: t, service: service, docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
 	dockertest.RemoveAll(t, e.docker, e.service)
 	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
 	if err != nil {

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,69 @@ func TestEngineOverSSHErrorCarriesStderr(t *testing.T) {
 				t.Errorf("ping err = %v, want ssh's stderr %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Two Engines with different owners on one Docker engine each list their
+// own containers only; a container without the owner label (started before
+// the label existed) is listed, adopted, by both.
+func TestEngineOwnerLabel(t *testing.T) {
+	image := dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	service := dockertest.ServiceName(t, "own")
+	dockertest.RemoveAll(t, raw, service)
+	ctx := context.Background()
+	engines := map[string]*docker.Engine{}
+	for _, owner := range []string{"", "owner-a", "owner-b"} {
+		e, err := docker.New("local", docker.Options{Endpoint: dockertest.Endpoint, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines[owner] = e
+	}
+	started := map[string]string{} // owner -> container id
+	for owner, e := range engines {
+		s := spec(service, image)
+		s.Name = service + "-" + cmp.Or(owner, "unlabelled")
+		if owner == "" {
+			s.Labels = map[string]string{scaler.LabelOwner: "owner-b"} // a spec cannot claim an owner
+		}
+		c, err := e.Start(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started[owner] = c.ID
+		inspect, err := raw.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := inspect.Config.Labels[scaler.LabelOwner]; got != owner || ok != (owner != "") {
+			t.Errorf("container of owner %q carries owner label %q (set: %v)", owner, got, ok)
+		}
+	}
+	for _, tt := range []struct {
+		owner string
+		want  []string
+	}{
+		{"owner-a", []string{started["owner-a"], started[""]}},
+		{"owner-b", []string{started["owner-b"], started[""]}},
+		{"", []string{started["owner-a"], started["owner-b"], started[""]}},
+	} {
+		list, err := engines[tt.owner].Containers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range list {
+			if c.Service == service {
+				got = append(got, c.ID)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(tt.want)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("owner %q lists %v, want %v", tt.owner, got, tt.want)
+		}
 	}
 }
