@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -83,7 +84,7 @@ func (e *Engine) Close() error { return e.api.Close() }
 // Ping checks that the engine answers.
 func (e *Engine) Ping(ctx context.Context) error {
 	if _, err := e.api.Ping(ctx); err != nil {
-		return fmt.Errorf("docker host %s: %w", e.host, err)
+		return fmt.Errorf("docker host %s: %w", e.host, tlsHint(err))
 	}
 	return nil
 }
@@ -93,7 +94,7 @@ func (e *Engine) Ping(ctx context.Context) error {
 func (e *Engine) Containers(ctx context.Context) ([]scaler.Container, error) {
 	list, err := e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", scaler.LabelService))})
 	if err != nil {
-		return nil, fmt.Errorf("list containers on %s: %w", e.host, err)
+		return nil, fmt.Errorf("list containers on %s: %w", e.host, tlsHint(err))
 	}
 	out := make([]scaler.Container, 0, len(list))
 	for _, c := range list {
@@ -121,6 +122,19 @@ func (e *Engine) Containers(ctx context.Context) ([]scaler.Container, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// tlsHint says what an engine's TLS alert means for the tls block: Go
+// does not even send a client certificate the engine's CA did not sign, and
+// the engine's alert alone ("certificate required") does not say which
+// side is wrong.
+func tlsHint(err error) error {
+	// crypto/tls reports the peer's alerts as a net.OpError "remote error".
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" {
+		return err
+	}
+	return fmt.Errorf("%w (the engine refused this client: tls.cert must be signed by a CA the engine trusts, with tls.key its key)", err)
 }
 
 // labelPort records the service port inside the container, so listing can
