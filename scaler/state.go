@@ -58,7 +58,7 @@ func (l *Loop) persist() {
 	l.mu.Unlock()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(filepath.Join(l.stateDir, stateFile), append(data, '\n'))
+		err = writeAtomic(filepath.Join(l.stateDir, stateFile), append(data, '\n'), 0o600)
 	}
 	if err != nil {
 		l.log.Error("state not saved; kept in memory and retried at the next change", "err", err)
@@ -67,7 +67,9 @@ func (l *Loop) persist() {
 
 // writeAtomic replaces path with data so that a reader sees the old file or
 // the new one, never a part: temp file in the same directory, fsync, rename.
-func writeAtomic(path string, data []byte) error {
+// The file gets mode perm; when perm lets the group read, the group of its
+// directory (see shareWithDirGroup).
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
@@ -76,6 +78,10 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := shareWithDirGroup(tmp, perm); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
