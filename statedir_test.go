@@ -32,7 +32,7 @@ services:
 
 // TestRunOneInstancePerStateDir runs the real binary twice on one
 // state_dir: the second exits 1 naming the first one's PID; once the first
-// has stopped, a new instance takes the state_dir over.
+// is killed, a new instance takes the state_dir over and stops cleanly.
 func TestRunOneInstancePerStateDir(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -72,7 +72,11 @@ func TestRunOneInstancePerStateDir(t *testing.T) {
 		t.Errorf("dry run next to the instance:\n%s", out)
 	}
 
-	first.stop(t)
+	// However the holder ends, even by SIGKILL, the kernel drops its lock.
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	first.done <- <-first.done // wait for the exit; the cleanup reads done again
 	third := startRun(t, bin, path)
 	third.stop(t)
 }
