@@ -162,13 +162,7 @@ func TestEngineOverSSHDialStdio(t *testing.T) {
 	}
 	dockertest.Client(t)
 	fakeSSH(t, "# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n")
-	e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid:2222"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	e, ctx := sshEngine(t, "ssh://deploy@remote.invalid:2222")
 	if err := e.Ping(ctx); err != nil {
 		t.Fatalf("ping over dial-stdio: %v", err)
 	}
@@ -187,6 +181,20 @@ func fakeSSH(t *testing.T, script string) {
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
+// sshEngine is an Engine for endpoint and a context for its calls, both
+// ending with the test.
+func sshEngine(t *testing.T, endpoint string) (*docker.Engine, context.Context) {
+	t.Helper()
+	e, err := docker.New("remote", docker.Options{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
 // When ssh fails, its own words reach the error instead of a bare EOF.
 func TestEngineOverSSHErrorCarriesStderr(t *testing.T) {
 	tests := []struct {
@@ -195,19 +203,13 @@ func TestEngineOverSSHErrorCarriesStderr(t *testing.T) {
 		want   string
 	}{
 		{"refused key", "echo 'deploy@remote.invalid: Permission denied (publickey).' >&2\nexit 255\n", "Permission denied (publickey)."},
-		{"no docker there", "cat >/dev/null &\necho 'sh: 1: docker: not found' >&2\nexit 127\n", "docker: not found"},
+		{"no docker there", "echo 'sh: 1: docker: not found' >&2\nexit 127\n", "docker: not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fakeSSH(t, tt.script)
-			e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			_, err = e.Containers(ctx)
+			e, ctx := sshEngine(t, "ssh://deploy@remote.invalid")
+			_, err := e.Containers(ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ssh deploy@remote.invalid") {
 				t.Fatalf("err = %v, want ssh's stderr %q and the target", err, tt.want)
 			}
