@@ -24,7 +24,7 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrUnsafeArgument is a command argument holding a line break or ';',
 	// refused before anything is sent.
-	ErrUnsafeArgument = errors.New("argument contains a line break or ';'")
+	ErrUnsafeArgument = errors.New("a line break or ';' would end the command there")
 )
 
 // CommandError is HAProxy refusing a command (or answering something we
