@@ -32,8 +32,10 @@ fuzz: ## fuzz the stats, servers-state, info and config parsers (FUZZTIME each)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
-bench: setup ## stats read (ours vs client-native vs bare socket) and reaction time to a load step
+bench: setup build ## stats read, batched commands, tick vs bare read, RSS, membership churn table, reaction time
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./runtimeapi
+	$(GO) test -run '^$$' -bench '^BenchmarkTick$$' -benchtime 20x ./internal/bench
+	SLOTSCALER_BIN=$(CURDIR)/bin/slotscaler $(GO) test -run '^$$' -bench 'RunRSS|MembershipChurn' -benchtime 1x -timeout 20m ./internal/bench
 	$(GO) test -run '^$$' -bench ReactionTime -benchtime 1x ./e2e
 
 lint: ## go vet, gofmt and staticcheck

@@ -138,7 +138,7 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		}
 		return runtimeapi.ServerOptions{}, false
 	}
-	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, log), nil
+	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
 }
 
 // loadTokens reads every token's value from its file or environment

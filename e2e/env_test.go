@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -138,7 +140,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 		opts := func(string) (runtimeapi.ServerOptions, bool) {
 			return scaler.DynamicServerOptions(e.cfg.Services[0]), e.cfg.Services[0].Slots.Mode == config.ModeDynamic
 		}
-		lb = scaler.NewMirror(lbs, names, opts, slog.New(slog.NewTextHandler(e.logs, nil)))
+		lb = scaler.NewMirror(lbs, names, opts, scaler.WallClock{}, slog.New(slog.NewTextHandler(e.logs, nil)))
 	}
 	loop, err := scaler.New(scaler.Options{
 		Config: e.cfg, LB: lb, StateDir: e.stateDir,
@@ -180,6 +182,10 @@ func (e *env) slots() slots {
 	if err != nil {
 		e.t.Fatalf("read backend: %v", err)
 	}
+	return countSlots(b)
+}
+
+func countSlots(b runtimeapi.Backend) slots {
 	var s slots
 	for _, srv := range b.Servers {
 		switch {
@@ -195,14 +201,74 @@ func (e *env) slots() slots {
 // waitFor polls cond until it holds or timeout passes.
 func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
 	e.t.Helper()
+	took, ok := poll(timeout, cond)
+	if !ok {
+		e.t.Fatalf("%s: not within %s", what, timeout)
+	}
+	return took
+}
+
+// poll is waitFor that reports a timeout instead of failing the test, for
+// tests that still have invariants to check when a wait runs out.
+func poll(timeout time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > timeout {
-			e.t.Fatalf("%s: not within %s", what, timeout)
+			return time.Since(start), false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return time.Since(start)
+	return time.Since(start), true
+}
+
+// startMirror starts one more haproxy with the same backends behind its
+// own frontend, for the loop to keep in step with the first (call before
+// startLoop). It returns the instance, its runtime client and its URL.
+func (e *env) startMirror() (*haproxytest.HAProxy, *runtimeapi.Client, string) {
+	e.t.Helper()
+	port := haproxytest.FreePort(e.t)
+	h := haproxytest.Start(e.t, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
+	lb, err := runtimeapi.New("unix://" + h.Socket)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mirrors = append(e.mirrors, lb)
+	return h, lb, fmt.Sprintf("http://127.0.0.1:%d/", port)
+}
+
+// slotRow is what must be the same for one slot on every HAProxy instance.
+type slotRow struct {
+	Admin    runtimeapi.AdminState
+	Addr     netip.Addr
+	Port     int
+	Serving  bool
+	Weighted bool // weight > 0
+}
+
+// slotTable is the service's slots on one instance, by name.
+func slotTable(b runtimeapi.Backend) map[string]slotRow {
+	out := make(map[string]slotRow, len(b.Servers))
+	for _, s := range b.Servers {
+		out[s.Name] = slotRow{Admin: s.Admin, Addr: s.Addr, Port: s.Port, Serving: s.Serving(), Weighted: s.Weight > 0}
+	}
+	return out
+}
+
+// table reads lb's slot table of the service (nil when it cannot be read).
+func (e *env) table(lb *runtimeapi.Client) map[string]slotRow {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := lb.Backend(ctx, e.service)
+	if err != nil {
+		return nil
+	}
+	return slotTable(b)
+}
+
+// inStep: the first instance and lb show the same slot table.
+func (e *env) inStep(lb *runtimeapi.Client) bool {
+	a, b := e.table(e.lb), e.table(lb)
+	return a != nil && b != nil && maps.Equal(a, b)
 }
 
 func (e *env) info() runtimeapi.Info {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/internal/dockertest"
-	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/internal/loadgen"
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
@@ -297,43 +296,22 @@ func TestSeveralHAProxies(t *testing.T) {
 	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, mode)
-			port := haproxytest.FreePort(t)
-			second := haproxytest.Start(t, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
-			lb2, err := runtimeapi.New("unix://" + second.Socket)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.mirrors = []*runtimeapi.Client{lb2}
-			url2 := fmt.Sprintf("http://127.0.0.1:%d/", port)
+			second, lb2, url2 := e.startMirror()
 			e.startLoop()
-			inStep := func() bool {
-				a, err1 := e.lb.Backend(context.Background(), e.service)
-				b, err2 := lb2.Backend(context.Background(), e.service)
-				if err1 != nil || err2 != nil || len(a.Servers) != len(b.Servers) {
-					return false
-				}
-				for _, s := range a.Servers {
-					o, ok := b.Server(s.Name)
-					if !ok || o.Admin != s.Admin || o.Addr != s.Addr || o.Port != s.Port || o.Serving() != s.Serving() || (o.Weight == 0) != (s.Weight == 0) {
-						return false
-					}
-				}
-				return true
-			}
-			e.waitFor("min replicas serving on both", 30*time.Second, func() bool { return e.slots().serving == 1 && inStep() })
+			e.waitFor("min replicas serving on both", 30*time.Second, func() bool { return e.slots().serving == 1 && e.inStep(lb2) })
 			first := loadgen.Start(context.Background(), e.url, 2)
 			defer first.Stop()
 			step := loadgen.Start(context.Background(), url2, 24)
-			took := e.waitFor("scaled on the second's load", 30*time.Second, func() bool { return e.slots().serving >= 3 && inStep() })
+			took := e.waitFor("scaled on the second's load", 30*time.Second, func() bool { return e.slots().serving >= 3 && e.inStep(lb2) })
 			t.Logf("%s: load through the second instance only: %d serving on both after %s", mode, e.slots().serving, took.Round(time.Millisecond))
 			r := step.Stop()
 			if r.Failed != 0 {
 				t.Errorf("%d of %d requests through the second failed: %v", r.Failed, r.OK+r.Failed, r.Errors)
 			}
-			e.waitFor("starts settled", 20*time.Second, func() bool { return e.slots().other == 0 && inStep() && e.converged() })
+			e.waitFor("starts settled", 20*time.Second, func() bool { return e.slots().other == 0 && e.inStep(lb2) && e.converged() })
 			before := e.running()
 			second.Restart(t)
-			took = e.waitFor("second brought back in step", 20*time.Second, func() bool { return inStep() && e.converged() })
+			took = e.waitFor("second brought back in step", 20*time.Second, func() bool { return e.inStep(lb2) && e.converged() })
 			t.Logf("%s: second instance restarted; in step again %s later", mode, took.Round(time.Millisecond))
 			if after := e.running(); !mapsEqualKeys(before, after) {
 				t.Errorf("containers changed across the second's restart: %d -> %d", len(before), len(after))

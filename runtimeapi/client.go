@@ -73,43 +73,62 @@ func (c *Client) exchange(ctx context.Context, command string, read func(*bufio.
 	if err := checkCommand(command); err != nil {
 		return err
 	}
+	conn, ctx, done, err := c.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("haproxy %q: %w", command, err)
+	}
+	defer done()
+	if _, err := io.WriteString(conn, "set severity-output number; "+command+"\n"); err != nil {
+		return fmt.Errorf("haproxy %q: write: %w", command, err)
+	}
+	if err := read(bufio.NewReaderSize(conn, 64<<10)); err != nil {
+		return fmt.Errorf("haproxy %q: read: %w", command, readError(ctx, err))
+	}
+	return nil
+}
+
+// connect dials HAProxy with a deadline of the client's timeout or ctx's,
+// whichever comes first; the connection's reads and writes are unblocked
+// when ctx ends. The returned context carries that deadline; done closes
+// the connection.
+func (c *Client) connect(ctx context.Context) (net.Conn, context.Context, func(), error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
 	conn, err := c.dialer.DialContext(ctx, c.network, c.address)
 	if err != nil {
-		return fmt.Errorf("haproxy %q: %w", command, err)
+		cancel()
+		return nil, nil, nil, err
 	}
-	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
-		return fmt.Errorf("haproxy %q: %w", command, err)
+		conn.Close()
+		cancel()
+		return nil, nil, nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-	if _, err := io.WriteString(conn, "set severity-output number; "+command+"\n"); err != nil {
-		return fmt.Errorf("haproxy %q: write: %w", command, err)
+	return conn, ctx, func() { stop(); conn.Close(); cancel() }, nil
+}
+
+// readError reports a read cut short by the deadline as the context error,
+// so callers can test for it: the socket deadline and ctx's timer fire
+// together.
+func readError(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
-	if err := read(bufio.NewReaderSize(conn, 64<<10)); err != nil {
-		// The socket deadline and ctx's timer fire together; report
-		// either as the context error so callers can test for it.
-		switch {
-		case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
-		}
-		return fmt.Errorf("haproxy %q: read: %w", command, err)
-	}
-	return nil
+	return err
 }
 
 // checkCommand refuses a command that would reach HAProxy as more than
 // one: the CLI ends a command at a line break and runs each ';'-separated
-// part on its own. Callers check names too; this guard is the last word,
-// whatever a future caller forgets.
+// part on its own. Callers check names too; this guard, in the two places
+// that write commands (exchange and Batch), is the last word, whatever a
+// future caller forgets.
 func checkCommand(command string) error {
 	i := strings.IndexAny(command, "\n\r;")
 	if i < 0 {

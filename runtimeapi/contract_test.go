@@ -173,14 +173,20 @@ func TestContractFakeMatchesHAProxy(t *testing.T) {
 	real := scenario(t, client, up, down, true)
 	t.Log(strings.Join(real, "\n"))
 
+	faked := scenario(t, contractFake(up), up, down, false)
+
+	if diff := cmp.Diff(real, faked); diff != "" {
+		t.Errorf("fake differs from haproxy (-haproxy +fake):\n%s", diff)
+	}
+}
+
+// contractFake is contractBackend in the fake, where only port up passes
+// health checks.
+func contractFake(up int) *runtimeapi.Fake {
 	fake := runtimeapi.NewFake()
 	fake.DeclareBackend("web", "roundrobin")
 	fake.DeclareTemplate("web", "slot", 3, netip.MustParseAddrPort("127.0.0.1:9"))
 	fake.DeclareServer("web", "static1", netip.MustParseAddrPort("127.0.0.1:9"), false, false)
 	fake.SetChecker(func(_ netip.Addr, port int) bool { return port == up })
-	faked := scenario(t, fake, up, down, false)
-
-	if diff := cmp.Diff(real, faked); diff != "" {
-		t.Errorf("fake differs from haproxy (-haproxy +fake):\n%s", diff)
-	}
+	return fake
 }

@@ -28,7 +28,10 @@
 //
 // Every call opens one connection, sends one command prefixed with
 // "set severity-output number", reads until HAProxy closes, and returns; a
-// Client is therefore safe for concurrent use. Fake implements the same
+// Client is therefore safe for concurrent use. Batch sends many server
+// commands (Command, built by SetAddrCommand and its siblings) over one
+// connection in HAProxy's interactive "prompt" mode, where each reply ends
+// at the "> " prompt, and returns each command's reply and error apart. Fake implements the same
 // operations in memory with HAProxy's semantics and error replies; a
 // contract test runs one scenario on both and compares what it observes.
 package runtimeapi

@@ -30,7 +30,12 @@ func ParseInfo(r io.Reader) (Info, error) {
 		sc           = bufio.NewScanner(r)
 		parseFailure error
 	)
-	for sc.Scan() {
+	closed := false
+	for !closed && sc.Scan() {
+		if sc.Text() == "" {
+			closed = true
+			continue
+		}
 		k, v, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
 			continue
@@ -59,6 +64,9 @@ func ParseInfo(r io.Reader) (Info, error) {
 	}
 	if parseFailure != nil {
 		return Info{}, parseFailure
+	}
+	if !closed {
+		return Info{}, fmt.Errorf("parse info: %w", errNotClosed)
 	}
 	if !havePID || !haveStart {
 		return Info{}, fmt.Errorf("parse info: Pid or Start_time_sec missing")

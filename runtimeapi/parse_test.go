@@ -85,8 +85,45 @@ func TestParseServersState(t *testing.T) {
 	}
 }
 
+const infoSample = "Name: HAProxy\nVersion: 2.6.12-1\nPid: 5862\nUptime_sec: 2\nStart_time_sec: 1795791545\n\n"
+
+// TestRepliesCutAtARowBoundary: HAProxy ends each of these replies with an
+// empty line; a reply cut after any complete row (the connection closed
+// early) parses as an error, never as data with rows missing.
+func TestRepliesCutAtARowBoundary(t *testing.T) {
+	stats := statHeader + "web,slot1,0,0,4,9,UP,1,12,L7OK,127.0.0.1:8001,,,\nweb,slot2,0,0,4,9,UP,1,12,L7OK,127.0.0.1:8002,,,\nweb,BACKEND,0,0,8,20,UP,2,50,,,roundrobin,,\n\n"
+	for _, tt := range []struct {
+		name  string
+		reply string
+		parse func(string) error
+	}{
+		{"show stat", stats, func(in string) error { _, err := ParseStats(strings.NewReader(in)); return err }},
+		{"show servers state", stateSample, func(in string) error { _, err := ParseServersState(strings.NewReader(in)); return err }},
+		{"show info", infoSample, func(in string) error { _, err := ParseInfo(strings.NewReader(in)); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.parse(tt.reply); err != nil {
+				t.Fatalf("whole reply: %v", err)
+			}
+			requireCutsRefused(t, tt.reply, tt.parse)
+		})
+	}
+}
+
+// requireCutsRefused fails when a prefix of a good reply that ends at a
+// line boundary before the closing empty line parses without error.
+func requireCutsRefused(t *testing.T, reply string, parse func(string) error) {
+	t.Helper()
+	end := strings.Index(reply, "\n\n") // the first empty line closes the reply
+	for i := 0; i < end; i++ {
+		if reply[i] == '\n' && parse(reply[:i+1]) == nil {
+			t.Fatalf("reply cut after %d bytes parsed without error: %q", i+1, reply[:i+1])
+		}
+	}
+}
+
 func TestParseInfo(t *testing.T) {
-	got, err := ParseInfo(strings.NewReader("Name: HAProxy\nVersion: 2.6.12-1\nPid: 5862\nUptime_sec: 2\nStart_time_sec: 1795791545\n"))
+	got, err := ParseInfo(strings.NewReader(infoSample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +160,16 @@ func TestClassify(t *testing.T) {
 }
 
 func FuzzParseStats(f *testing.F) {
-	f.Add(statHeader + "web,slot1,0,0,4,9,UP 1/3,1,12,INI,127.0.0.1:8001,,,\nweb,BACKEND,5,0,11,20,UP,2,50,,,roundrobin,,\n")
+	f.Add(statHeader + "web,slot1,0,0,4,9,UP 1/3,1,12,INI,127.0.0.1:8001,,,\nweb,BACKEND,5,0,11,20,UP,2,50,,,roundrobin,,\n\n")
 	f.Add("# pxname,svname\n\"unterminated")
+	parse := func(in string) error { _, err := ParseStats(strings.NewReader(in)); return err }
 	f.Fuzz(func(t *testing.T, in string) {
 		bs, err := ParseStats(strings.NewReader(in))
 		if err != nil && bs != nil {
 			t.Fatalf("error with data: %v", err)
+		}
+		if err == nil {
+			requireCutsRefused(t, in, parse)
 		}
 	})
 }
@@ -136,16 +177,20 @@ func FuzzParseStats(f *testing.F) {
 func FuzzParseServersState(f *testing.F) {
 	f.Add(stateSample)
 	f.Add("1\n# be_name srv_name\nweb")
+	parse := func(in string) error { _, err := ParseServersState(strings.NewReader(in)); return err }
 	f.Fuzz(func(t *testing.T, in string) {
 		st, err := ParseServersState(strings.NewReader(in))
 		if err != nil && st != nil {
 			t.Fatalf("error with data: %v", err)
 		}
+		if err == nil {
+			requireCutsRefused(t, in, parse)
+		}
 	})
 }
 
 func FuzzParseInfo(f *testing.F) {
-	f.Add("Pid: 1\nStart_time_sec: 2\n")
+	f.Add("Pid: 1\nStart_time_sec: 2\n\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		if info, err := ParseInfo(strings.NewReader(in)); err != nil && info != (Info{}) {
 			t.Fatalf("error with data: %v", err)

@@ -38,32 +38,12 @@ func checkTarget(addr netip.Addr, port int) error {
 // HAProxy answers a refused address with severity [4]; the reply must say
 // the address or port changed (or needed no change) to count as success.
 func (c *Client) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	if err := checkTarget(addr, port); err != nil {
-		return fmt.Errorf("set addr %s/%s: %w", backend, server, err)
-	}
-	cmd := fmt.Sprintf("set server %s/%s addr %s port %d", backend, server, addr.Unmap(), port)
-	reply, err := c.command(ctx, cmd)
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(reply, "changed") && !strings.Contains(reply, "no need to change") {
-		return &CommandError{Command: cmd, Severity: -1, Reply: reply, Err: ErrUnexpectedReply}
-	}
-	return nil
+	return c.run(ctx, SetAddrCommand(backend, server, addr, port))
 }
 
 // SetState sets a server's admin state ("set server B/S state ...").
 func (c *Client) SetState(ctx context.Context, backend, server string, state AdminState) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	if state < AdminReady || state > AdminMaint {
-		return fmt.Errorf("set state %s/%s: invalid state %d", backend, server, state)
-	}
-	return c.silent(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, state))
+	return c.run(ctx, SetStateCommand(backend, server, state))
 }
 
 // SetWeight sets a server's weight as a percentage of the weight it was
@@ -71,22 +51,13 @@ func (c *Client) SetState(ctx context.Context, backend, server string, state Adm
 // the balancing while its first health checks run: HAProxy counts a server
 // leaving maint as UP before any check passed.
 func (c *Client) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	if percent < 0 || percent > 100 {
-		return fmt.Errorf("set weight %s/%s: %d%% out of range 0-100", backend, server, percent)
-	}
-	return c.silent(ctx, fmt.Sprintf("set weight %s/%s %d%%", backend, server, percent))
+	return c.run(ctx, SetWeightCommand(backend, server, percent))
 }
 
 // EnableHealth turns health checks on ("enable health B/S"); dynamic
 // servers added with "check" need it.
 func (c *Client) EnableHealth(ctx context.Context, backend, server string) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	return c.silent(ctx, fmt.Sprintf("enable health %s/%s", backend, server))
+	return c.run(ctx, EnableHealthCommand(backend, server))
 }
 
 // ServerOptions are the keywords "add server" gets after the address.
@@ -118,36 +89,24 @@ func (o ServerOptions) words() []string {
 
 // AddServer adds a dynamic server; it starts in maint.
 func (c *Client) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	if err := checkTarget(addr, port); err != nil {
-		return fmt.Errorf("add server %s/%s: %w", backend, server, err)
-	}
-	words := opts.words()
-	for _, w := range words {
-		if w == "" || strings.ContainsAny(w, " \t;\n\\'\"") {
-			return fmt.Errorf("add server %s/%s: invalid keyword %q", backend, server, w)
-		}
-	}
-	cmd := fmt.Sprintf("add server %s/%s %s", backend, server, netip.AddrPortFrom(addr.Unmap(), uint16(port)))
-	if len(words) > 0 {
-		cmd += " " + strings.Join(words, " ")
-	}
-	return c.silent(ctx, cmd)
+	return c.run(ctx, AddServerCommand(backend, server, addr, port, opts))
 }
 
 // DelServer deletes a server; HAProxy requires it to be in maint with no
 // connection attached (ErrNotInMaint, ErrHasConnections otherwise).
 func (c *Client) DelServer(ctx context.Context, backend, server string) error {
-	if err := checkName(backend, server); err != nil {
-		return err
-	}
-	return c.silent(ctx, fmt.Sprintf("del server %s/%s", backend, server))
+	return c.run(ctx, DelServerCommand(backend, server))
 }
 
-// silent runs a command that answers nothing (or a notice) on success.
-func (c *Client) silent(ctx context.Context, cmd string) error {
-	_, err := c.command(ctx, cmd)
-	return err
+// run sends one server command on a connection of its own.
+func (c *Client) run(ctx context.Context, cmd Command) error {
+	line, err := cmd.Line()
+	if err != nil {
+		return err
+	}
+	reply, err := c.command(ctx, line)
+	if err != nil {
+		return err
+	}
+	return cmd.checkReply(line, reply)
 }

@@ -63,7 +63,8 @@ var stateColumns = [...]string{"be_name", "srv_name", "srv_addr", "srv_admin_sta
 
 // ParseServersState parses the output of "show servers state": a version
 // line ("1"), a "# " header, then space-separated rows. Columns are found by
-// header name. A row with the wrong number of fields is an error.
+// header name. A row with the wrong number of fields, or a reply without
+// HAProxy's closing empty line, is an error.
 func ParseServersState(r io.Reader) ([]ServerState, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -90,9 +91,11 @@ func ParseServersState(r io.Reader) ([]ServerState, error) {
 		}
 	}
 	var out []ServerState
-	for line := 3; sc.Scan(); line++ {
+	closed := false
+	for line := 3; !closed && sc.Scan(); line++ {
 		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
+			closed = true
 			continue
 		}
 		if len(f) != len(header) {
@@ -118,6 +121,9 @@ func ParseServersState(r io.Reader) ([]ServerState, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("parse servers state: %w", err)
 	}
+	if !closed {
+		return nil, fmt.Errorf("parse servers state: %w", errNotClosed)
+	}
 	return out, nil
 }
 
@@ -141,7 +147,7 @@ func (c *Client) Backends(ctx context.Context, backend string) ([]Backend, error
 	if err != nil {
 		return nil, err
 	}
-	return joinState(stats, states), nil
+	return JoinState(stats, states), nil
 }
 
 // Backend reads one backend with admin states.
@@ -158,7 +164,10 @@ func (c *Client) Backend(ctx context.Context, name string) (Backend, error) {
 	return Backend{}, &CommandError{Command: "show stat " + name, Severity: -1, Reply: "backend missing from stats", Err: ErrNoSuchBackend}
 }
 
-func joinState(stats []Backend, states []ServerState) []Backend {
+// JoinState gives each server of stats its admin state (and address) from
+// states; a server missing from either read (added or deleted in between)
+// is left out, the next read sees it.
+func JoinState(stats []Backend, states []ServerState) []Backend {
 	type key struct{ b, s string }
 	byKey := make(map[key]ServerState, len(states))
 	for _, st := range states {

@@ -51,8 +51,10 @@ func (c *Client) Stats(ctx context.Context, backend string) ([]Backend, error) {
 
 // ParseStats parses the CSV of "show stat" (header line first, with or
 // without its "# "), keeping backends and their servers. Frontend rows are
-// skipped. A short row, a row without its newline or a missing column is an
-// error: a partial read must never look like data.
+// skipped. HAProxy ends the reply with an empty line: a reply without it,
+// a short row, a row without its newline or a missing column is an error:
+// a partial read must never look like data (a reply cut at a row boundary
+// once dropped slots, whose containers were then removed as strays).
 //
 // Rows are split in place and only the kept columns become strings; a row
 // with a quoted field (HAProxy quotes check reasons containing commas) goes
@@ -79,14 +81,14 @@ func ParseStats(r io.Reader) ([]Backend, error) {
 	for line := 2; ; line++ {
 		raw, err := br.ReadSlice('\n')
 		if err == io.EOF && len(raw) == 0 {
-			break
+			return nil, fmt.Errorf("parse stats: %w", errNotClosed)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parse stats line %d: %w", line, noEOF(err))
 		}
 		raw = raw[:len(raw)-1]
 		if len(raw) == 0 {
-			continue
+			break
 		}
 		if err := p.split(raw); err != nil {
 			return nil, fmt.Errorf("parse stats line %d: %w", line, err)
@@ -120,6 +122,9 @@ func ParseStats(r io.Reader) ([]Backend, error) {
 	}
 	return backends, nil
 }
+
+// errNotClosed: the reply ended before HAProxy's closing empty line.
+var errNotClosed = fmt.Errorf("reply ended before its closing empty line: %w", io.ErrUnexpectedEOF)
 
 func noEOF(err error) error {
 	if err == io.EOF {

@@ -50,18 +50,18 @@ func (l *Loop) Pin(name string, n int) error {
 	}
 	s.hold = &hold{replicas: n}
 	l.mu.Unlock()
-	l.persist()
 	l.event(Event{Service: name, Kind: EventControl, Reason: "pinned", Message: fmt.Sprintf("pinned at %d replicas until resume", n)})
-	return nil
+	return l.persist()
 }
 
 // lastCountLocked is the replica count the last tick settled on: its
-// decision, whose starts and drains may still be under way.
-func (s *service) lastCountLocked() int {
-	if s.status.Desired >= 0 {
-		return s.status.Desired
+// decision, whose starts and drains may still be under way. Before the
+// service's first complete observation there is none to hold: an error.
+func (s *service) lastCountLocked() (int, error) {
+	if !s.observed {
+		return 0, fmt.Errorf("service %s has not been observed completely yet (HAProxy and every Docker host read): retry in a moment: %w", s.cfg.Name, ErrConflict)
 	}
-	return s.status.Replicas.Serving + s.status.Replicas.Starting
+	return s.status.Desired, nil
 }
 
 // Pause freezes a service's replica count at what it has now.
@@ -72,12 +72,15 @@ func (l *Loop) Pause(name string) error {
 		l.mu.Unlock()
 		return unknownService(name)
 	}
-	n := s.lastCountLocked()
+	n, err := s.lastCountLocked()
+	if err != nil {
+		l.mu.Unlock()
+		return err
+	}
 	s.hold = &hold{paused: true, replicas: n}
 	l.mu.Unlock()
-	l.persist()
 	l.event(Event{Service: name, Kind: EventControl, Reason: "paused", Message: fmt.Sprintf("paused at %d replicas; health replacement still runs", n)})
-	return nil
+	return l.persist()
 }
 
 // Resume returns a paused or pinned service to autoscaling.
@@ -90,9 +93,8 @@ func (l *Loop) Resume(name string) error {
 	}
 	s.hold = nil
 	l.mu.Unlock()
-	l.persist()
 	l.event(Event{Service: name, Kind: EventControl, Reason: "resumed", Message: "autoscaling resumed"})
-	return nil
+	return l.persist()
 }
 
 // slotOf finds the service of a backend and checks the slot exists there.
@@ -148,6 +150,13 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	if srv.Admin == runtimeapi.AdminDrain {
 		if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminReady); err != nil {
 			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
+		}
+	}
+	// A weight 0 is the operator's too (or a start's they drained): the
+	// slot is slotscaler's again only at full weight.
+	if srv.Admin != runtimeapi.AdminMaint && srv.Weight == 0 {
+		if err := l.lb.SetWeight(ctx, backend, slot, 100); err != nil {
+			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}
 	}
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})

@@ -1,6 +1,7 @@
 package scaler
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -53,8 +54,10 @@ type Options struct {
 	Hosts    []Host
 	DryRun   bool             // decide and log, change nothing
 	StateDir string           // default: the config's state_dir
+	State    StateStore       // default: state.json in StateDir (none without one)
 	Observer Observer         // default: none
-	Now      func() time.Time // default time.Now
+	Clock    Clock            // default: WallClock
+	Now      func() time.Time // the wall clock with another time (tests); ignored with Clock
 	Log      *slog.Logger     // default slog.Default()
 	// GenerationKey keys the generation label (see Generation); run.go
 	// keeps it in state_dir. Nil: an HMAC with an empty key.
@@ -73,13 +76,17 @@ type Loop struct {
 	cfg      *config.Config
 	interval time.Duration
 	dryRun   bool
-	stateDir string
+	store    StateStore // nil: nothing is kept across restarts
 	observer Observer
-	now      func() time.Time
+	clock    Clock
 	log      *slog.Logger
 	genKey   []byte
 
 	ops sync.WaitGroup
+
+	// saveMu orders state writes: a snapshot is taken and written under
+	// it, so an older snapshot can never be written over a newer one.
+	saveMu sync.Mutex
 
 	mu       sync.Mutex // guards what follows and the services' shared fields
 	services []*service
@@ -88,9 +95,14 @@ type Loop struct {
 	events   []Event
 	lastTick time.Time
 	faults   []string // what the last tick could not read
+	version  int      // of the intents last saved (state.json "version")
+	saveErr  error    // the last state write's failure; nil once one succeeds
 }
 
 // service is one configured service and what the loop remembers about it.
+// Its cfg never changes: a reload makes a new service value sharing the
+// maps below, so that operations under way keep reading the config they
+// started with, without a lock.
 type service struct {
 	cfg     config.Service
 	genKey  []byte // of the generation label
@@ -105,9 +117,22 @@ type service struct {
 	image         string               // what new containers run: the config's, or a rollout's
 	hold          *hold
 	rollout       *Rollout
-	startFailures map[string]int // per generation: starts that never served
+	startFailures map[string]int        // per generation: starts that never served
+	retry         map[string]startRetry // per generation: when starting again is allowed
+	observed      bool                  // a tick has read HAProxy and every host for it
+	noCapacity    string                // the last "no capacity" reported, to report a change only
 	status        ServiceStatus
 }
+
+// startRetry backs off the starts of a generation that failed to start:
+// a missing image or a host without room is tried again after 2, 4, 8 ...
+// intervals (at most maxStartBackoff), not at every tick.
+type startRetry struct {
+	failures int
+	at       time.Time
+}
+
+const maxStartBackoff = 5 * time.Minute
 
 type opKind int
 
@@ -121,6 +146,10 @@ type op struct {
 	kind      opKind
 	host      string
 	container string // id once created
+	fresh     bool   // a start of a new container (not a re-bind): may be cancelled
+	began     time.Time
+	cancel    context.CancelCauseFunc // ends the operation's context
+	cancelled bool                    // a start called off: counted as on its way out
 }
 
 // New builds a Loop for a validated config and restores the state a
@@ -130,15 +159,21 @@ func New(o Options) (*Loop, error) {
 		return nil, errors.New("scaler: config, runtime API and at least one host are required")
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun,
-		stateDir: o.StateDir, observer: o.Observer, now: o.Now, log: o.Log, genKey: o.GenerationKey}
-	if l.stateDir == "" {
-		l.stateDir = o.Config.StateDir
+		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey}
+	if l.store == nil {
+		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
+			l.store = FileStore(dir)
+		}
 	}
 	if l.observer == nil {
 		l.observer = nopObserver{}
 	}
-	if l.now == nil {
-		l.now = time.Now
+	switch {
+	case l.clock != nil:
+	case o.Now != nil:
+		l.clock = fixedNow{now: o.Now}
+	default:
+		l.clock = WallClock{}
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -167,6 +202,7 @@ func newService(sc config.Service, interval time.Duration, genKey []byte) *servi
 		binding:       map[string]time.Time{},
 		image:         sc.Container.Image,
 		startFailures: map[string]int{},
+		retry:         map[string]startRetry{},
 		status:        ServiceStatus{Name: sc.Name, Backend: sc.Backend, Mode: sc.Slots.Mode, Desired: -1, Window: -1, CPU: -1},
 	}
 }
@@ -220,13 +256,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		} else {
 			failures++
 		}
-		t := time.NewTimer(backoff(l.interval, failures))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if l.clock.Sleep(ctx, backoff(l.interval, failures)) != nil {
 			l.ops.Wait()
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -250,7 +282,7 @@ func (l *Loop) Wait() { l.ops.Wait() }
 func (l *Loop) Tick(ctx context.Context) bool {
 	begin := time.Now()
 	l.applyPending()
-	now := l.now()
+	now := l.clock.Now()
 	info, err := l.lb.Info(ctx)
 	if err != nil {
 		l.log.Warn("runtime API unavailable: tick skipped", "err", err)
@@ -277,6 +309,9 @@ func (l *Loop) Tick(ctx context.Context) bool {
 		busy[s] = map[string]opKind{}
 		for slot, o := range s.ops {
 			busy[s][slot] = o.kind
+			if o.cancelled {
+				busy[s][slot] = opRemove
+			}
 		}
 	}
 	l.mu.Unlock()
@@ -353,17 +388,18 @@ func (l *Loop) host(name string) *Host {
 }
 
 // slotNames are the slots a service may use: the template's servers, or
-// prefix1..prefixMAX for dynamic servers.
+// prefix1..prefixMAX for dynamic servers plus any the backend still has
+// beyond that (max_replicas shrank): those are drained like any other,
+// never taken for strays.
 func (s *service) slotNames(b runtimeapi.Backend) []string {
 	var names []string
 	if s.cfg.Slots.Mode == config.ModeDynamic {
 		for i := 1; i <= s.cfg.MaxReplicas; i++ {
 			names = append(names, s.cfg.Slots.Prefix+strconv.Itoa(i))
 		}
-		return names
 	}
 	for _, srv := range b.Servers {
-		if n, ok := strings.CutPrefix(srv.Name, s.cfg.Slots.Prefix); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		if n, ok := strings.CutPrefix(srv.Name, s.cfg.Slots.Prefix); ok && n != "" && strings.Trim(n, "0123456789") == "" && !slices.Contains(names, srv.Name) {
 			names = append(names, srv.Name)
 		}
 	}
@@ -486,6 +522,8 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	switch {
 	case rolling:
 		l.rolloutStep(ctx, log, s, v, inv)
+	case d.Desired > d.Current && len(v.ownDrained) == 0 && l.backedOff(s, s.generationOf(image), now):
+		log.Debug("scale up postponed: starts of this image failed, backing off", attrs...)
 	case d.Desired > d.Current:
 		l.event(Event{Service: s.cfg.Name, Kind: EventScaleUp, Reason: string(d.Reason), Message: "scale up"}, attrs...)
 		l.scaleUp(ctx, log, s, d.Desired-d.Current, v, inv, image)
@@ -493,12 +531,13 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		log.Warn("scale down postponed: a docker host did not answer", attrs...)
 	case d.Desired < d.Current:
 		l.event(Event{Service: s.cfg.Name, Kind: EventScaleDown, Reason: string(d.Reason), Message: "scale down"}, attrs...)
-		l.scaleDown(ctx, log, s, d.Current-d.Desired, v.serving, now)
+		l.shrink(ctx, log, s, d, v, now)
 	default:
 		log.Debug("steady", attrs...)
 	}
 	l.mu.Lock()
 	s.status = st
+	s.observed = s.observed || inv.complete
 	out := s.statusLocked()
 	l.mu.Unlock()
 	return out

@@ -352,17 +352,24 @@ func TestLoopReplacesMissingAndUnhealthyContainers(t *testing.T) {
 func TestLoopStartFailureLeavesSlotFree(t *testing.T) {
 	h := newHarness(t, harnessOpt{})
 	h.engine.StartErr = fmt.Errorf("image web:1 on host local: %w", scaler.ErrImageNotFound)
-	h.ticks(3)
+	h.ticks(10)
 	if got := h.slots(); strings.Contains(got, "ready") || h.engine.Count() != 0 {
 		t.Fatalf("failed start left state behind: %s", got)
 	}
 	if !strings.Contains(h.logs.String(), "image not found") {
 		t.Error("start failure not logged with its cause")
 	}
+	// Backed off (2, 4, 8 s): not a start and an event at every tick.
+	if n := len(h.loop.Events("web")); n > 8 {
+		t.Errorf("%d events in 10 ticks of failing starts: want backoff", n)
+	}
+	if n := strings.Count(h.logs.String(), "event=start_failed"); n != 3 {
+		t.Errorf("%d failed starts in 10 ticks, want 3 (at 0, 2 and 6 s)", n)
+	}
 	h.engine.StartErr = nil
-	h.tick()
+	h.ticks(9)
 	if h.serving() != 1 {
-		t.Fatalf("recovered engine: want 1 serving: %s", h.slots())
+		t.Fatalf("recovered engine: want 1 serving once the backoff passed: %s", h.slots())
 	}
 }
 

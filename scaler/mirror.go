@@ -12,24 +12,34 @@ import (
 )
 
 // Mirror is an LB over several HAProxy instances that serve the same
-// backends (haproxy.runtime_api with more than one entry). The first is
-// the primary: its slots are the truth. Every change goes to all of them;
-// every read reads all of them (any failure fails the read, so nothing is
-// decided on part of the traffic), brings a secondary that drifted (it
-// restarted, or missed a change) back to the primary's slots, and merges:
-// sessions and queues are summed, and a slot counts as up only when every
-// instance's check passed.
+// backends (haproxy.runtime_api with more than one entry). No instance is
+// a primary. Every change goes to all of them and fails when any refused
+// it. Every read reads all of them (any failure fails the read, so nothing
+// is decided on part of the traffic) and merges:
 //
-// Slots are steered through slotscaler (lbctl, the API) or the primary's
-// socket: a drain made on a secondary's socket alone is undone.
+//   - An instance that restarted since it was last read (show info: another
+//     PID or start time) lost its runtime state: it is rebuilt from the
+//     instances that did not restart, and its own reset view is left out.
+//     Copying a restarted instance's view onto the others once set every
+//     slot of a healthy instance to maint (sim scenario
+//     TestScenarioFirstInstanceRestarts).
+//   - Between the others, the more restrictive state wins and is applied to
+//     the rest: a drain, a maint or a weight 0 made on one instance's socket
+//     is the operator's everywhere, and a change of slotscaler's that only
+//     some instances took is completed, never half undone. A slot is in
+//     maint only when no instance can send it traffic.
+//   - Sessions and queues are summed; a slot counts as up only when every
+//     instance's check passed.
 type Mirror struct {
 	// mu makes a read-and-sync and each change atomic with respect to each
-	// other: a sync must never act on a primary read from before a change
-	// and a secondary read from after it.
+	// other: a sync must never act on one instance read before a change
+	// and another read after it.
 	mu    sync.Mutex
 	lbs   []LB
 	names []string
+	seen  map[string][]runtimeapi.Info // per backend and instance, the process last read and synced
 	opts  func(backend string) (runtimeapi.ServerOptions, bool)
+	clock Clock
 	log   *slog.Logger
 }
 
@@ -38,12 +48,12 @@ var _ LB = (*Mirror)(nil)
 // NewMirror keeps lbs (named, for logs) in step. opts gives the "add
 // server" keywords of a backend's dynamic slots, for re-adding them to an
 // instance that lost them.
-func NewMirror(lbs []LB, names []string, opts func(backend string) (runtimeapi.ServerOptions, bool), log *slog.Logger) *Mirror {
-	return &Mirror{lbs: lbs, names: names, opts: opts, log: log}
+func NewMirror(lbs []LB, names []string, opts func(backend string) (runtimeapi.ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
+	return &Mirror{lbs: lbs, names: names, seen: map[string][]runtimeapi.Info{}, opts: opts, clock: clock, log: log}
 }
 
-// Info is the primary's, with the latest start time of all, so a restart of
-// any instance is seen.
+// Info is the first instance's, with the latest start time of all, so that
+// a restart of any instance is seen.
 func (m *Mirror) Info(ctx context.Context) (runtimeapi.Info, error) {
 	var out runtimeapi.Info
 	for i, lb := range m.lbs {
@@ -59,60 +69,112 @@ func (m *Mirror) Info(ctx context.Context) (runtimeapi.Info, error) {
 	return out, nil
 }
 
-// Backend reads the backend on every instance, syncs the secondaries to
-// the primary, and returns the merged view.
+// Backend reads the backend on every instance, brings each one to the
+// merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, error) {
-	m.mu.Lock()
+	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
+	seen := m.seen[name] // per backend: each backend's read must see a restart
+	if seen == nil {
+		seen = make([]runtimeapi.Info, len(m.lbs))
+		m.seen[name] = seen
+	}
 	views := make([]runtimeapi.Backend, len(m.lbs))
+	reset := make([]bool, len(m.lbs))
+	infos := make([]runtimeapi.Info, len(m.lbs))
 	for i, lb := range m.lbs {
 		b, err := lb.Backend(ctx, name)
 		if err != nil {
 			return runtimeapi.Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
 		}
-		views[i] = b
+		// Read after the backend: a restart before that read shows here.
+		info, err := lb.Info(ctx)
+		if err != nil {
+			return runtimeapi.Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
+		}
+		views[i], infos[i] = b, info
+		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
 	}
-	merged := views[0]
-	merged.Servers = append([]runtimeapi.Server(nil), views[0].Servers...)
-	for i := 1; i < len(views); i++ {
-		m.sync(ctx, i, views[0], views[i])
-		merged.Sessions += views[i].Sessions
-		merged.Queue += views[i].Queue
+	source := -1 // the first instance that did not restart
+	for i := range views {
+		if !reset[i] {
+			source = i
+			break
+		}
+	}
+	if source < 0 {
+		// All restarted: nothing to rebuild from. The loop re-binds the
+		// running containers on all of them alike.
+		source, reset = 0, make([]bool, len(m.lbs))
+	}
+	merged := views[source]
+	merged.Servers = append([]runtimeapi.Server(nil), views[source].Servers...)
+	merged.Sessions, merged.Queue = 0, 0
+	for j := range merged.Servers {
+		merged.Servers[j].Sessions, merged.Servers[j].Queue = 0, 0
+	}
+	for i, v := range views {
+		merged.Sessions += v.Sessions
+		merged.Queue += v.Queue
 		for j := range merged.Servers {
-			if s, ok := views[i].Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s)
+			if s, ok := v.Server(merged.Servers[j].Name); ok {
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i])
 			}
 		}
 	}
+	synced := true
+	for i := range views {
+		if !m.sync(ctx, i, merged, views[i]) {
+			synced = false
+		}
+	}
+	if !synced {
+		return runtimeapi.Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+	}
+	copy(seen, infos)
 	return merged, nil
 }
 
-// mergeServer adds b's load to a, and keeps the view of whichever check is
-// worse: a slot is up only when it is up everywhere.
-func mergeServer(a, b runtimeapi.Server) runtimeapi.Server {
+// mergeServer adds b's load to a; with state, b's admin state, weight and
+// address count too, the more restrictive winning. Either way the worse
+// check is kept: a slot is up only when it is up everywhere.
+func mergeServer(a, b runtimeapi.Server, state bool) runtimeapi.Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
 	if checkPassed(a) && !checkPassed(b) || a.Health != runtimeapi.HealthDown && b.Health == runtimeapi.HealthDown {
 		a.Status, a.Health, a.CheckStatus, a.Transition, a.LastChange = b.Status, b.Health, b.CheckStatus, b.Transition, b.LastChange
 	}
+	if !state {
+		return a
+	}
+	if b.Admin > a.Admin {
+		a.Admin, a.AdminBits = b.Admin, b.AdminBits
+	}
+	a.Weight = min(a.Weight, b.Weight)
+	if !a.Addr.IsValid() || a.Admin == runtimeapi.AdminMaint && b.Admin != runtimeapi.AdminMaint && b.Addr.IsValid() {
+		a.Addr, a.Port = b.Addr, b.Port
+	}
 	return a
 }
 
-// sync brings secondary i to the primary's servers of one backend.
-func (m *Mirror) sync(ctx context.Context, i int, primary, secondary runtimeapi.Backend) {
-	lb, be := m.lbs[i], primary.Name
+// sync brings instance i's servers of one backend to the merged view; false
+// when a change failed.
+func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend) bool {
+	lb, be := m.lbs[i], merged.Name
+	ok := true
 	fix := func(what string, err error) {
 		if err != nil {
-			m.log.Warn("secondary haproxy not synced; retried at the next read", "instance", m.names[i], "backend", be, "change", what, "err", err)
+			ok = false
+			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", what, "err", err)
 		} else {
-			m.log.Info("secondary haproxy synced", "instance", m.names[i], "backend", be, "change", what)
+			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", what)
 		}
 	}
-	for _, p := range primary.Servers {
-		s, ok := secondary.Server(p.Name)
-		if !ok {
+	opts, dynamic := m.opts(be)
+	for _, p := range merged.Servers {
+		s, found := view.Server(p.Name)
+		if !found {
 			// Only dynamic servers can be missing: the instance restarted.
-			opts, dynamic := m.opts(be)
 			if !dynamic || !p.Addr.IsValid() {
 				continue
 			}
@@ -124,7 +186,7 @@ func (m *Mirror) sync(ctx context.Context, i int, primary, secondary runtimeapi.
 			if err != nil {
 				continue
 			}
-			s = runtimeapi.Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: runtimeapi.AdminMaint, Weight: p.Weight}
+			s = runtimeapi.Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: runtimeapi.AdminMaint, Weight: 1}
 		}
 		if p.Addr.IsValid() && (p.Addr != s.Addr || p.Port != s.Port) {
 			fix("addr "+p.Name, lb.SetAddr(ctx, be, p.Name, p.Addr, p.Port))
@@ -140,11 +202,11 @@ func (m *Mirror) sync(ctx context.Context, i int, primary, secondary runtimeapi.
 			fix("state "+p.Name+" "+p.Admin.String(), lb.SetState(ctx, be, p.Name, p.Admin))
 		}
 	}
-	for _, s := range secondary.Servers {
-		if _, ok := primary.Server(s.Name); ok {
-			continue
-		}
-		if _, dynamic := m.opts(be); !dynamic {
+	if !dynamic {
+		return ok
+	}
+	for _, s := range view.Servers {
+		if _, found := merged.Server(s.Name); found {
 			continue
 		}
 		err := lb.SetState(ctx, be, s.Name, runtimeapi.AdminMaint)
@@ -153,53 +215,49 @@ func (m *Mirror) sync(ctx context.Context, i int, primary, secondary runtimeapi.
 		}
 		fix("del server "+s.Name, err)
 	}
+	return ok
 }
 
-// each applies a change to every instance: the primary's error is the
-// caller's; a secondary's is logged and repaired by the next read's sync.
-func (m *Mirror) each(what string, f func(LB) error) error {
-	m.mu.Lock()
+// each applies a change to every instance; it fails when any refused it
+// (the next read completes what the others took).
+func (m *Mirror) each(f func(LB) error) error {
+	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
-	var first error
+	var errs []error
 	for i, lb := range m.lbs {
-		err := f(lb)
-		switch {
-		case err == nil:
-		case i == 0:
-			first = err
-		default:
-			m.log.Warn("change not applied on a secondary haproxy; the next read syncs it", "instance", m.names[i], "change", what, "err", err)
+		if err := f(lb); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.names[i], err))
 		}
 	}
-	return first
+	return errors.Join(errs...)
 }
 
 // SetAddr points the server at addr:port on every instance.
 func (m *Mirror) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	return m.each("addr", func(lb LB) error { return lb.SetAddr(ctx, backend, server, addr, port) })
+	return m.each(func(lb LB) error { return lb.SetAddr(ctx, backend, server, addr, port) })
 }
 
 // SetState sets the admin state on every instance.
 func (m *Mirror) SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error {
-	return m.each("state", func(lb LB) error { return lb.SetState(ctx, backend, server, state) })
+	return m.each(func(lb LB) error { return lb.SetState(ctx, backend, server, state) })
 }
 
 // SetWeight sets the weight on every instance.
 func (m *Mirror) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	return m.each("weight", func(lb LB) error { return lb.SetWeight(ctx, backend, server, percent) })
+	return m.each(func(lb LB) error { return lb.SetWeight(ctx, backend, server, percent) })
 }
 
 // EnableHealth enables checks on every instance.
 func (m *Mirror) EnableHealth(ctx context.Context, backend, server string) error {
-	return m.each("enable health", func(lb LB) error { return lb.EnableHealth(ctx, backend, server) })
+	return m.each(func(lb LB) error { return lb.EnableHealth(ctx, backend, server) })
 }
 
 // AddServer adds the server on every instance; one that has it already
-// (it kept it across our restart) is not an error there.
+// (a sync added it, or it kept it across our restart) is pointed at addr.
 func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error {
-	return m.each("add server", func(lb LB) error {
+	return m.each(func(lb LB) error {
 		err := lb.AddServer(ctx, backend, server, addr, port, opts)
-		if lb != m.lbs[0] && errors.Is(err, runtimeapi.ErrAlreadyExists) {
+		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
 			return lb.SetAddr(ctx, backend, server, addr, port)
 		}
 		return err
@@ -208,9 +266,9 @@ func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr net
 
 // DelServer deletes the server on every instance.
 func (m *Mirror) DelServer(ctx context.Context, backend, server string) error {
-	return m.each("del server", func(lb LB) error {
+	return m.each(func(lb LB) error {
 		err := lb.DelServer(ctx, backend, server)
-		if lb != m.lbs[0] && errors.Is(err, runtimeapi.ErrNoSuchServer) {
+		if errors.Is(err, runtimeapi.ErrNoSuchServer) {
 			return nil
 		}
 		return err

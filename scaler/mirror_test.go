@@ -57,7 +57,7 @@ func TestMirrorKeepsInstancesInStep(t *testing.T) {
 				return scaler.DynamicServerOptions(cfg.Services[0]), mode == config.ModeDynamic
 			}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			loop, err := scaler.New(scaler.Options{Config: cfg, LB: scaler.NewMirror(lbs, []string{"a", "b"}, opts, log), StateDir: t.TempDir(), Log: log, Now: clock,
+			loop, err := scaler.New(scaler.Options{Config: cfg, LB: scaler.NewMirror(lbs, []string{"a", "b"}, opts, scaler.WallClock{}, log), StateDir: t.TempDir(), Log: log, Now: clock,
 				Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 10, Preferred: true, Engine: engine}}})
 			if err != nil {
 				t.Fatal(err)

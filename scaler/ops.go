@@ -1,11 +1,13 @@
 package scaler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +44,8 @@ func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int,
 	}
 	for i, host := range hosts {
 		slot, h := v.free[i], l.host(host)
-		spec := s.spec(slot, h, image, l.now())
-		l.launch(ctx, log, s, slot, &op{kind: opStart, host: host}, "start a container on "+host, func(ctx context.Context) { l.start(ctx, log, s, slot, h, spec, nil) })
+		spec := s.spec(slot, h, image, l.clock.Now())
+		l.launch(ctx, log, s, slot, &op{kind: opStart, host: host, fresh: true}, "start a container on "+host, func(ctx context.Context) { l.start(ctx, log, s, slot, h, spec, nil) })
 	}
 }
 
@@ -90,7 +92,10 @@ func (l *Loop) hostLoads(s *service, inv inventory) []HostLoad {
 func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n int, serving []SlotLoad, now time.Time) {
 	for _, name := range Victims(serving, n) {
 		if !l.dryRun {
-			l.setIntent(s.draining, name, now)
+			if err := l.setIntent(s.draining, name, now); err != nil {
+				log.Warn("drain postponed: its intent could not be saved", "slot", name, "err", err)
+				continue
+			}
 		}
 		if err := l.act(ctx, func(ctx context.Context) error {
 			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
@@ -103,6 +108,55 @@ func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n in
 	}
 }
 
+// shrink takes a service from d.Current down to d.Desired and keeps the
+// serving floor, min(desired, serving): starts still under way are called
+// off first (newest first), and only serving slots beyond desired are
+// drained. Draining d.Current-d.Desired serving slots instead once took
+// serving to 1 under a pin of 2 while the starts of an earlier pin of 4
+// ran (sim scenario TestScenarioPinDownWhileStarting).
+func (l *Loop) shrink(ctx context.Context, log *slog.Logger, s *service, d Decision, v view, now time.Time) {
+	excess := d.Current - d.Desired
+	excess -= l.cancelStarts(log, s, excess)
+	if n := min(excess, v.obs.Serving-d.Desired); n > 0 {
+		l.scaleDown(ctx, log, s, n, v.serving, now)
+	}
+}
+
+// errStartCalledOff ends a start that a scale-down no longer needs.
+var errStartCalledOff = errors.New("start called off: fewer replicas wanted")
+
+// cancelStarts calls off up to n starts of new containers under way,
+// newest first, and returns how many.
+func (l *Loop) cancelStarts(log *slog.Logger, s *service, n int) int {
+	l.mu.Lock()
+	var slots []string
+	for slot, o := range s.ops {
+		if o.kind == opStart && o.fresh && !o.cancelled {
+			slots = append(slots, slot)
+		}
+	}
+	slices.SortFunc(slots, func(a, b string) int {
+		return cmp.Or(s.ops[b].began.Compare(s.ops[a].began), strings.Compare(a, b))
+	})
+	slots = slots[:min(n, len(slots))]
+	for _, slot := range slots {
+		s.ops[slot].cancelled = true
+		s.ops[slot].cancel(errStartCalledOff)
+	}
+	l.mu.Unlock()
+	for _, slot := range slots {
+		log.Info("start called off: fewer replicas wanted", "slot", slot)
+	}
+	return len(slots)
+}
+
+// backedOff reports whether starts of generation wait after failures.
+func (l *Loop) backedOff(s *service, generation string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return now.Before(s.retry[generation].at)
+}
+
 // start runs a container for slot on h (or takes the one given), binds the
 // slot at weight 0, waits for HAProxy's first passed check, and only then
 // lets traffic in. Whatever fails is undone: the slot goes back to maint
@@ -112,6 +166,10 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	if c == nil {
 		started, err := h.Engine.Start(ctx, spec)
 		if err != nil {
+			if context.Cause(ctx) == errStartCalledOff {
+				log.Info("start called off before the container ran", "slot", slot)
+				return
+			}
 			l.startFailed(s, spec.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: "start", Message: err.Error()}, "host", h.Name)
 			return
 		}
@@ -122,7 +180,11 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
 	}
 	undo := func(why string, err error) {
-		l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
+		if context.Cause(ctx) == errStartCalledOff {
+			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
+		} else {
+			l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
+		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
 		defer cancel()
 		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, runtimeapi.AdminMaint); err != nil && !errors.Is(err, runtimeapi.ErrNoSuchServer) {
@@ -137,13 +199,22 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	}
 	// Saved before the weight goes to 0: a restart in between must not
 	// take the weight 0 for an operator's.
-	l.setIntent(s.binding, slot, l.now())
+	if err := l.setIntent(s.binding, slot, l.clock.Now()); err != nil {
+		undo("save state", err)
+		return
+	}
 	defer l.setIntent(s.binding, slot, time.Time{})
 	if err := l.bind(ctx, s, slot, h.Addr, c.Port); err != nil {
 		undo("bind", err)
 		return
 	}
-	if err := l.waitUp(ctx, s, slot); err != nil {
+	switch err := l.waitUp(ctx, s, slot); {
+	case errors.Is(err, errDrainedMeanwhile):
+		// An operator drained the slot while it came up: theirs now, as
+		// any drain they make (sim scenario TestScenarioOperatorDrainsStartingSlot).
+		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + c.Name + " kept"})
+		return
+	case err != nil:
 		undo("first health check", err)
 		return
 	}
@@ -151,6 +222,9 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("set weight", err)
 		return
 	}
+	l.mu.Lock()
+	delete(s.retry, c.Generation)
+	l.mu.Unlock()
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventServing, Message: "slot serving " + c.Name},
 		"host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)).String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
 }
@@ -217,33 +291,37 @@ func checkPassed(srv runtimeapi.Server) bool {
 	return srv.Health == runtimeapi.HealthUp && !srv.Transition && strings.Contains(srv.CheckStatus, "OK")
 }
 
+// errDrainedMeanwhile: the slot was drained while it came up.
+var errDrainedMeanwhile = errors.New("drained meanwhile")
+
 // waitUp polls the slot until its health check passed, for at most the
-// service's unhealthy_after.
+// service's unhealthy_after (counted in the sleeps between polls, so that
+// a clock that only tests move does not make it wait for ever).
 func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.UnhealthyAfter.Duration)
-	defer cancel()
 	// Polled often: the slot takes traffic only once this sees the pass.
 	poll := min(max(s.cfg.Check.Inter.Duration/10, 10*time.Millisecond), 50*time.Millisecond)
 	last := "no reading"
-	for {
+	for waited := time.Duration(0); ; waited += poll {
 		b, err := l.lb.Backend(ctx, s.cfg.Backend)
 		if err == nil {
 			srv, ok := b.Server(slot)
-			if !ok {
+			switch {
+			case !ok:
 				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
-			}
-			if srv.Admin != runtimeapi.AdminReady {
+			case srv.Admin == runtimeapi.AdminDrain:
+				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
+			case srv.Admin != runtimeapi.AdminReady:
 				return fmt.Errorf("slot %s/%s was set to %s meanwhile", s.cfg.Backend, slot, srv.Admin)
-			}
-			if checkPassed(srv) {
+			case checkPassed(srv):
 				return nil
 			}
 			last = fmt.Sprintf("status %q, check %q", srv.Status, srv.CheckStatus)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no passed check within %s (last: %s): %w", s.cfg.UnhealthyAfter.Duration, last, ctx.Err())
-		case <-time.After(poll):
+		if waited >= s.cfg.UnhealthyAfter.Duration {
+			return fmt.Errorf("no passed check within %s (last: %s): %w", s.cfg.UnhealthyAfter.Duration, last, context.DeadlineExceeded)
+		}
+		if err := l.clock.Sleep(ctx, poll); err != nil {
+			return fmt.Errorf("waiting for a passed check (last: %s): %w", last, err)
 		}
 	}
 }
@@ -298,6 +376,10 @@ func (l *Loop) cpu(ctx context.Context, s *service, b runtimeapi.Backend, contai
 func (l *Loop) startFailed(s *service, generation string, e Event, attrs ...any) {
 	l.mu.Lock()
 	s.startFailures[generation]++
+	r := s.retry[generation]
+	r.failures++
+	r.at = l.clock.Now().Add(min(l.interval<<min(r.failures, 20), maxStartBackoff))
+	s.retry[generation] = r
 	l.mu.Unlock()
 	l.event(e, attrs...)
 }

@@ -48,7 +48,9 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		if !ours {
 			return slotOperator
 		}
-		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil {
+		// A drain without a bound container ends at once only when every
+		// host answered: otherwise its container may be on the silent one.
+		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil && complete {
 			l.retire(ctx, log, s, name, mine, "drained")
 			return slotBusy
 		}
@@ -153,10 +155,8 @@ func (l *Loop) deleteServer(ctx context.Context, log *slog.Logger, s *service, n
 			log.Warn("del server", "slot", name, "err", err)
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if l.clock.Sleep(ctx, 500*time.Millisecond) != nil {
 			return
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	log.Warn("del server: connections still attached; the next tick retries", "slot", name)
@@ -199,19 +199,22 @@ func (l *Loop) launch(ctx context.Context, log *slog.Logger, s *service, slot st
 		log.Info("dry run: would "+what, "slot", slot)
 		return
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	o.cancel, o.began = cancel, l.clock.Now()
 	l.mu.Lock()
 	s.ops[slot] = o
 	l.mu.Unlock()
 	l.ops.Add(1)
-	go func() {
+	l.clock.Go(func() {
 		defer l.ops.Done()
 		defer func() {
 			l.mu.Lock()
 			delete(s.ops, slot)
 			l.mu.Unlock()
+			cancel(nil)
 		}()
 		fn(ctx)
-	}()
+	})
 }
 
 // intent reads an intent of slot (a drain to scale down, a bind under
@@ -225,8 +228,9 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 
 // setIntent records (or, with a zero time, forgets) an intent and saves it
 // when it changed: after a restart, a drain or a weight 0 not recorded is an
-// operator's.
-func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) {
+// operator's. A recorded intent that could not be saved is an error (wrapping
+// ErrNotSaved): the change it was for must not be made.
+func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) error {
 	l.mu.Lock()
 	_, had := intents[slot]
 	if since.IsZero() {
@@ -236,6 +240,7 @@ func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.T
 	}
 	l.mu.Unlock()
 	if had != !since.IsZero() {
-		l.persist()
+		return l.persist()
 	}
+	return nil
 }

@@ -3,6 +3,7 @@ package scaler
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
@@ -19,6 +20,19 @@ func (l *Loop) Reload(cfg *config.Config) error {
 	defer l.mu.Unlock()
 	if !slices.Equal(cfg.HAProxy.RuntimeAPI, l.cfg.HAProxy.RuntimeAPI) || !slices.EqualFunc(cfg.Docker.Hosts, l.cfg.Docker.Hosts, sameHost) || cfg.Interval != l.cfg.Interval {
 		return fmt.Errorf("haproxy, docker hosts and interval changes need a restart of slotscaler: %w", ErrConflict)
+	}
+	var fixed []string
+	for _, sc := range cfg.Services {
+		if s := l.serviceLocked(sc.Name); s != nil {
+			// Containers are found by their slot names: another prefix,
+			// mode or backend would make every live one a stray.
+			if sc.Backend != s.cfg.Backend || sc.Slots.Mode != s.cfg.Slots.Mode || sc.Slots.Prefix != s.cfg.Slots.Prefix {
+				fixed = append(fixed, "services."+sc.Name+" backend/slots")
+			}
+		}
+	}
+	if len(fixed) > 0 {
+		return fmt.Errorf("%s cannot change while containers run in its slots (drain the service, then restart slotscaler): %w", strings.Join(fixed, ", "), ErrConflict)
 	}
 	l.pending = cfg
 	return nil
@@ -37,14 +51,16 @@ func (l *Loop) applyPending() {
 	for _, sc := range cfg.Services {
 		s := l.serviceLocked(sc.Name)
 		if s == nil {
-			s = newService(sc, l.interval, l.genKey)
-		} else {
-			if s.image == s.cfg.Container.Image {
-				s.image = sc.Container.Image
-			}
-			s.cfg, s.policy = sc, PolicyFor(sc, l.interval)
+			next = append(next, newService(sc, l.interval, l.genKey))
+			continue
 		}
-		next = append(next, s)
+		// A new value: operations under way keep reading the old one's cfg.
+		ns := *s
+		if ns.image == s.cfg.Container.Image {
+			ns.image = sc.Container.Image
+		}
+		ns.cfg, ns.policy = sc, PolicyFor(sc, l.interval)
+		next = append(next, &ns)
 	}
 	l.services, l.cfg = next, cfg
 	l.log.Info("config reloaded", "services", len(next))

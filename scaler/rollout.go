@@ -50,7 +50,7 @@ func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout,
 	if timeout <= 0 {
 		timeout = DefaultRolloutTimeout
 	}
-	now := l.now()
+	now := l.clock.Now()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	switch {
@@ -65,15 +65,21 @@ func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout,
 	if s.rollout != nil {
 		id = s.rollout.ID + 1
 	}
-	n := s.lastCountLocked()
+	// The count to hold comes from a complete observation: before the
+	// first one, a rollout would hold 0 replicas and drain every old one.
+	n, err := s.lastCountLocked()
+	if err != nil {
+		l.mu.Unlock()
+		return Rollout{}, err
+	}
+	n = max(n, s.status.Min)
 	s.rollout = &Rollout{ID: id, Image: image, Previous: s.image, State: RolloutRunning, Replicas: n, Started: now,
 		Deadline: now.Add(timeout), Message: "starting", Target: image}
 	s.rollout.failures = s.startFailures[s.generationOf(image)]
 	r := *s.rollout
 	l.mu.Unlock()
-	l.persist()
 	l.event(Event{Service: name, Kind: EventRollout, Reason: RolloutRunning, Message: fmt.Sprintf("rollout %d: %s -> %s, %d replicas", id, r.Previous, image, n)})
-	return r, nil
+	return r, l.persist()
 }
 
 // RolloutStatus returns the service's current or last rollout.
@@ -95,7 +101,7 @@ func (l *Loop) RolloutStatus(name string) (Rollout, error) {
 // many, or starts a new one (in a free slot; when none, an old one is
 // drained first), and ends when every replica runs the target image.
 func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v view, inv inventory) {
-	now := l.now()
+	now := l.clock.Now()
 	l.mu.Lock()
 	r := s.rollout
 	gen := s.generationOf(r.Target)
@@ -116,6 +122,9 @@ func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v 
 	if v.obs.Starting > 0 || len(v.ownDrained) > 0 || v.busy > 0 {
 		return // one step at a time
 	}
+	if !inv.complete {
+		return // a replica on a host that did not answer may be old or new: wait
+	}
 	var old []SlotLoad
 	updated := 0
 	for _, sl := range v.serving {
@@ -127,6 +136,8 @@ func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v 
 	}
 	l.mu.Lock()
 	r.Updated = updated
+	// Never fewer than the service's min, which a schedule may raise.
+	r.Replicas = max(r.Replicas, v.obs.Limits.Min)
 	l.mu.Unlock()
 	current := v.obs.Serving
 	step := func(msg string) {
@@ -167,12 +178,14 @@ func (l *Loop) rollBack(s *service, why string) {
 	msg := fmt.Sprintf("rollout %d: %s", r.ID, r.Message)
 	l.mu.Unlock()
 	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: RolloutRollingBack, Message: msg})
+	// Saved so that a restart rolls back too instead of resuming forward.
+	_ = l.persist()
 }
 
 func (l *Loop) endRollout(s *service, state, msg string) {
 	l.mu.Lock()
 	r := s.rollout
-	r.State, r.Message, r.Ended = state, msg, l.now()
+	r.State, r.Message, r.Ended = state, msg, l.clock.Now()
 	if state == RolloutSucceeded {
 		s.image = r.Image
 	} else {
@@ -180,6 +193,6 @@ func (l *Loop) endRollout(s *service, state, msg string) {
 	}
 	id := r.ID
 	l.mu.Unlock()
-	l.persist()
+	_ = l.persist()
 	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: state, Message: fmt.Sprintf("rollout %d %s: %s", id, state, msg)})
 }

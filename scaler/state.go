@@ -1,6 +1,7 @@
 package scaler
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,39 @@ import (
 // left running, and a rollout in progress.
 const stateFile = "state.json"
 
+// ErrNotSaved wraps a failure to write the state: the change it was for was
+// not made (or, for a control, is kept in memory only); the API answers 503.
+var ErrNotSaved = errors.New("state not saved")
+
+// StateStore keeps the saved state. Save replaces it whole and atomically:
+// a reader, or a restart, sees the old bytes or the new ones, never a part.
+type StateStore interface {
+	Load() ([]byte, error) // nil, nil when nothing was saved yet
+	Save(ctx context.Context, data []byte) error
+}
+
+// FileStore is state.json in dir.
+type FileStore string
+
+// Load reads state.json; a missing file is a first start.
+func (d FileStore) Load() ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(string(d), stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return data, err
+}
+
+// Save writes state.json atomically.
+func (d FileStore) Save(_ context.Context, data []byte) error {
+	return writeAtomic(filepath.Join(string(d), stateFile), data, 0o600)
+}
+
+func (d FileStore) String() string { return filepath.Join(string(d), stateFile) }
+
 type savedState struct {
+	// Version counts the saves; a state never replaces a newer one.
+	Version  int                     `json:"version"`
 	Services map[string]savedService `json:"services"`
 }
 
@@ -31,14 +64,19 @@ type savedService struct {
 	Rollout  *Rollout             `json:"rollout,omitempty"`
 }
 
-// persist writes the state atomically (temp file, fsync, rename); a failure
-// is logged and retried at the next change, it never stops the loop.
-func (l *Loop) persist() {
-	if l.stateDir == "" || l.dryRun {
-		return
+// persist saves the state. Snapshot and write happen under saveMu, so the
+// file only ever moves forward: a snapshot taken later is written later.
+// A failure is logged, makes the loop not ready until a save succeeds, and
+// is returned wrapping ErrNotSaved.
+func (l *Loop) persist() error {
+	if l.store == nil || l.dryRun {
+		return nil
 	}
+	lockOn(l.clock, &l.saveMu)
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
-	st := savedState{Services: map[string]savedService{}}
+	l.version++
+	st := savedState{Version: l.version, Services: map[string]savedService{}}
 	for _, s := range l.services {
 		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding)}
 		if s.image != s.cfg.Container.Image {
@@ -58,11 +96,16 @@ func (l *Loop) persist() {
 	l.mu.Unlock()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(filepath.Join(l.stateDir, stateFile), append(data, '\n'), 0o600)
+		err = l.store.Save(context.Background(), append(data, '\n'))
 	}
+	l.mu.Lock()
+	l.saveErr = err
+	l.mu.Unlock()
 	if err != nil {
-		l.log.Error("state not saved; kept in memory and retried at the next change", "err", err)
+		l.log.Error("state not saved: not ready until a save succeeds", "err", err)
+		return fmt.Errorf("%w: %v", ErrNotSaved, err)
 	}
+	return nil
 }
 
 // writeAtomic replaces path with data so that a reader sees the old file or
@@ -96,24 +139,24 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// restore reads the state a previous run left; a missing file is a first
-// start, an unreadable one an error (better stop than forget an intent).
+// restore reads the state a previous run left; nothing saved is a first
+// start, an unreadable state an error (better stop than forget an intent).
 func (l *Loop) restore() error {
-	if l.stateDir == "" {
+	if l.store == nil {
 		return nil
 	}
-	path := filepath.Join(l.stateDir, stateFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	data, err := l.store.Load()
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
+	if data == nil {
+		return nil
+	}
 	var st savedState
 	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("state file %s: %w (move it away to start afresh)", path, err)
+		return fmt.Errorf("state %v: %w (move it away to start afresh)", l.store, err)
 	}
+	l.version = st.Version
 	for _, s := range l.services {
 		ss, ok := st.Services[s.cfg.Name]
 		if !ok {

@@ -125,7 +125,7 @@ const maxEvents = 1000
 // event logs e, keeps it and tells the observer.
 func (l *Loop) event(e Event, attrs ...any) {
 	if e.Time.IsZero() {
-		e.Time = l.now()
+		e.Time = l.clock.Now()
 	}
 	args := append([]any{"event", e.Kind}, attrs...)
 	if e.Service != "" {
@@ -216,9 +216,12 @@ func (l *Loop) Ready() (bool, []string) {
 	switch {
 	case l.lastTick.IsZero():
 		why = append(why, "no tick has completed yet")
-	case l.now().Sub(l.lastTick) > 3*l.interval+5*time.Second:
+	case l.clock.Now().Sub(l.lastTick) > 3*l.interval+5*time.Second:
 		why = append(why, "last tick was at "+l.lastTick.Format(time.RFC3339))
 	}
 	why = append(why, l.faults...)
+	if l.saveErr != nil {
+		why = append(why, "state not saved: "+l.saveErr.Error())
+	}
 	return len(why) == 0, why
 }

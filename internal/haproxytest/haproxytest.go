@@ -156,8 +156,22 @@ func (h *HAProxy) PID() int { return h.cmd.Process.Pid }
 // its connections and leave (-sf), as "systemctl reload" does.
 func (h *HAProxy) Reload(t testing.TB) {
 	t.Helper()
+	h.reload(t, "-x", h.Socket)
+}
+
+// ReloadClassic is Reload without -x: the new haproxy binds its listening
+// sockets anew beside the old ones (SO_REUSEPORT) while the old one closes
+// its own, as reloads did before seamless reloads.
+func (h *HAProxy) ReloadClassic(t testing.TB) {
+	t.Helper()
+	h.reload(t)
+}
+
+func (h *HAProxy) reload(t testing.TB, args ...string) {
+	t.Helper()
 	old := h.cmd
-	h.cmd = exec.Command(Binary(t), "-db", "-f", h.Config, "-x", h.Socket, "-sf", fmt.Sprint(old.Process.Pid))
+	args = append([]string{"-db", "-f", h.Config}, args...)
+	h.cmd = exec.Command(Binary(t), append(args, "-sf", fmt.Sprint(old.Process.Pid))...)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("reload haproxy: %v", err)

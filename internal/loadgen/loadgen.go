@@ -26,6 +26,7 @@ type Result struct {
 
 // Run is a load in progress.
 type Run struct {
+	method string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -38,11 +39,19 @@ const maxErrors = 10
 // or Stop is called. Each worker keeps its connection alive, as browsers
 // and most API clients do.
 func Start(ctx context.Context, url string, workers int) *Run {
+	return StartMethod(ctx, url, workers, http.MethodGet)
+}
+
+// StartMethod is Start with another method than GET. Go's client resends
+// a GET (or any idempotent request) that met a keep-alive connection
+// closed under it, as browsers do; a POST is never resent, so POST load
+// counts every such failure.
+func StartMethod(ctx context.Context, url string, workers int, method string) *Run {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		panic("loadgen: load only goes to 127.0.0.1, got " + url)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Run{cancel: cancel, res: Result{FirstSeen: map[string]time.Time{}, Answers: map[string]int{}, Versions: map[string]int{}}}
+	r := &Run{method: method, cancel: cancel, res: Result{FirstSeen: map[string]time.Time{}, Answers: map[string]int{}, Versions: map[string]int{}}}
 	for range workers {
 		r.wg.Add(1)
 		go func() {
@@ -58,7 +67,7 @@ func Start(ctx context.Context, url string, workers int) *Run {
 }
 
 func (r *Run) once(ctx context.Context, client *http.Client, url string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, _ := http.NewRequestWithContext(ctx, r.method, url, nil)
 	resp, err := client.Do(req)
 	if ctx.Err() != nil {
 		return // stopping: a request cut short by Stop is not a failure
