@@ -20,8 +20,6 @@ import (
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/internal/imagebuild"
 	"github.com/slotscaler/slotscaler/runtimeapi"
-	"github.com/slotscaler/slotscaler/scaler/config"
-	"github.com/slotscaler/slotscaler/templates"
 )
 
 func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -115,19 +113,7 @@ interval: 100ms
 services:
   - {name: %[2]s, backend: %[2]s, container: {image: slotscaler-echo:test, port: 8080}, min_replicas: 2, max_replicas: 3, target: {sessions_per_replica: 5}}
 `, dockertest.Endpoint, service)
-	cfg, err := config.Parse([]byte(strings.ReplaceAll(yaml, "{{DIR}}", "/x")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var backends strings.Builder
-	if err := templates.RenderBackends(&backends, cfg); err != nil {
-		t.Fatal(err)
-	}
-	h := haproxytest.Start(t, backends.String())
-	path := filepath.Join(h.Dir, "slotscaler.yaml")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(yaml, "{{DIR}}", h.Dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	h, path := haproxyFor(t, yaml)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()

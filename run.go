@@ -1,15 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,7 +36,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
 // API into the control loop and runs it until ctx ends.
 func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
-	tokens, err := loadTokens(cfg.API.Tokens)
+	secrets, err := api.LoadSecrets(cfg.API)
 	if err != nil {
 		return err
 	}
@@ -74,8 +70,13 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	if err != nil {
 		return err
 	}
+	var server *api.Server
 	reload := func() error {
-		next, err := config.Load(path)
+		next, err := reloadConfig(path, current.Load())
+		if err != nil {
+			return err
+		}
+		secrets, err := api.LoadSecrets(next.API)
 		if err != nil {
 			return fmt.Errorf("%s: %v: %w", path, err, scaler.ErrInvalid)
 		}
@@ -83,24 +84,21 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 			return err
 		}
 		current.Store(next)
+		server.Apply(next, secrets)
 		return nil
 	}
-	srv := &http.Server{Addr: cfg.API.Listen, Handler: api.New(loop, tokens, m.Handler(), reload, log).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	server = api.New(loop, cfg, secrets, m.Handler(), reload, log)
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen: %w", err)
 	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http api stopped", "err", err)
-		}
-	}()
+	srv := server.Serve(ln, api.DefaultLimits)
 	defer func() {
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("http api listening", "addr", ln.Addr().String(), "tokens", len(tokens))
+	log.Info("http api listening", "addr", ln.Addr().String(), "tokens", len(secrets.Tokens), "tls", secrets.Cert != nil)
 	names := make([]string, 0, len(cfg.Services))
 	for _, s := range cfg.Services {
 		names = append(names, s.Name)
@@ -139,32 +137,4 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		return runtimeapi.ServerOptions{}, false
 	}
 	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
-}
-
-// loadTokens reads every token's value from its file or environment
-// variable; only names and roles are ever logged.
-func loadTokens(cfg []config.Token) ([]api.Token, error) {
-	var out []api.Token
-	for i, t := range cfg {
-		role, err := api.ParseRole(t.Role)
-		if err != nil {
-			return nil, fmt.Errorf("api.tokens[%d].role: %w", i, err)
-		}
-		var value string
-		switch {
-		case t.File != "":
-			data, err := os.ReadFile(t.File)
-			if err != nil {
-				return nil, fmt.Errorf("api.tokens[%d] (%s): read token file: %w", i, t.Name, err)
-			}
-			value = strings.TrimSpace(string(data))
-		default:
-			value = os.Getenv(t.Env)
-		}
-		if len(value) < 16 {
-			return nil, fmt.Errorf("api.tokens[%d] (%s): token missing or shorter than 16 characters (from %s)", i, t.Name, cmp.Or(t.File, "$"+t.Env))
-		}
-		out = append(out, api.Token{Name: t.Name, Value: value, Role: role})
-	}
-	return out, nil
 }

@@ -156,7 +156,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 		defer close(done)
 		loop.Run(ctx)
 	}()
-	srv := httptest.NewServer(api.New(loop, []api.Token{{Name: "ci", Value: apiToken, Role: api.Operator}}, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil))).Handler())
+	srv := httptest.NewServer(api.New(loop, e.cfg, api.Secrets{Tokens: []api.Token{{Name: "ci", Value: apiToken, Role: api.Operator}}}, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil))).Handler())
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -19,6 +20,17 @@ type apiClient struct {
 	base  string
 	token string
 	http  *http.Client
+}
+
+// apiPath joins escaped path segments: a name holding '/', '..', '#' or
+// '?' stays one segment and cannot reach another endpoint.
+func apiPath(segments ...string) string {
+	var b strings.Builder
+	for _, s := range segments {
+		b.WriteString("/")
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
 }
 
 func newAPIClient(c *cli.Context) (*apiClient, error) {
@@ -33,7 +45,9 @@ func newAPIClient(c *cli.Context) (*apiClient, error) {
 	if token == "" {
 		return nil, cli.Exit("no API token: pass --token-file FILE or set SLOTSCALER_TOKEN (or use --socket for status/drain/enable straight on HAProxy)", exitUsage)
 	}
-	return &apiClient{base: strings.TrimSuffix(c.String("api"), "/"), token: token, http: &http.Client{Timeout: c.Duration("request-timeout")}}, nil
+	// A redirect would turn a POST into a GET of another path: never follow one.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &apiClient{base: strings.TrimSuffix(c.String("api"), "/"), token: token, http: &http.Client{Timeout: c.Duration("request-timeout"), CheckRedirect: noRedirect}}, nil
 }
 
 // do sends in (when not nil) as JSON and decodes the answer into out.
@@ -63,6 +77,9 @@ func (a *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("%s %s: reading the answer: %v", method, path, err), exitUnreachable)
+	}
+	if resp.StatusCode/100 == 3 {
+		return cli.Exit(fmt.Sprintf("%s %s: %d %s to %q: lbctl follows no redirect (check --api, and that names hold no '..')", method, path, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Location")), exitFailed)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {

@@ -5,10 +5,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,23 +25,45 @@ const testToken = "lbctl-test-token-0123456789"
 // apiFixture runs a real loop over the in-memory HAProxy and Docker host,
 // behind the real API.
 func apiFixture(t *testing.T) (run func(args ...string) (string, error), engine *fakeengine.Engine) {
+	f := newAPIFixture(t, scalertest.Options{})
+	return f.run, f.engine
+}
+
+type lbctlFixture struct {
+	run     func(args ...string) (string, error)
+	engine  *fakeengine.Engine
+	mu      sync.Mutex
+	reached []string // method and escaped path of every request the API got
+	reloads atomic.Int32
+}
+
+func newAPIFixture(t *testing.T, o scalertest.Options) *lbctlFixture {
+	lf := &lbctlFixture{}
 	f := scalertest.New(t, `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 interval: 100ms
 services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 2, max_replicas: 4, unhealthy_after: 300ms, target: {sessions_per_replica: 10}}
-`, scalertest.Options{})
+`, o)
 	loop, engine := f.Loop, f.Engine
+	lf.engine = engine
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); loop.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(api.New(loop, []api.Token{{Name: "ci", Value: testToken, Role: api.Operator}}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
+	reload := func() error { lf.reloads.Add(1); return nil }
+	handler := api.New(loop, f.Config, api.Secrets{Tokens: []api.Token{{Name: "ci", Value: testToken, Role: api.Admin}}}, nil, reload, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lf.mu.Lock()
+		lf.reached = append(lf.reached, r.Method+" "+r.URL.EscapedPath())
+		lf.mu.Unlock()
+		handler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
-	run = func(args ...string) (string, error) {
+	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		app := newApp(&out)
 		err := app.Run(interspersed(app, append([]string{"lbctl", "--api", srv.URL, "--token-file", tokenFile}, args...)))
@@ -55,7 +80,8 @@ services:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return run, engine
+	lf.run = run
+	return lf
 }
 
 func TestAPIStatusScalePauseEvents(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -37,7 +38,7 @@ func status(c *cli.Context) error {
 	var services []scaler.ServiceStatus
 	if name := c.Args().First(); name != "" {
 		var s scaler.ServiceStatus
-		err = api.do(c.Context, "GET", "/v1/services/"+name, nil, &s)
+		err = api.do(c.Context, "GET", apiPath("v1", "services", name), nil, &s)
 		services = append(services, s)
 	} else {
 		err = api.do(c.Context, "GET", "/v1/services", nil, &services)
@@ -85,7 +86,6 @@ func drain(c *cli.Context) error {
 		}
 		return socketSetState(c, runtimeapi.AdminDrain)
 	}
-	asked := time.Now()
 	api, backend, slot, err := postSlot(c, "drain")
 	if err != nil {
 		return err
@@ -94,13 +94,22 @@ func drain(c *cli.Context) error {
 	if !c.Bool("wait") {
 		return nil
 	}
+	// Only a stats read that began after the drain counts. Status stamps
+	// are the server's clock, so they are compared only with each other:
+	// the first newer tick may have begun before the drain, the second
+	// began after our first look, which followed the drain.
 	deadline := time.Now().Add(c.Duration("timeout"))
+	var seen time.Time
+	newer := -1 // ticks seen after the first look
 	for {
 		sl, updated, err := findSlot(c, api, backend, slot)
 		if err != nil {
 			return err
 		}
-		if updated.After(asked) && sl.Sessions == 0 && sl.Queue == 0 {
+		if newer < 0 || updated.After(seen) {
+			seen, newer = updated, newer+1
+		}
+		if newer >= 2 && sl.Sessions == 0 && sl.Queue == 0 {
 			_, err := fmt.Fprintf(c.App.Writer, "%s/%s: drained (no session, no queue)\n", backend, slot)
 			return err
 		}
@@ -139,7 +148,7 @@ func postSlot(c *cli.Context, action string) (api *apiClient, backend, slot stri
 	if api, err = newAPIClient(c); err != nil {
 		return nil, "", "", err
 	}
-	return api, backend, slot, api.do(c.Context, "POST", "/v1/slots/"+backend+"/"+slot+"/"+action, nil, nil)
+	return api, backend, slot, api.do(c.Context, "POST", apiPath("v1", "slots", backend, slot, action), nil, nil)
 }
 
 func enable(c *cli.Context) error {
@@ -178,7 +187,7 @@ func postControl(c *cli.Context, name, action string, body any) error {
 		return err
 	}
 	var s scaler.ServiceStatus
-	if err := api.do(c.Context, "POST", "/v1/services/"+name+"/"+action, body, &s); err != nil {
+	if err := api.do(c.Context, "POST", apiPath("v1", "services", name, action), body, &s); err != nil {
 		return err
 	}
 	if c.String("output") == "json" {
@@ -201,9 +210,13 @@ func rollout(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.String("image") == "" {
+		return cli.Exit("want --image IMAGE, e.g. lbctl rollout web --image registry.local/web:1.4.3", exitUsage)
+	}
 	var r scaler.Rollout
 	body := map[string]string{"image": c.String("image"), "timeout": c.Duration("timeout").String()}
-	if err := api.do(c.Context, "POST", "/v1/services/"+name+"/rollout", body, &r); err != nil {
+	path := apiPath("v1", "services", name, "rollout")
+	if err := api.do(c.Context, "POST", path, body, &r); err != nil {
 		return err
 	}
 	w := c.App.Writer
@@ -214,7 +227,7 @@ func rollout(c *cli.Context) error {
 	deadline := time.Now().Add(c.Duration("timeout") + 30*time.Second) // the server ends it at its own deadline
 	last := ""
 	for {
-		if err := api.do(c.Context, "GET", "/v1/services/"+name+"/rollout", nil, &r); err != nil {
+		if err := api.do(c.Context, "GET", path, nil, &r); err != nil {
 			return err
 		}
 		line := fmt.Sprintf("%s %s: %d/%d on %s, %s", time.Now().Format("15:04:05"), r.State, r.Updated, r.Replicas, r.Target, r.Message)
@@ -242,7 +255,7 @@ func events(c *cli.Context) error {
 	}
 	path := "/v1/events"
 	if name := c.Args().First(); name != "" {
-		path += "?service=" + name
+		path += "?" + url.Values{"service": {name}}.Encode()
 	}
 	var evs []scaler.Event
 	if err := api.do(c.Context, "GET", path, nil, &evs); err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,14 @@ func newApp(stdout io.Writer) *cli.App {
 			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands: []*cli.Command{
+		OnUsageError:   usageError,
+		Action: func(c *cli.Context) error { // runs when no command matched
+			if c.Args().Present() {
+				return cli.Exit(fmt.Sprintf("no command %q (see lbctl --help)", c.Args().First()), exitUsage)
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: withArgCounts([]*cli.Command{
 			{Name: "status", ArgsUsage: "[SERVICE]", Usage: "services and their slots: state, address, container, host, sessions, queue, last check", Action: status},
 			{Name: "drain", ArgsUsage: "BACKEND/SLOT", Usage: "stop sending new requests to a slot; slotscaler keeps its container and covers with other slots", Flags: waitFlags, Action: drain},
 			{Name: "enable", ArgsUsage: "BACKEND/SLOT", Usage: "return a drained slot to slotscaler", Action: enable},
@@ -72,10 +80,32 @@ func newApp(stdout io.Writer) *cli.App {
 			{Name: "pause", ArgsUsage: "SERVICE", Usage: "freeze a service's replica count (unhealthy containers are still replaced)", Action: control("pause")},
 			{Name: "resume", ArgsUsage: "SERVICE", Usage: "return a paused or pinned service to autoscaling", Action: control("resume")},
 			{Name: "rollout", ArgsUsage: "SERVICE --image IMAGE", Usage: "health-gated rolling update; with --wait, exit 1 when it fails or is rolled back",
-				Flags: append([]cli.Flag{&cli.StringFlag{Name: "image", Required: true, Usage: "image to roll out"}}, waitFlags...), Action: rollout},
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "image", Usage: "image to roll out (required)"}}, waitFlags...), Action: rollout},
 			{Name: "events", ArgsUsage: "[SERVICE]", Usage: "what slotscaler did and saw, oldest first", Action: events},
-		},
+		}),
 	}
+}
+
+// usageError turns a flag parsing error into exit code 2.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return cli.Exit(fmt.Sprintf("%v (see lbctl --help)", err), exitUsage)
+}
+
+// withArgCounts refuses, with exit code 2, more arguments than a command's
+// ArgsUsage names ("[SERVICE]": at most one), and routes its flag errors to
+// exit code 2 too.
+func withArgCounts(cmds []*cli.Command) []*cli.Command {
+	for _, cmd := range cmds {
+		most := len(strings.Fields(strings.Split(cmd.ArgsUsage, "--")[0]))
+		cmd.OnUsageError = usageError
+		cmd.Before = func(c *cli.Context) error {
+			if c.Args().Len() > most {
+				return cli.Exit(fmt.Sprintf("lbctl %s takes %s, got %q", cmd.Name, cmd.ArgsUsage, c.Args().Slice()), exitUsage)
+			}
+			return nil
+		}
+	}
+	return cmds
 }
 
 // slotArg parses BACKEND/SLOT.
@@ -102,40 +132,67 @@ func apiOnly(c *cli.Context) (*apiClient, error) {
 	return newAPIClient(c)
 }
 
-// interspersed moves a command's flags before its arguments, so that
-// "lbctl rollout web --image X --wait" works: urfave/cli stops reading
-// flags at the first argument.
+// interspersed moves a command's flags before its arguments, and global
+// flags written after the command before it, so that "lbctl rollout web
+// --image X --wait" and "lbctl status web -o json" work: urfave/cli stops
+// reading flags at the first argument and reads global ones only before
+// the command.
 func interspersed(app *cli.App, args []string) []string {
 	for i, a := range args {
 		cmd := app.Command(a)
-		if i == 0 || cmd == nil {
+		if i == 0 || cmd == nil || i > 1 && takesValue(app.Flags, args[i-1]) {
 			continue
 		}
-		takesValue := map[string]bool{}
-		for _, f := range cmd.Flags {
-			_, isBool := f.(*cli.BoolFlag)
-			for _, n := range f.Names() {
-				takesValue["-"+n], takesValue["--"+n] = !isBool, !isBool
-			}
-		}
-		var flags, rest []string
+		var global, flags, rest []string
 		for j := i + 1; j < len(args); j++ {
-			switch t := args[j]; {
+			t := args[j]
+			name, _, hasValue := strings.Cut(t, "=")
+			switch {
 			case t == "--":
 				rest = append(rest, args[j+1:]...)
 				j = len(args)
-			case strings.HasPrefix(t, "-") && len(t) > 1:
+			case !strings.HasPrefix(t, "-") || len(t) == 1:
+				rest = append(rest, t)
+			case isFlag(app.Flags, name) && !isFlag(cmd.Flags, name):
+				global = append(global, t)
+				if !hasValue && takesValue(app.Flags, name) && j+1 < len(args) {
+					j++
+					global = append(global, args[j])
+				}
+			default:
 				flags = append(flags, t)
-				if takesValue[t] && j+1 < len(args) {
+				if !hasValue && takesValue(cmd.Flags, name) && j+1 < len(args) {
 					j++
 					flags = append(flags, args[j])
 				}
-			default:
-				rest = append(rest, t)
 			}
 		}
-		out := append(append(append([]string{}, args[:i+1]...), flags...), rest...)
-		return out
+		out := append(append([]string{}, args[:i]...), global...)
+		return append(append(append(out, a), flags...), rest...)
 	}
 	return args
+}
+
+// isFlag reports whether arg ("-o", "--output") names one of flags.
+func isFlag(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// takesValue reports whether arg names one of flags that is not a switch.
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		if _, isBool := f.(*cli.BoolFlag); !isBool && slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }

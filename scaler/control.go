@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
 )
@@ -31,6 +33,25 @@ func (l *Loop) serviceLocked(name string) *service {
 		}
 	}
 	return nil
+}
+
+// held reports whether an operator holds the slot in maint.
+func (l *Loop) held(s *service, slot string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return s.held[slot]
+}
+
+// hold records an operator's maint of a slot: it is not filled again until
+// the operator enables it.
+func (l *Loop) hold(log *slog.Logger, s *service, slot string) {
+	l.mu.Lock()
+	s.held[slot] = true
+	l.mu.Unlock()
+	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_maint", Message: "set to maint by an operator: container removed, slot kept out until enabled"})
+	if err := l.persist(); err != nil {
+		log.Warn("operator maint kept in memory only", "slot", slot, "err", err)
+	}
 }
 
 // Pin holds a service at n replicas until Resume.
@@ -135,6 +156,10 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 	if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminDrain); err != nil {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
+	// The operator's now, even if slotscaler was draining it to scale down.
+	if err := l.setIntent(s.draining, slot, time.Time{}); err != nil {
+		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
+	}
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator"})
 	return nil
 }
@@ -159,6 +184,13 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}
 	}
+	l.mu.Lock()
+	wasHeld := s.held[slot]
+	delete(s.held, slot)
+	l.mu.Unlock()
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})
+	if wasHeld {
+		return l.persist()
+	}
 	return nil
 }

@@ -114,6 +114,7 @@ type service struct {
 	ops           map[string]*op       // slot (or "container/ID") -> operation in flight
 	draining      map[string]time.Time // slots slotscaler drained to scale down, and since when
 	binding       map[string]time.Time // slots slotscaler is bringing up at weight 0
+	held          map[string]bool      // slots an operator set to maint: not filled until enabled
 	image         string               // what new containers run: the config's, or a rollout's
 	hold          *hold
 	rollout       *Rollout
@@ -200,6 +201,7 @@ func newService(sc config.Service, interval time.Duration, genKey []byte) *servi
 		ops:           map[string]*op{},
 		draining:      map[string]time.Time{},
 		binding:       map[string]time.Time{},
+		held:          map[string]bool{},
 		image:         sc.Container.Image,
 		startFailures: map[string]int{},
 		retry:         map[string]startRetry{},

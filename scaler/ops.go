@@ -179,6 +179,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		l.mu.Unlock()
 		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
 	}
+	keepBinding := false
 	undo := func(why string, err error) {
 		if context.Cause(ctx) == errStartCalledOff {
 			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
@@ -187,8 +188,15 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
 		defer cancel()
+		// A maint of slotscaler's is recorded first (a draining intent):
+		// one without it is an operator's.
+		_ = l.setIntent(s.draining, slot, l.clock.Now())
 		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, runtimeapi.AdminMaint); err != nil && !errors.Is(err, runtimeapi.ErrNoSuchServer) {
-			log.Warn("set maint", "slot", slot, "err", err)
+			// HAProxy may still send it traffic: the container stays, and
+			// the slot stays a start of ours for the ticks to finish.
+			log.Warn("set maint: container kept for the next tick", "slot", slot, "err", err)
+			keepBinding = true
+			return
 		}
 		if err := h.Engine.Remove(cleanup, c.ID, StopGrace); err != nil {
 			log.Warn("remove container", "slot", slot, "err", err)
@@ -196,6 +204,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		if s.cfg.Slots.Mode == config.ModeDynamic {
 			l.deleteServer(cleanup, log, s, slot)
 		}
+		l.setIntent(s.draining, slot, time.Time{})
 	}
 	// Saved before the weight goes to 0: a restart in between must not
 	// take the weight 0 for an operator's.
@@ -203,7 +212,11 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("save state", err)
 		return
 	}
-	defer l.setIntent(s.binding, slot, time.Time{})
+	defer func() {
+		if !keepBinding {
+			l.setIntent(s.binding, slot, time.Time{})
+		}
+	}()
 	if err := l.bind(ctx, s, slot, h.Addr, c.Port); err != nil {
 		undo("bind", err)
 		return

@@ -17,9 +17,13 @@ import (
 func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, bound *Container, complete bool, now time.Time) slotState {
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
-		l.setIntent(s.draining, name, time.Time{})
-		l.setIntent(s.binding, name, time.Time{})
+		_, draining := l.intent(s.draining, name)
 		if len(mine) == 0 {
+			l.setIntent(s.draining, name, time.Time{})
+			l.setIntent(s.binding, name, time.Time{})
+			if l.held(s, name) {
+				return slotOperator
+			}
 			return slotFree
 		}
 		if !complete {
@@ -36,6 +40,15 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 			l.launch(ctx, log, s, name, &op{kind: opStart, host: c.Host, container: c.ID}, "re-bind "+c.Name, func(ctx context.Context) { l.start(ctx, log, s, name, l.host(c.Host), Spec{}, &c) })
 			return slotBusy
 		}
+		// slotscaler records a draining intent before each maint of its
+		// own: a maint without one, on a slot bound to its container, is an
+		// operator's (even of a slot still starting). Its container goes;
+		// the slot stays theirs, not to be filled again until they enable
+		// it (sim: "operator intents kept").
+		if exists && bound != nil && !draining {
+			l.hold(log, s, name)
+		}
+		l.setIntent(s.binding, name, time.Time{})
 		l.remove(ctx, log, s, name, mine, "slot in maint")
 		return slotBusy
 	case srv.Admin == runtimeapi.AdminDrain:
@@ -48,9 +61,12 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		if !ours {
 			return slotOperator
 		}
-		// A drain without a bound container ends at once only when every
-		// host answered: otherwise its container may be on the silent one.
-		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil && complete {
+		// Nothing is set to maint on data not complete for the slot: its
+		// container may be on the host that did not answer.
+		if !complete {
+			return slotDraining
+		}
+		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil {
 			l.retire(ctx, log, s, name, mine, "drained")
 			return slotBusy
 		}
@@ -77,13 +93,14 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		return slotBusy
 	}
 	switch {
+	case srv.Weight == 0 && !l.has(s.binding, name):
+		// Weighted out by someone else: not capacity, and not replaced
+		// even when unhealthy (sim: "operator intents kept").
+		return slotOperator
 	case srv.Health == runtimeapi.HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
 		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
 		return slotBusy
 	case srv.Weight == 0:
-		if _, ours := l.intent(s.binding, name); !ours {
-			return slotOperator // weighted out by someone else: not capacity
-		}
 		// Bound by an earlier run that stopped before the first check passed.
 		if checkPassed(srv) {
 			if err := l.act(ctx, func(ctx context.Context) error { return l.lb.SetWeight(ctx, s.cfg.Backend, name, 100) }); err != nil {
@@ -108,16 +125,23 @@ func (l *Loop) act(ctx context.Context, f func(context.Context) error) error {
 }
 
 // retire takes a slot out of the balancing at once (maint) and removes its
-// containers.
+// containers. The maint is recorded as slotscaler's first (a draining
+// intent, kept until the containers are gone): killed in between, the next
+// run does not take it for an operator's.
 func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name string, mine []Container, why string) {
 	l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRetire, Reason: why, Message: "slot to maint, container to remove"}, "dry_run", l.dryRun)
+	if _, ours := l.intent(s.draining, name); !ours && !l.dryRun {
+		if err := l.setIntent(s.draining, name, l.clock.Now()); err != nil {
+			log.Warn("retire postponed: its intent could not be saved", "slot", name, "err", err)
+			return
+		}
+	}
 	if err := l.act(ctx, func(ctx context.Context) error {
 		return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminMaint)
 	}); err != nil {
 		log.Warn("set maint", "slot", name, "err", err)
 		return
 	}
-	l.setIntent(s.draining, name, time.Time{})
 	l.setIntent(s.binding, name, time.Time{})
 	l.remove(ctx, log, s, name, mine, why)
 }
@@ -140,6 +164,7 @@ func (l *Loop) remove(ctx context.Context, log *slog.Logger, s *service, name st
 		if s.cfg.Slots.Mode == config.ModeDynamic {
 			l.deleteServer(ctx, log, s, name)
 		}
+		l.setIntent(s.draining, name, time.Time{})
 	})
 }
 
@@ -224,6 +249,12 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 	defer l.mu.Unlock()
 	t, ok := intents[slot]
 	return t, ok
+}
+
+// has reports whether slot has an intent in intents.
+func (l *Loop) has(intents map[string]time.Time, slot string) bool {
+	_, ok := l.intent(intents, slot)
+	return ok
 }
 
 // setIntent records (or, with a zero time, forgets) an intent and saves it

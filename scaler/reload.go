@@ -29,6 +29,9 @@ func (l *Loop) Reload(cfg *config.Config) error {
 			if sc.Backend != s.cfg.Backend || sc.Slots.Mode != s.cfg.Slots.Mode || sc.Slots.Prefix != s.cfg.Slots.Prefix {
 				fixed = append(fixed, "services."+sc.Name+" backend/slots")
 			}
+			if s.rollout != nil && s.rollout.active() && sc.Container.Image != s.cfg.Container.Image {
+				return fmt.Errorf("service %s: container.image changed while rollout %d runs; reload again when it has ended: %w", sc.Name, s.rollout.ID, ErrConflict)
+			}
 		}
 	}
 	if len(fixed) > 0 {
@@ -56,8 +59,8 @@ func (l *Loop) applyPending() {
 		}
 		// A new value: operations under way keep reading the old one's cfg.
 		ns := *s
-		if ns.image == s.cfg.Container.Image {
-			ns.image = sc.Container.Image
+		if sc.Container.Image != s.cfg.Container.Image {
+			ns.image = sc.Container.Image // the YAML's new image wins over an earlier rollout's
 		}
 		ns.cfg, ns.policy = sc, PolicyFor(sc, l.interval)
 		next = append(next, &ns)

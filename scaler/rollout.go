@@ -152,9 +152,14 @@ func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v 
 	case len(old) > 0 && len(v.free) > 0 && l.canPlace(s, inv):
 		step("surge: starting a new replica, health check pending")
 		l.scaleUp(ctx, log, s, 1, view{free: v.free}, inv, r.Target)
-	case len(old) > 0:
+	case len(old) > 0 && current >= r.Replicas:
+		// Drain first goes one below the count held, never further: with
+		// fewer serving than held it drained what little served (sim:
+		// "serving floor").
 		step("no free slot or host capacity: draining an old replica first")
 		l.scaleDown(ctx, log, s, 1, old, now)
+	case len(old) > 0 && len(v.free) == 0:
+		step(fmt.Sprintf("waiting: %d of %d replicas serve and no slot is free", current, r.Replicas))
 	case current < r.Replicas:
 		step("starting a new replica, health check pending")
 		l.scaleUp(ctx, log, s, r.Replicas-current, view{free: v.free}, inv, r.Target)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -57,10 +58,12 @@ type savedState struct {
 
 type savedService struct {
 	Image    string               `json:"image,omitempty"`
+	Base     string               `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
 	Paused   bool                 `json:"paused,omitempty"`
 	Pinned   *int                 `json:"pinned,omitempty"`
 	Draining map[string]time.Time `json:"draining,omitempty"`
 	Binding  map[string]time.Time `json:"binding,omitempty"`
+	Held     []string             `json:"held,omitempty"` // slots an operator set to maint
 	Rollout  *Rollout             `json:"rollout,omitempty"`
 }
 
@@ -78,9 +81,9 @@ func (l *Loop) persist() error {
 	l.version++
 	st := savedState{Version: l.version, Services: map[string]savedService{}}
 	for _, s := range l.services {
-		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding)}
+		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held))}
 		if s.image != s.cfg.Container.Image {
-			ss.Image = s.image
+			ss.Image, ss.Base = s.image, s.cfg.Container.Image
 		}
 		if s.hold != nil {
 			ss.Paused = s.hold.paused
@@ -162,7 +165,7 @@ func (l *Loop) restore() error {
 		if !ok {
 			continue
 		}
-		if ss.Image != "" {
+		if ss.Image != "" && (ss.Base == "" || ss.Base == s.cfg.Container.Image) {
 			s.image = ss.Image
 		}
 		if ss.Pinned != nil {
@@ -170,6 +173,9 @@ func (l *Loop) restore() error {
 		}
 		maps.Copy(s.draining, ss.Draining)
 		maps.Copy(s.binding, ss.Binding)
+		for _, slot := range ss.Held {
+			s.held[slot] = true
+		}
 		s.rollout = ss.Rollout
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -17,10 +18,11 @@ import (
 
 // Fixture is a loop and its fakes.
 type Fixture struct {
-	Loop   *scaler.Loop
-	LB     *runtimeapi.Fake
-	Engine *fakeengine.Engine
-	Config *config.Config
+	Loop     *scaler.Loop
+	LB       *runtimeapi.Fake
+	Engine   *fakeengine.Engine
+	Config   *config.Config
+	StateDir string // where the loop keeps state.json
 }
 
 // Options adjust the loop; every field is optional.
@@ -29,6 +31,7 @@ type Options struct {
 	Log        *slog.Logger // default: discard
 	WrapLB     func(scaler.LB) scaler.LB
 	WrapEngine func(scaler.Engine) scaler.Engine
+	Now        func() time.Time // the loop's clock (default: time.Now)
 }
 
 // New builds a loop for the config in yaml, whose one service "web" has
@@ -40,7 +43,7 @@ func New(t testing.TB, yaml string, o Options) *Fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Fixture{LB: runtimeapi.NewFake(), Engine: fakeengine.New("local", 30000), Config: cfg}
+	f := &Fixture{LB: runtimeapi.NewFake(), Engine: fakeengine.New("local", 30000), Config: cfg, StateDir: t.TempDir()}
 	f.LB.SetChecker(func(_ netip.Addr, port int) bool { return f.Engine.RunningOn(port) })
 	f.LB.DeclareBackend("web", "roundrobin")
 	f.LB.DeclareTemplate("web", "slot", cfg.Services[0].MaxReplicas, netip.MustParseAddrPort("127.0.0.1:9"))
@@ -55,7 +58,7 @@ func New(t testing.TB, yaml string, o Options) *Fixture {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), Observer: o.Observer, Log: o.Log,
+	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: f.StateDir, Observer: o.Observer, Log: o.Log, Now: o.Now,
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 // Package api is slotscaler's HTTP API (DESIGN.md's table): JSON in and
 // out, bearer tokens with roles viewer < operator < admin compared in
 // constant time, request bodies limited, and errors as {"error": "..."}
-// with 400, 401, 403, 404, 409 (or 502 when HAProxy refused or could not be
-// reached). /healthz, /readyz and /metrics need no token.
+// with 400, 401, 403, 404, 405, 409 (or 502 when HAProxy or Docker refused
+// or could not be reached, 503 when state.json could not be written).
+// /healthz, /readyz and /metrics need no token. A rollout may run only the
+// images the service's allowed_images lets through, whatever the role.
 package api
 
 import (
@@ -14,10 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
 // Role is what a token may do.
@@ -72,7 +77,8 @@ type Loop interface {
 // Server is the HTTP API.
 type Server struct {
 	loop    Loop
-	tokens  []Token
+	secrets atomic.Pointer[Secrets]       // tokens and certificate, replaced on reload
+	config  atomic.Pointer[config.Config] // the image policy, replaced on reload
 	metrics http.Handler
 	reload  func() error
 	log     *slog.Logger
@@ -81,13 +87,24 @@ type Server struct {
 // maxBody bounds request bodies; every body the API takes is a few bytes.
 const maxBody = 64 << 10
 
-// New builds the API. reload re-reads the config file (POST
-// /v1/config/reload); metrics serves /metrics.
-func New(loop Loop, tokens []Token, metrics http.Handler, reload func() error, log *slog.Logger) *Server {
+// New builds the API for cfg (its image policy) and secrets (its tokens
+// and certificate). reload re-reads the config file (POST
+// /v1/config/reload) and calls Apply with what it read; metrics serves
+// /metrics.
+func New(loop Loop, cfg *config.Config, secrets Secrets, metrics http.Handler, reload func() error, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{loop: loop, tokens: tokens, metrics: metrics, reload: reload, log: log}
+	s := &Server{loop: loop, metrics: metrics, reload: reload, log: log}
+	s.Apply(cfg, secrets)
+	return s
+}
+
+// Apply installs a reloaded config's image policy and its tokens and
+// certificate: a token gone from them is refused from the next request on.
+func (s *Server) Apply(cfg *config.Config, secrets Secrets) {
+	s.config.Store(cfg)
+	s.secrets.Store(&secrets)
 }
 
 // Handler routes every endpoint.
@@ -161,8 +178,11 @@ func (s *Server) Handler() http.Handler {
 			}
 			timeout = d
 		}
-		if strings.TrimSpace(body.Image) == "" || strings.ContainsAny(body.Image, " \t\n") {
+		if body.Image == "" {
 			return nil, badRequest("image is required, e.g. {\"image\": \"registry.local/web:1.4.3\"}")
+		}
+		if err := s.imageAllowed(r.PathValue("name"), body.Image); err != nil {
+			return nil, err
 		}
 		return s.loop.StartRollout(r.PathValue("name"), body.Image, timeout)
 	})
@@ -179,9 +199,63 @@ func (s *Server) Handler() http.Handler {
 		return map[string]string{"status": "reloaded"}, nil
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	// The mux would redirect "/v1/services/../config/reload" to the clean
+	// path, and a client that follows redirects would send its POST and
+	// token there: refuse such paths instead.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || path.Clean(p) != p {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: no '.', '..', '//' or trailing '/'", p))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// allowed lists the methods some route other than the catch-all serves at
+// r's path (the catch-all keeps the mux from answering 405 in plain text).
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// imageAllowed checks a rollout's image against the service's
+// allowed_images, for every role: an operator must not be able to run an
+// image of their choosing with the service's secrets and volumes.
+func (s *Server) imageAllowed(name, image string) error {
+	ref, err := config.ParseImage(image)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	if _, err := s.loop.Service(name); err != nil {
+		return err
+	}
+	cfg := s.config.Load()
+	if cfg == nil {
+		return forbidden("rollouts are refused: the API has no image policy loaded")
+	}
+	for _, sc := range cfg.Services {
+		if sc.Name == name {
+			if !sc.AllowsImage(ref) {
+				return forbidden(fmt.Sprintf("image %q is outside service %s's allowed_images %q: a rollout may run only those, whatever the token's role", image, name, sc.ImagePatterns()))
+			}
+			return nil
+		}
+	}
+	return forbidden(fmt.Sprintf("service %s has no image policy in the loaded config", name))
 }
 
 func (s *Server) control(r *http.Request, err error) (any, error) {
@@ -203,11 +277,12 @@ func (s *Server) slot(r *http.Request, action func(context.Context, string, stri
 // constant-time comparison), then the role, then runs h.
 func (s *Server) authorize(need Role, h func(*http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		given := bearer(r.Header.Get("Authorization"))
+		tokens := s.secrets.Load().Tokens
 		var who *Token
-		for i := range s.tokens {
-			if subtle.ConstantTimeCompare([]byte(given), []byte(s.tokens[i].Value)) == 1 && ok && given != "" {
-				who = &s.tokens[i]
+		for i := range tokens {
+			if subtle.ConstantTimeCompare([]byte(given), []byte(tokens[i].Value)) == 1 && given != "" {
+				who = &tokens[i]
 			}
 		}
 		switch {
@@ -222,11 +297,14 @@ func (s *Server) authorize(need Role, h func(*http.Request) (any, error)) http.H
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		out, err := h(r)
 		if err != nil {
-			code := status(err)
+			code, msg := status(err), err.Error()
 			if code >= 500 {
 				s.log.Error("api", "method", r.Method, "path", r.URL.Path, "token", who.Name, "err", err)
 			}
-			writeError(w, code, err.Error())
+			if code == http.StatusServiceUnavailable {
+				msg += " (state.json could not be written: the change was not made, or holds only until slotscaler restarts; check the free space and permissions of state_dir)"
+			}
+			writeError(w, code, msg)
 			return
 		}
 		if r.Method != http.MethodGet {
@@ -236,18 +314,39 @@ func (s *Server) authorize(need Role, h func(*http.Request) (any, error)) http.H
 	})
 }
 
+// bearer is the token of an "Authorization: Bearer <token>" header; the
+// scheme is case-insensitive (RFC 9110, 11.1).
+func bearer(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
 type badRequestError struct{ msg string }
 
 func (e badRequestError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return badRequestError{msg} }
 
+type forbiddenError struct{ msg string }
+
+func (e forbiddenError) Error() string { return e.msg }
+
+func forbidden(msg string) error { return forbiddenError{msg} }
+
 func status(err error) int {
 	var bad badRequestError
+	var denied forbiddenError
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, scaler.ErrNotSaved):
+		return http.StatusServiceUnavailable // the change may be lost at the next restart
 	case errors.As(err, &bad), errors.Is(err, scaler.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.As(err, &denied):
+		return http.StatusForbidden
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, scaler.ErrUnknown):

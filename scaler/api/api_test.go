@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/api"
+	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/metrics"
 )
 
@@ -24,37 +26,56 @@ const (
 )
 
 type fixture struct {
-	t    *testing.T
-	srv  *httptest.Server
-	loop *scaler.Loop
-	logs *bytes.Buffer
+	t        testing.TB
+	srv      *httptest.Server
+	api      *api.Server
+	cfg      *config.Config
+	stateDir string
+	loop     *scaler.Loop
+	logs     *bytes.Buffer
 }
 
-func newFixture(t *testing.T) *fixture {
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	m := metrics.New()
-	loop := scalertest.New(t, `
+// fixtureYAML is one service, web, running web:1; extra is added to its
+// line (e.g. allowed_images).
+const fixtureYAML = `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 services:
-  - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 4, target: {sessions_per_replica: 10}}
-`, scalertest.Options{Observer: m, Log: log}).Loop
+  - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 1, max_replicas: 4, target: {sessions_per_replica: 10}%s}
+`
+
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, "") }
+
+func newFixtureWith(t testing.TB, extra string) *fixture {
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	m := metrics.New()
+	fx := scalertest.New(t, fmt.Sprintf(fixtureYAML, extra), scalertest.Options{Observer: m, Log: log})
+	loop, cfg := fx.Loop, fx.Config
 	loop.Tick(context.Background())
 	loop.Wait()
 	loop.Tick(context.Background())
 	tokens := []api.Token{{"dash", viewerToken, api.Viewer}, {"ci", operatorToken, api.Operator}, {"root", adminToken, api.Admin}}
 	reload := func() error { return nil }
-	srv := httptest.NewServer(api.New(loop, tokens, m.Handler(), reload, log).Handler())
+	server := api.New(loop, cfg, api.Secrets{Tokens: tokens}, m.Handler(), reload, log)
+	srv := httptest.NewServer(server.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, loop: loop, logs: logs}
+	return &fixture{t: t, srv: srv, api: server, cfg: cfg, stateDir: fx.StateDir, loop: loop, logs: logs}
 }
 
 func (f *fixture) do(method, path, token, body string) (int, map[string]any) {
 	f.t.Helper()
+	code, _, out := f.doHeader(method, path, "Bearer "+token, body)
+	return code, out
+}
+
+// doHeader sends authorization as the Authorization header (none when it
+// is "Bearer ") and returns the status, the headers and the JSON answer.
+func (f *fixture) doHeader(method, path, authorization, body string) (int, http.Header, map[string]any) {
+	f.t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "Bearer " {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -66,7 +87,7 @@ func (f *fixture) do(method, path, token, body string) (int, map[string]any) {
 	if json.Unmarshal(data, &out) != nil {
 		out = map[string]any{"raw": string(data)}
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
 }
 
 func TestAPIStatusCodes(t *testing.T) {

@@ -56,8 +56,16 @@ type TLS struct {
 
 // API is the HTTP API.
 type API struct {
-	Listen string  `yaml:"listen"` // default 127.0.0.1:9180
-	Tokens []Token `yaml:"tokens"`
+	Listen         string     `yaml:"listen"`          // default 127.0.0.1:9180
+	TLS            *ServerTLS `yaml:"tls"`             // optional; required for a non-loopback listen
+	InsecureListen bool       `yaml:"insecure_listen"` // allow a non-loopback listen without tls (behind a TLS proxy)
+	Tokens         []Token    `yaml:"tokens"`
+}
+
+// ServerTLS are the API's certificate and key files, re-read on reload.
+type ServerTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Token is a bearer token whose value is read from a file or the environment.
@@ -74,6 +82,7 @@ type Service struct {
 	Backend        string        `yaml:"backend"`
 	Slots          Slots         `yaml:"slots"`
 	Container      Container     `yaml:"container"`
+	AllowedImages  []string      `yaml:"allowed_images"` // what a rollout may run (default: container.image's repository, any tag)
 	Check          Check         `yaml:"check"`
 	MinReplicas    int           `yaml:"min_replicas"`
 	MaxReplicas    int           `yaml:"max_replicas"`

@@ -153,6 +153,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		add("api.listen", "%q: want host:port", c.API.Listen)
 	}
+	errs = append(errs, c.API.validateListen()...)
 	tokenNames := map[string]bool{}
 	for i, t := range c.API.Tokens {
 		p := fmt.Sprintf("api.tokens[%d]", i)
@@ -200,6 +201,7 @@ func (s *Service) validate(p string, names, backends map[string]bool) []error {
 	if s.Container.Image == "" {
 		add(p+".container.image", "required")
 	}
+	errs = append(errs, s.validateAllowedImages(p)...)
 	if s.Container.Port < 1 || s.Container.Port > 65535 {
 		add(p+".container.port", "must be 1-65535, got %d", s.Container.Port)
 	}

@@ -1,0 +1,276 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+)
+
+// actors schedules, until end, what the world does to slotscaler: load
+// that moves, operators on the sockets and with lbctl, rollouts, reloads,
+// and faults.
+func (w *world) actors(end time.Time) {
+	for _, h := range w.haproxies {
+		h.cutP, h.junkP, h.lostP, h.slowP, h.downP = 0.01, 0.005, 0.01, 0.005, 0.005
+	}
+	for _, h := range w.hosts {
+		h.failP = 0.05
+	}
+	w.store.failP = 0.01
+	w.repeat(end, 2*time.Second, 8*time.Second, w.moveLoad)
+	w.repeat(end, 8*time.Second, 30*time.Second, w.operatorOnSocket)
+	w.repeat(end, 5*time.Second, 20*time.Second, w.operatorWithLbctl)
+	w.repeat(end, 15*time.Second, 40*time.Second, w.rollout)
+	w.repeat(end, 20*time.Second, 60*time.Second, w.reload)
+	w.repeat(end, 20*time.Second, 60*time.Second, w.restartHAProxy)
+	w.repeat(end, 10*time.Second, 40*time.Second, w.hostOutage)
+	w.repeat(end, 8*time.Second, 25*time.Second, w.containerFault)
+	w.repeat(end, 10*time.Second, 45*time.Second, w.crash)
+}
+
+// repeat runs f at random gaps between lo and hi until end.
+func (w *world) repeat(end time.Time, lo, hi time.Duration, f func()) {
+	var again func()
+	again = func() {
+		if w.sched.Now().After(end) {
+			return
+		}
+		f()
+		w.after(w.sched.between(lo, hi), again)
+	}
+	w.after(w.sched.between(lo, hi), again)
+}
+
+// Load sets the concurrent sessions wanted on backend.
+func (w *World) Load(backend string, sessions int) {
+	w.load[backend] = sessions
+	w.spread()
+	w.trace("load on %s: %d sessions", backend, sessions)
+}
+
+func (w *world) moveLoad() {
+	(&World{w}).Load("web", w.sched.intn(60))
+}
+
+// randomSlot picks a slot of backend on instance h that is not in maint.
+func (w *world) randomSlot(h *haproxy, backend string) *server {
+	b := h.backend(backend)
+	var live []*server
+	for _, s := range b.servers {
+		if s.admin != runtimeapi.AdminMaint {
+			live = append(live, s)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return live[w.sched.intn(len(live))]
+}
+
+// OnSocket is an operator's command on one instance's runtime socket:
+// "drain", "maint" or "weight0".
+func (w *World) OnSocket(h int, backend, slot, what string) {
+	hp := w.haproxies[h]
+	s := hp.backend(backend).server(slot)
+	if s == nil {
+		return
+	}
+	if s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 {
+		// Nothing HAProxy could tell apart from slotscaler's own drain,
+		// retirement or weight-0 bind: absorbed into them (README).
+		return
+	}
+	w.operator[backend+"/"+slot] = what
+	switch what {
+	case "drain":
+		hp.setState(s, runtimeapi.AdminDrain, w.sched.Now())
+	case "maint":
+		hp.setState(s, runtimeapi.AdminMaint, w.sched.Now())
+	case "weight0":
+		s.weight = 0
+	}
+	w.trace("operator on %s's socket: %s %s/%s", hp.name, what, backend, slot)
+}
+
+func (w *world) operatorOnSocket() {
+	h := w.sched.intn(len(w.haproxies))
+	if s := w.randomSlot(w.haproxies[h], "web"); s != nil {
+		(&World{w}).OnSocket(h, "web", s.name, []string{"drain", "maint", "weight0"}[w.sched.intn(3)])
+	}
+}
+
+// api calls the running slotscaler as lbctl would, in a goroutine of its
+// own, and hands the result to done (in that goroutine).
+func (w *world) api(what string, call func(*scaler.Loop) error, done func(error)) {
+	if w.loop == nil {
+		return
+	}
+	loop, proc := w.loop, w.proc
+	w.trace("lbctl %s", what)
+	w.goLoop(proc, "api", func() {
+		err := call(loop)
+		w.trace("lbctl %s: %v", what, err)
+		if done != nil && w.sched.alive(proc) {
+			done(err)
+		}
+	})
+}
+
+// Drain, Enable, Scale, Pause, Resume and Rollout are lbctl's commands.
+func (w *World) Drain(backend, slot string) {
+	key := backend + "/" + slot
+	w.operator[key] = "drain"
+	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
+		if err != nil && w.operator[key] == "drain" {
+			delete(w.operator, key) // the operator saw it fail
+		}
+	})
+}
+
+func (w *World) Enable(backend, slot string) {
+	delete(w.operator, backend+"/"+slot)
+	w.api("enable "+backend+"/"+slot, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, nil)
+}
+
+func (w *World) Scale(service string, n int) {
+	old, pinned := w.pins[service]
+	if pinned {
+		w.pins[service] = min(old, n) // the lower of the old and new target while it changes
+	}
+	w.api(fmt.Sprintf("scale %s %d", service, n), func(l *scaler.Loop) error { return l.Pin(service, n) }, func(err error) {
+		switch {
+		case err == nil:
+			w.pins[service] = n
+		case pinned:
+			w.pins[service] = old
+		default:
+			delete(w.pins, service) // an unsaved pin may hold until a restart: the config's min is the floor
+		}
+	})
+}
+
+func (w *World) Pause(service string) {
+	w.api("pause "+service, func(l *scaler.Loop) error { return l.Pause(service) }, nil)
+}
+
+func (w *World) Resume(service string) {
+	w.api("resume "+service, func(l *scaler.Loop) error { return l.Resume(service) }, func(err error) {
+		if err == nil {
+			delete(w.pins, service)
+		}
+	})
+}
+
+func (w *World) Rollout(service, image string) {
+	w.rolling[service] = true
+	w.api("rollout "+service+" "+image, func(l *scaler.Loop) error {
+		_, err := l.StartRollout(service, image, time.Minute)
+		return err
+	}, nil)
+}
+
+func (w *world) operatorWithLbctl() {
+	ww := &World{w}
+	switch w.sched.intn(6) {
+	case 0:
+		for key := range w.operator {
+			if w.sched.chance(0.5) {
+				backend, slot, _ := strings.Cut(key, "/")
+				ww.Enable(backend, slot)
+			}
+		}
+	case 1:
+		if s := w.randomSlot(w.haproxies[0], "web"); s != nil {
+			ww.Drain("web", s.name)
+		}
+	case 2, 3:
+		ww.Scale("web", w.sched.intn(6))
+	case 4:
+		ww.Pause("web")
+	default:
+		ww.Resume("web")
+	}
+}
+
+func (w *world) rollout() {
+	if w.loop == nil {
+		return
+	}
+	if r, err := w.loop.RolloutStatus("web"); err == nil && (r.State == scaler.RolloutRunning || r.State == scaler.RolloutRollingBack) {
+		return
+	}
+	(&World{w}).Rollout("web", []string{"web:2", "web:3", "web:bad", "web:missing"}[w.sched.intn(4)])
+}
+
+// pollRollouts clears the world's note of a rollout once it ended.
+func (w *world) pollRollouts() {
+	if w.loop == nil {
+		return
+	}
+	for svc := range w.rolling {
+		r, err := w.loop.RolloutStatus(svc)
+		if errors.Is(err, scaler.ErrUnknown) || err == nil && r.State != scaler.RolloutRunning && r.State != scaler.RolloutRollingBack {
+			delete(w.rolling, svc)
+		}
+	}
+}
+
+func (w *world) reload() {
+	if w.loop == nil {
+		return
+	}
+	next, err := w.config(1 + w.sched.intn(2))
+	if err != nil {
+		w.violate("no panic", "sim config: %v", err)
+		return
+	}
+	if err := w.loop.Reload(next); err != nil {
+		w.trace("reload refused: %v", err)
+		return
+	}
+	w.prevCfg, w.cfg = w.cfg, next
+	w.trace("config reloaded: min_replicas %d", next.Services[0].MinReplicas)
+}
+
+func (w *world) restartHAProxy() {
+	h := w.haproxies[w.sched.intn(len(w.haproxies))]
+	h.boot(w.sched.Now())
+	if len(w.haproxies) == 1 {
+		// The only instance forgot the operators' runtime changes too; with
+		// several, the others still hold them and it is rebuilt from them.
+		clear(w.operator)
+	}
+	w.spread()
+	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)
+}
+
+func (w *world) hostOutage() {
+	h := w.hosts[w.sched.intn(len(w.hosts))]
+	h.down = true
+	w.trace("docker %s stops answering", h.name)
+	w.after(w.sched.between(time.Second, 10*time.Second), func() {
+		h.down = false
+		w.trace("docker %s answers again", h.name)
+	})
+}
+
+func (w *world) containerFault() {
+	h := w.hosts[w.sched.intn(len(w.hosts))]
+	if len(h.containers) == 0 {
+		return
+	}
+	c := h.containers[w.sched.intn(len(h.containers))]
+	if w.sched.chance(0.5) {
+		c.Running = false
+		w.trace("docker %s: %s died", h.name, c.ID)
+	} else {
+		c.healthy = false
+		w.trace("docker %s: %s turned sick", h.name, c.ID)
+	}
+	w.spread()
+}

@@ -1,0 +1,178 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// The invariants, by the names failures carry:
+//
+//   - "serving floor": a change of slotscaler's never leaves an instance
+//     with fewer serving slots than the lower of what served before it
+//     and the target in force (a pin, else the min of the current and the
+//     previous config; one less during a rollout, which may drain first).
+//   - "no removal under traffic": no container is removed while any
+//     instance has a slot not in maint pointing at it.
+//   - "operator intents kept": a slot an operator drained, set to maint
+//     or weighted 0 (on a socket or with lbctl) is not made ready or
+//     weighted back by slotscaler until the operator enables it.
+//   - "state_dir parses", "intents never go back in time": every save
+//     parses and carries a newer version than the one it replaces
+//     (store.go).
+//   - "no action on incomplete data": the tick does not drain, maint or
+//     delete a slot whose container's host did not answer its listing,
+//     or whose backend read came back cut short.
+//   - "no panic".
+//   - "converged": after the faults stop, within Options.Quiet, every
+//     instance shows the same slot table, every container is bound by a
+//     slot every instance has out of maint, and every slot out of maint
+//     points at a running container.
+
+// servingOn counts the slots of b that take traffic on h and whose
+// container answers.
+func (w *world) servingOn(b *backend) int {
+	n := 0
+	for _, s := range b.servers {
+		if s.takesTraffic() && w.healthyAt(s.addr, s.port) {
+			n++
+		}
+	}
+	return n
+}
+
+// target is the replica count the floor protects for backend.
+func (w *world) target(backend string) int {
+	now := w.sched.Now()
+	t := min(scaler.LimitsAt(w.service(backend), now).Min, scaler.LimitsAt(w.prevService(backend), now).Min)
+	if pin, ok := w.pins[backend]; ok {
+		t = pin
+	}
+	if w.rolling[backend] {
+		t--
+	}
+	return t
+}
+
+func (w *world) prevService(backend string) config.Service {
+	for _, s := range w.prevCfg.Services {
+		if s.Backend == backend {
+			return s
+		}
+	}
+	return w.service(backend)
+}
+
+// changed checks a server command of proc's that an instance applied;
+// before is what served on it before.
+func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
+	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
+	key := b.name + "/" + server
+	intent := w.operator[key]
+	switch {
+	case intent == "drain" && what == "state ready",
+		intent == "maint" && (what == "state ready" || what == "state drain"),
+		intent == "weight0" && strings.HasPrefix(what, "weight") && what != "weight 0%":
+		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
+	}
+	if after := w.servingOn(b); intent == "" && after < before {
+		if floor := min(before, w.target(b.name)); after < floor {
+			pin, pinned := w.pins[b.name]
+			w.violate("serving floor", "%s on %s/%s left %d serving (was %d, target %d: pinned %t at %d, rolling %t)", what, h.name, key, after, before, w.target(b.name), pinned, pin, w.rolling[b.name])
+		}
+	}
+	destructive := what == "state maint" || what == "state drain" || what == "del server"
+	if destructive && w.sched.label() == "tick" && intent == "" {
+		if w.cuts[b.name] == w.tickSeq {
+			w.violate("no action on incomplete data", "%s on %s in a tick whose read of %s was cut short", what, key, b.name)
+		}
+		if target != nil && w.listFail[target.Host] == w.tickSeq {
+			w.violate("no action on incomplete data", "%s on %s, whose container is on %s that did not answer this tick's listing", what, key, target.Host)
+		}
+	}
+}
+
+// removing checks a removal of c, before it happens.
+func (w *world) removing(proc int, h *host, c *container) {
+	w.trace("docker %s: remove %s of %s/%s (process %d, %s)", h.name, c.ID, c.Service, c.Slot, proc, w.sched.label())
+	ap := w.addrOf(c)
+	if !c.Running {
+		return
+	}
+	for _, hp := range w.haproxies {
+		for _, b := range hp.backends {
+			for _, s := range b.servers {
+				if s.admin != runtimeapi.AdminMaint && s.at(ap) {
+					w.violate("no removal under traffic", "container %s removed while %s has %s/%s %s pointing at it", c.ID, hp.name, b.name, s.name, s.admin)
+				}
+			}
+		}
+	}
+	if w.listFail[c.Host] == w.tickSeq && w.sched.label() == "tick" {
+		w.violate("no action on incomplete data", "container %s removed by a tick whose listing of %s failed", c.ID, c.Host)
+	}
+}
+
+// checkConverged checks the world after the quiet period.
+func (w *world) checkConverged() {
+	table := func(h *haproxy) string {
+		var rows []string
+		for _, b := range h.backends {
+			for _, s := range b.servers {
+				row := fmt.Sprintf("%s/%s %s w0=%t", b.name, s.name, s.admin, s.weight == 0)
+				if s.admin != runtimeapi.AdminMaint {
+					row += fmt.Sprintf(" %s:%d", s.addr, s.port)
+				}
+				rows = append(rows, row)
+			}
+		}
+		slices.Sort(rows)
+		return strings.Join(rows, "; ")
+	}
+	first := table(w.haproxies[0])
+	for _, h := range w.haproxies[1:] {
+		if t := table(h); t != first {
+			w.violate("converged", "instances differ:\n  %s: %s\n  %s: %s", w.haproxies[0].name, first, h.name, t)
+			return
+		}
+	}
+	// Slots an operator holds, and their containers, are theirs to mend.
+	for _, hs := range w.hosts {
+		for _, c := range hs.containers {
+			if w.operator[c.Service+"/"+c.Slot] != "" {
+				continue
+			}
+			ap := w.addrOf(c)
+			for _, h := range w.haproxies {
+				bound := false
+				for _, b := range h.backends {
+					for _, s := range b.servers {
+						bound = bound || c.Running && s.admin != runtimeapi.AdminMaint && s.at(ap)
+					}
+				}
+				if !bound {
+					w.violate("converged", "container %s (%s/%s, running %t) is bound by no slot on %s: %s", c.ID, c.Service, c.Slot, c.Running, h.name, table(h))
+					return
+				}
+			}
+		}
+	}
+	for _, h := range w.haproxies {
+		for _, b := range h.backends {
+			for _, s := range b.servers {
+				if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminMaint && c == nil && w.operator[b.name+"/"+s.name] == "" {
+					w.violate("converged", "%s: %s/%s is %s at %s:%d, where no container runs", h.name, b.name, s.name, s.admin, s.addr, s.port)
+					return
+				}
+			}
+		}
+	}
+}
+
+// at reports whether the server points at ap.
+func (s *server) at(ap netip.AddrPort) bool { return s.addr == ap.Addr() && s.port == int(ap.Port()) }

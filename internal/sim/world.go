@@ -1,0 +1,377 @@
+// Package sim is slotscaler's deterministic simulator. One seed gives one
+// reproducible run, on a virtual clock, of the production control loop
+// (scaler.Loop, unchanged) against simulated HAProxy instances and Docker
+// hosts, with load, operators, rollouts, config reloads and faults
+// (HAProxy restarts, replies cut short or garbled or late, lost replies,
+// failed starts, engines that stop answering, containers that die or turn
+// sick, state writes that fail, and slotscaler killed at any moment and
+// restarted from its state). Invariants are checked at every event; see
+// invariants.go. Run it with make sim.
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
+)
+
+// Options shape a run; Random draws them from a seed.
+type Options struct {
+	Seed      uint64
+	Instances int           // HAProxy instances
+	Hosts     int           // Docker hosts
+	Dynamic   bool          // dynamic slots (template otherwise)
+	Faults    time.Duration // how long faults and actors run
+	Quiet     time.Duration // then, how long the world gets to converge
+	Script    func(*World)  // a scenario's own actions, instead of random actors
+	Log       io.Writer     // slotscaler's own log (replays); default: none
+}
+
+// Random draws a run's shape from its seed.
+func Random(seed uint64) Options {
+	s := newSched(seed^0x5eed, time.Time{})
+	return Options{Seed: seed, Instances: 1 + s.intn(2), Hosts: 1 + s.intn(2), Dynamic: s.chance(0.4),
+		Faults: time.Duration(60+s.intn(120)) * time.Second, Quiet: 40 * time.Second}
+}
+
+// Failure is a broken invariant, with the events that led to it.
+type Failure struct {
+	Seed      uint64
+	Invariant string
+	Detail    string
+	Time      time.Duration // into the run
+	Trail     []string
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("seed %d: invariant %q broken at %s: %s\nlast events:\n  %s\nreplay: make sim SEED=%d",
+		f.Seed, f.Invariant, f.Time, f.Detail, strings.Join(f.Trail, "\n  "), f.Seed)
+}
+
+// World is one simulated run.
+type World struct{ *world }
+
+type world struct {
+	opts      Options
+	sched     *sched
+	begin     time.Time
+	cfg       *config.Config
+	prevCfg   *config.Config // the config before the last reload, for floors
+	haproxies []*haproxy
+	hosts     []*host
+	store     *store
+	rise      int
+	fall      int
+	faults    bool
+
+	proc    int // the slotscaler process running now
+	loop    *scaler.Loop
+	ticking bool
+	tickSeq int
+
+	load     map[string]int          // concurrent sessions wanted per backend
+	pins     map[string]int          // lbctl scale in force
+	operator map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
+	listFail map[string]int          // host -> tick whose listing failed
+	cuts     map[string]int          // backend -> tick whose read was cut
+	rolling  map[string]bool         // services with a rollout asked for
+	removed  map[*container]struct{} // removals under way (the container may still run)
+
+	trail   []string
+	failure *Failure
+}
+
+const (
+	interval   = time.Second
+	checkInter = 500 * time.Millisecond
+)
+
+const simYAML = `
+haproxy: {runtime_api: [%s]}
+docker: {hosts: [%s]}
+interval: 1s
+services:
+  - name: web
+    backend: web
+    slots: {mode: %s, prefix: slot}
+    container: {image: "web:1", port: 8080}
+    check: {inter: 500ms, rise: 1, fall: 2}
+    min_replicas: %d
+    max_replicas: 5
+    max_scale_up: 2
+    target: {sessions_per_replica: 10}
+    stabilization: {scale_down: 5s}
+    cooldown: {scale_up: 0s, scale_down: 2s}
+    drain_timeout: 4s
+    unhealthy_after: 4s
+`
+
+func (w *world) config(minReplicas int) (*config.Config, error) {
+	var lbs, hosts []string
+	for i := range w.opts.Instances {
+		lbs = append(lbs, fmt.Sprintf("unix:///sim/haproxy%d.sock", i+1))
+	}
+	for i := range w.opts.Hosts {
+		hosts = append(hosts, fmt.Sprintf("{name: node%d, endpoint: unix:///sim/docker%d.sock, address: 127.0.0.%d, max_containers: 4}", i+1, i+1, i+1))
+	}
+	mode := config.ModeTemplate
+	if w.opts.Dynamic {
+		mode = config.ModeDynamic
+	}
+	return config.Parse(fmt.Appendf(nil, simYAML, strings.Join(lbs, ", "), strings.Join(hosts, ", "), mode, minReplicas))
+}
+
+// New builds a world from opts; nothing runs until Run.
+func New(opts Options) (*World, error) {
+	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
+		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
+		cuts: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+	cfg, err := w.config(1)
+	if err != nil {
+		return nil, err
+	}
+	w.cfg, w.prevCfg = cfg, cfg
+	for i := range opts.Instances {
+		h := &haproxy{w: w, name: fmt.Sprintf("haproxy%d", i+1), pid: 1000 * (i + 1)}
+		for _, sc := range cfg.Services {
+			b := &backend{name: sc.Backend, dynamic: sc.Slots.Mode == config.ModeDynamic, prefix: sc.Slots.Prefix}
+			if !b.dynamic {
+				b.slots = sc.MaxReplicas
+			}
+			h.backends = append(h.backends, b)
+		}
+		h.boot(start)
+		w.haproxies = append(w.haproxies, h)
+	}
+	for i, hc := range cfg.Docker.Hosts {
+		w.hosts = append(w.hosts, &host{w: w, name: hc.Name, addr: hc.IP(), capacity: hc.MaxContainers, nextPort: 30000 + 1000*i})
+	}
+	w.store = &store{w: w}
+	w.sched.panicked = func(label string, v any) { w.violate("no panic", "%s goroutine: %v", label, v) }
+	return &World{w}, nil
+}
+
+// Run plays the world: faults and actors for opts.Faults, then quiet for
+// opts.Quiet, and checks convergence at the end. The first broken invariant
+// ends the run.
+func (w *World) Run() *Failure {
+	defer w.shutdown()
+	w.boot()
+	faultsEnd := w.begin.Add(w.opts.Faults)
+	end := faultsEnd.Add(w.opts.Quiet)
+	w.every(interval, w.tick)
+	w.every(checkInter, w.checks)
+	w.every(interval, w.pollRollouts)
+	if w.opts.Script != nil {
+		w.opts.Script(w)
+	} else {
+		w.faults = true
+		w.actors(faultsEnd)
+	}
+	w.sched.at(faultsEnd, w.calm)
+	for w.failure == nil && w.sched.step(end) {
+	}
+	if w.failure == nil {
+		w.checkConverged()
+	}
+	return w.failure
+}
+
+// every runs f every d of virtual time.
+func (w *world) every(d time.Duration, f func()) {
+	var again func()
+	again = func() {
+		f()
+		w.sched.at(w.sched.Now().Add(d), again)
+	}
+	w.sched.at(w.sched.Now().Add(d), again)
+}
+
+// after runs f once, d from now.
+func (w *world) after(d time.Duration, f func()) { w.sched.at(w.sched.Now().Add(d), f) }
+
+// boot starts a slotscaler process from state_dir.
+func (w *world) boot() {
+	w.proc++
+	w.ticking = false
+	proc := w.proc
+	var lbs []scaler.LB
+	var names []string
+	for _, h := range w.haproxies {
+		lbs = append(lbs, lb{h: h, proc: proc})
+		names = append(names, h.name)
+	}
+	var theLB = lbs[0]
+	if len(lbs) > 1 {
+		opts := func(backend string) (runtimeapi.ServerOptions, bool) {
+			for _, s := range w.cfg.Services {
+				if s.Backend == backend {
+					return scaler.DynamicServerOptions(s), s.Slots.Mode == config.ModeDynamic
+				}
+			}
+			return runtimeapi.ServerOptions{}, false
+		}
+		theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, discard)
+		if w.opts.Log != nil {
+			theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, slog.New(slog.NewTextHandler(w.opts.Log, nil)))
+		}
+	}
+	var hosts []scaler.Host
+	for i, hc := range w.cfg.Docker.Hosts {
+		hosts = append(hosts, scaler.Host{Name: hc.Name, Addr: hc.IP(), Capacity: hc.MaxContainers, Preferred: hc.Preferred(), Engine: engine{h: w.hosts[i], proc: proc}})
+	}
+	log := discard
+	if w.opts.Log != nil {
+		log = slog.New(slog.NewTextHandler(w.opts.Log, &slog.HandlerOptions{Level: slog.LevelDebug,
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.String("t", w.sched.Now().Sub(w.begin).String())
+				}
+				return a
+			}})).With("process", proc)
+	}
+	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Hosts: hosts, State: procStore{s: w.store, proc: proc},
+		Clock: clock{s: w.sched, proc: proc}, Log: log})
+	if err != nil {
+		w.violate("state_dir parses", "restart from state_dir: %v", err)
+		return
+	}
+	w.loop = loop
+	w.trace("slotscaler process %d started", proc)
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// crash kills slotscaler at this event and starts it again a moment later.
+func (w *world) crash() {
+	w.trace("slotscaler process %d killed", w.proc)
+	w.sched.kill(w.proc)
+	w.loop = nil
+	w.after(w.sched.between(100*time.Millisecond, 3*time.Second), w.boot)
+}
+
+// tick runs one tick of the loop, as Run does: never two at once.
+func (w *world) tick() {
+	if w.loop == nil || w.ticking {
+		return
+	}
+	w.ticking, w.tickSeq = true, w.tickSeq+1
+	loop, proc := w.loop, w.proc
+	w.goLoop(proc, "tick", func() {
+		loop.Tick(context.Background())
+		if w.proc == proc {
+			w.ticking = false
+		}
+	})
+}
+
+// goLoop runs f for slotscaler process proc in a goroutine the scheduler
+// owns.
+func (w *world) goLoop(proc int, label string, f func()) { w.sched.spawn(proc, label, f) }
+
+// checks runs a round of health checks on every instance and spreads the
+// load over what takes traffic.
+func (w *world) checks() {
+	now := w.sched.Now()
+	for _, h := range w.haproxies {
+		h.runChecks(now, w.rise, w.fall)
+	}
+	w.spread()
+}
+
+// spread puts each backend's load on the servers that take traffic, each
+// instance carrying its share; with none, it queues.
+func (w *world) spread() {
+	for _, h := range w.haproxies {
+		for _, b := range h.backends {
+			share := w.load[b.name] / len(w.haproxies)
+			var up []*server
+			for _, s := range b.servers {
+				s.sessions = 0
+				if s.takesTraffic() && w.healthyAt(s.addr, s.port) {
+					up = append(up, s)
+				}
+			}
+			b.queue = 0
+			if len(up) == 0 {
+				b.queue = share
+				continue
+			}
+			for i := range share {
+				up[i%len(up)].sessions++
+			}
+		}
+	}
+}
+
+// calm ends the faults: engines answer, replies are whole, no more actors.
+func (w *world) calm() {
+	w.faults = false
+	for _, h := range w.hosts {
+		h.down = false
+	}
+	if w.loop == nil {
+		w.boot()
+	}
+	w.trace("faults end; the world should converge")
+}
+
+func (w *world) shutdown() {
+	w.sched.kill(w.proc)
+	for w.sched.step(w.sched.Now()) {
+	}
+}
+
+// trace keeps an event for the failure report.
+func (w *world) trace(format string, args ...any) {
+	line := fmt.Sprintf("%9s %s", w.sched.Now().Sub(w.begin).Round(time.Millisecond), fmt.Sprintf(format, args...))
+	w.trail = append(w.trail, line)
+	if len(w.trail) > 150 {
+		w.trail = w.trail[len(w.trail)-150:]
+	}
+}
+
+// violate records the first broken invariant.
+func (w *world) violate(invariant, format string, args ...any) {
+	if w.failure != nil {
+		return
+	}
+	w.failure = &Failure{Seed: w.opts.Seed, Invariant: invariant, Detail: fmt.Sprintf(format, args...),
+		Time: w.sched.Now().Sub(w.begin), Trail: slices.Clone(w.trail)}
+}
+
+// note records a fault in a read of proc's.
+func (w *world) note(proc int, backend, what string) {
+	w.cuts[backend] = w.tickSeq
+	w.trace("read of %s by process %d: %s", backend, proc, what)
+}
+
+// service is the config of the service on backend.
+func (w *world) service(backend string) config.Service {
+	for _, s := range w.cfg.Services {
+		if s.Backend == backend {
+			return s
+		}
+	}
+	return config.Service{}
+}
+
+// addrOf is where a container is published.
+func (w *world) addrOf(c *container) netip.AddrPort {
+	for _, h := range w.hosts {
+		if h.name == c.Host {
+			return netip.AddrPortFrom(h.addr, uint16(c.Port))
+		}
+	}
+	return netip.AddrPort{}
+}
