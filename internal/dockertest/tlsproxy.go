@@ -1,22 +1,16 @@
 package dockertest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
+	"github.com/slotscaler/slotscaler/internal/testcert"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
@@ -36,18 +30,18 @@ type TLSProxy struct {
 func NewTLSProxy(t testing.TB) *TLSProxy {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t, "slotscaler test CA")
-	other := newCA(t, "another CA")
-	server := ca.issue(t, "docker engine", x509.ExtKeyUsageServerAuth)
-	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.cert.Raw)
+	ca := testcert.NewCA(t, "slotscaler test CA")
+	server := ca.Issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	caPEM, _ := ca.PEM(t)
+	caFile := writeFile(t, dir, "ca.pem", caPEM)
 	p := &TLSProxy{
-		Client:   ca.issue(t, "slotscaler", x509.ExtKeyUsageClientAuth).files(t, dir, "client", caFile),
-		Stranger: other.issue(t, "stranger", x509.ExtKeyUsageClientAuth).files(t, dir, "stranger", caFile),
+		Client:   clientFiles(t, dir, "client", caFile, ca.Issue(t, "127.0.0.1", x509.ExtKeyUsageClientAuth)),
+		Stranger: clientFiles(t, dir, "stranger", caFile, testcert.NewCA(t, "another CA").Issue(t, "127.0.0.1", x509.ExtKeyUsageClientAuth)),
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	cfg := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{server.cert.Raw}, PrivateKey: server.key}},
+		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Cert.Raw}, PrivateKey: server.Key}},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS12,
@@ -57,78 +51,18 @@ func NewTLSProxy(t testing.TB) *TLSProxy {
 	return p
 }
 
-type keyPair struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t testing.TB, name string) keyPair {
+// clientFiles writes a client's certificate and key as a docker host's
+// tls block with caFile.
+func clientFiles(t testing.TB, dir, name, caFile string, p testcert.Pair) config.TLS {
 	t.Helper()
-	return sign(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}, keyPair{})
+	certPEM, keyPEM := p.PEM(t)
+	return config.TLS{CA: caFile, Cert: writeFile(t, dir, name+"-cert.pem", certPEM), Key: writeFile(t, dir, name+"-key.pem", keyPEM)}
 }
 
-// issue signs a leaf for 127.0.0.1 with the given usage.
-func (ca keyPair) issue(t testing.TB, name string, usage x509.ExtKeyUsage) keyPair {
-	t.Helper()
-	return sign(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: name},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{usage},
-	}, ca)
-}
-
-// sign completes tmpl and signs it with parent (itself when parent is zero).
-func sign(t testing.TB, tmpl *x509.Certificate, parent keyPair) keyPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	parentCert, parentKey := tmpl, key
-	if parent.cert != nil {
-		parentCert, parentKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyPair{cert: cert, key: key}
-}
-
-// files writes the pair as PEM files for a docker host's tls block.
-func (kp keyPair) files(t testing.TB, dir, name, caFile string) config.TLS {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(kp.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return config.TLS{
-		CA:   caFile,
-		Cert: writePEM(t, dir, name+"-cert.pem", "CERTIFICATE", kp.cert.Raw),
-		Key:  writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", der),
-	}
-}
-
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
+func writeFile(t testing.TB, dir, name, data string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
