@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotscaler/slotscaler/internal/dockertest"
 	"github.com/slotscaler/slotscaler/internal/haproxytest"
 	"github.com/slotscaler/slotscaler/internal/imagebuild"
+	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/statedir"
 )
 
@@ -129,5 +133,70 @@ func (p *runProcess) stop(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("run did not stop within 30s of SIGTERM:\n%s", p.logs.String())
+	}
+}
+
+// TestRunLabelsWithStateDirValues runs "slotscaler run" against a real
+// haproxy and the real engine: the container it starts carries the owner
+// ID kept in state_dir and the generation HMAC under the key kept there,
+// both files generated 0600.
+func TestRunLabelsWithStateDirValues(t *testing.T) {
+	dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	service := dockertest.ServiceName(t, "owned")
+	dockertest.RemoveAll(t, raw, service)
+	yaml := fmt.Sprintf(`
+haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
+state_dir: {{DIR}}/state
+api: {listen: "127.0.0.1:0"}
+docker: {hosts: [{name: local, endpoint: %s, max_containers: 100}]}  # other tests share the engine
+interval: 100ms
+services:
+  - {name: %[2]s, backend: %[2]s, container: {image: %[3]s, port: 8080, env: {SECRET: "1234"}}, min_replicas: 1, max_replicas: 2, target: {sessions_per_replica: 5}}
+`, dockertest.Endpoint, service, dockertest.EchoImage)
+	h, path := haproxyFor(t, yaml)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &haproxytest.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- newApp(io.Discard, logs).RunContext(ctx, []string{"slotscaler", "run", "--config", path, "--log-format", "text"})
+	}()
+	var labels map[string]string // of the first container, read while it exists
+	for deadline := time.Now().Add(30 * time.Second); labels == nil; time.Sleep(100 * time.Millisecond) {
+		if list := dockertest.Containers(t, raw, service); len(list) > 0 {
+			labels = list[0].Labels
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no container within 30s:\n%s", logs.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+
+	stateDir := filepath.Join(h.Dir, "state")
+	read := func(name string) string {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(stateDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+		data, _ := os.ReadFile(filepath.Join(stateDir, name))
+		return strings.TrimSpace(string(data))
+	}
+	owner, key := read(statedir.OwnerFile), read(statedir.GenerationKeyFile)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if labels[scaler.LabelOwner] != owner || owner == "" {
+		t.Errorf("owner label %q, want %q from state_dir", labels[scaler.LabelOwner], owner)
+	}
+	if want := scaler.Generation([]byte(key), cfg.Services[0].Container); labels[scaler.LabelGeneration] != want {
+		t.Errorf("generation label %q, want the HMAC %q under state_dir's key", labels[scaler.LabelGeneration], want)
 	}
 }
