@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
@@ -62,7 +64,8 @@ services:
 	lb.DeclareBackend("web", "roundrobin")
 	lb.DeclareTemplate("web", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
 	key := []byte("kept-in-state-dir")
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: t.TempDir(), GenerationKey: key,
+	stateDir := t.TempDir()
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: stateDir, GenerationKey: key,
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 4, Preferred: true, Engine: engine}}})
 	if err != nil {
@@ -76,5 +79,11 @@ services:
 	}
 	if want := scaler.Generation(key, cfg.Services[0].Container); list[0].Generation != want {
 		t.Errorf("container generation %q, want the keyed %q", list[0].Generation, want)
+	}
+	// The bind was recorded in state.json, which only slotscaler reads.
+	if fi, err := os.Stat(filepath.Join(stateDir, "state.json")); err != nil {
+		t.Errorf("state.json not written: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.json mode %v, want 0600", fi.Mode().Perm())
 	}
 }
