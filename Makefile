@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## install haproxy, gcc, promtool when missing; start dockerd when no engine answers
+setup: ## install haproxy, gcc, prometheus, nginx, systemd-analyze, docker-compose when missing; start dockerd when no engine answers
 	@bash scripts/setup.sh
 
 build: ## build bin/slotscaler and bin/lbctl

@@ -194,16 +194,3 @@ func TestDockerImageRunsVersion(t *testing.T) {
 		t.Errorf("image user %q, want the non-root 65532:65532", inspect.Config.User)
 	}
 }
-
-// The compose example must at least be a valid compose file.
-func TestComposeExampleIsValid(t *testing.T) {
-	compose, err := exec.LookPath("docker-compose")
-	if err != nil {
-		t.Skip("docker-compose not installed (Debian: apt-get install docker-compose)")
-	}
-	cmd := exec.Command(compose, "-f", "examples/compose.yaml", "config", "-q")
-	cmd.Env = append(os.Environ(), "SLOTSCALER_CI_TOKEN=compose-test-token-0123")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("docker-compose config: %v\n%s", err, out)
-	}
-}

@@ -18,40 +18,52 @@ func TestAutoscaleEndToEnd(t *testing.T) {
 	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, mode)
-			before := e.info()
 			e.startLoop()
-			e.waitFor("min replicas serving", 20*time.Second, func() bool { return e.slots().serving == 1 })
-
-			steady := loadgen.Start(context.Background(), e.url, 2)
-			defer steady.Stop()
-			step := loadgen.Start(context.Background(), e.url, 24)
-			up := e.waitFor("scale up to 3", 30*time.Second, func() bool { return e.slots().serving >= 3 })
-			t.Logf("%s: 1 -> %d serving in %s", mode, e.slots().serving, up.Round(time.Millisecond))
-			time.Sleep(time.Second)
-			stepResult := step.Stop()
-
-			down := e.waitFor("scale down to 1", 40*time.Second, func() bool {
-				s := e.slots()
-				return s.serving == 1 && s.other == 0 && e.containers() == 1
+			e.loadStepUpAndDown(mode, func(workers int) *loadgen.Run {
+				return loadgen.Start(context.Background(), e.url, workers)
 			})
-			t.Logf("%s: back to 1 serving and 1 container in %s after the load stopped", mode, down.Round(time.Millisecond))
-			time.Sleep(500 * time.Millisecond)
-			steadyResult := steady.Stop()
-
-			after := e.info()
-			if after.PID != before.PID || after.StartTime != before.StartTime || after.Uptime < before.Uptime {
-				t.Errorf("haproxy was reloaded or restarted: before %+v after %+v", before, after)
-			}
-			total := stepResult.OK + steadyResult.OK
-			failed := stepResult.Failed + steadyResult.Failed
-			t.Logf("%s: %d requests, %d failed, answered by %d containers", mode, total+failed, failed, len(stepResult.Answers))
-			if failed != 0 {
-				t.Errorf("%d failed requests: %v %v", failed, stepResult.Errors, steadyResult.Errors)
-			}
-			if len(stepResult.Answers) < 3 {
-				t.Errorf("the step was answered by %d containers, want at least 3", len(stepResult.Answers))
-			}
 		})
+	}
+}
+
+// loadStepUpAndDown waits for the min replica, then runs a steady load of
+// 2 clients and a step of 24 from start: the service must grow to at least
+// 3 serving slots, answer the step from at least 3 containers, return to
+// 1 slot and 1 container once the step ends, and fail no request, with
+// HAProxy neither reloaded nor restarted. what names the run in the log.
+func (e *env) loadStepUpAndDown(what string, start func(workers int) *loadgen.Run) {
+	t := e.t
+	before := e.info()
+	e.waitFor("min replicas serving", 20*time.Second, func() bool { return e.slots().serving == 1 })
+
+	steady := start(2)
+	defer steady.Stop()
+	step := start(24)
+	up := e.waitFor("scale up to 3", 30*time.Second, func() bool { return e.slots().serving >= 3 })
+	t.Logf("%s: 1 -> %d serving in %s", what, e.slots().serving, up.Round(time.Millisecond))
+	time.Sleep(time.Second)
+	stepResult := step.Stop()
+
+	down := e.waitFor("scale down to 1", 40*time.Second, func() bool {
+		s := e.slots()
+		return s.serving == 1 && s.other == 0 && e.containers() == 1
+	})
+	t.Logf("%s: back to 1 serving and 1 container in %s after the load stopped", what, down.Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	steadyResult := steady.Stop()
+
+	after := e.info()
+	if after.PID != before.PID || after.StartTime != before.StartTime || after.Uptime < before.Uptime {
+		t.Errorf("haproxy was reloaded or restarted: before %+v after %+v", before, after)
+	}
+	total := stepResult.OK + steadyResult.OK
+	failed := stepResult.Failed + steadyResult.Failed
+	t.Logf("%s: %d requests, %d failed, answered by %d containers", what, total+failed, failed, len(stepResult.Answers))
+	if failed != 0 {
+		t.Errorf("%d failed requests: %v %v", failed, stepResult.Errors, steadyResult.Errors)
+	}
+	if len(stepResult.Answers) < 3 {
+		t.Errorf("the step was answered by %d containers, want at least 3", len(stepResult.Answers))
 	}
 }
 

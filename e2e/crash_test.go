@@ -63,19 +63,27 @@ type sidecar struct {
 
 // writeConfig writes the env's config for the real binary.
 func (e *env) writeConfig() string {
+	path, _ := e.writeConfigFor(e.haproxy.Socket)
+	return path
+}
+
+// writeConfigFor writes the env's config for the real binary, talking to
+// the stats socket at socket, and returns its path and the API address.
+func (e *env) writeConfigFor(socket string) (path, apiAddr string) {
 	cfg := *e.cfg
-	cfg.HAProxy = config.HAProxy{RuntimeAPI: config.StringList{"unix://" + e.haproxy.Socket}}
+	cfg.HAProxy = config.HAProxy{RuntimeAPI: config.StringList{"unix://" + socket}, ServerStateFile: e.cfg.HAProxy.ServerStateFile}
 	cfg.StateDir = e.stateDir
-	cfg.API = config.API{Listen: fmt.Sprintf("127.0.0.1:%d", haproxytest.FreePort(e.t))}
+	apiAddr = fmt.Sprintf("127.0.0.1:%d", haproxytest.FreePort(e.t))
+	cfg.API = config.API{Listen: apiAddr}
 	data, err := yaml.Marshal(&cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	path := filepath.Join(e.stateDir, "slotscaler.yaml")
+	path = filepath.Join(e.stateDir, "slotscaler.yaml")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
-	return path
+	return path, apiAddr
 }
 
 func (e *env) startSidecar(config string) *sidecar {

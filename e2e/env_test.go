@@ -71,12 +71,31 @@ func newEnv(t testing.TB, mode string) *env {
 // newEnvWith is newEnv with the service config adjusted by tune.
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
-	return newEnvNamed(t, mode, dockertest.ServiceName(t, "e2e"), tune)
+	return newEnvOn(t, mode, tune, startGlobal)
+}
+
+// startGlobal starts haproxy in the test with global lines and body.
+func startGlobal(e *env, global, body string) *haproxytest.HAProxy {
+	return haproxytest.StartGlobal(e.t, global, body)
 }
 
 // newEnvNamed is newEnvWith for a given service name: two envs of one name
 // are two HAProxy instances whose services share the name on one engine.
 func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) *env {
+	t.Helper()
+	return newEnvAt(t, mode, service, tune, startGlobal)
+}
+
+// newEnvOn is newEnvWith on an HAProxy started by start with the global
+// lines and the body (frontend and rendered backends) it is given; e.cfg
+// and e.stateDir are set when it is called.
+func newEnvOn(t testing.TB, mode string, tune func(*config.Config), start func(e *env, global, body string) *haproxytest.HAProxy) *env {
+	t.Helper()
+	return newEnvAt(t, mode, dockertest.ServiceName(t, "e2e"), tune, start)
+}
+
+// newEnvAt is newEnvOn for a given service name.
+func newEnvAt(t testing.TB, mode, service string, tune func(*config.Config), start func(e *env, global, body string) *haproxytest.HAProxy) *env {
 	t.Helper()
 	image := dockertest.BuildEcho(t)
 	local := dockertest.Engine(t)
@@ -104,7 +123,7 @@ func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) 
 		global = "  server-state-file " + f
 	}
 	e.backends = backends.String()
-	e.haproxy = haproxytest.StartGlobal(t, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
+	e.haproxy = start(e, global, fmt.Sprintf("frontend public\n  bind 127.0.0.1:%d\n  default_backend %s\n\n%s", port, e.service, e.backends))
 	e.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	e.lb, err = runtimeapi.New("unix://" + e.haproxy.Socket)
 	if err != nil {

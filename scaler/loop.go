@@ -121,7 +121,7 @@ type service struct {
 	startFailures map[string]int        // per generation: starts that never served
 	retry         map[string]startRetry // per generation: when starting again is allowed
 	observed      bool                  // a tick has read HAProxy and every host for it
-	noCapacity    string                // the last "no capacity" reported, to report a change only
+	noCapacity    string                // the last lack of room reported (tick goroutine only)
 	status        ServiceStatus
 }
 
@@ -527,7 +527,9 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	case d.Desired > d.Current && len(v.ownDrained) == 0 && l.backedOff(s, s.generationOf(image), now):
 		log.Debug("scale up postponed: starts of this image failed, backing off", attrs...)
 	case d.Desired > d.Current:
-		l.event(Event{Service: s.cfg.Name, Kind: EventScaleUp, Reason: string(d.Reason), Message: "scale up"}, attrs...)
+		if s.noCapacity == "" { // while room lacks, said once (no_capacity)
+			l.event(Event{Service: s.cfg.Name, Kind: EventScaleUp, Reason: string(d.Reason), Message: "scale up"}, attrs...)
+		}
 		l.scaleUp(ctx, log, s, d.Desired-d.Current, v, inv, image)
 	case d.Desired < d.Current && !inv.complete:
 		log.Warn("scale down postponed: a docker host did not answer", attrs...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -18,8 +19,10 @@ import (
 // is decided on part of the traffic) and merges:
 //
 //   - An instance that restarted since it was last read (show info: another
-//     PID or start time) lost its runtime state: it is rebuilt from the
-//     instances that did not restart, and its own reset view is left out.
+//     PID or start time; before the first read, every slot in maint beside
+//     an instance with slots out of it) lost its runtime state: it is
+//     rebuilt from the instances that did not restart, and its own reset
+//     view is left out.
 //     Copying a restarted instance's view onto the others once set every
 //     slot of a healthy instance to maint (sim scenario
 //     TestScenarioFirstInstanceRestarts).
@@ -94,6 +97,25 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		}
 		views[i], infos[i] = b, info
 		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
+	}
+	if seen[0].PID == 0 {
+		// No history (slotscaler just started): an instance with every
+		// slot in maint, beside one that has slots out of it, restarted
+		// while slotscaler was away (sim: a restart just before the first
+		// read wiped the other instance's slots).
+		var idle, busy []int
+		for i, v := range views {
+			if slices.ContainsFunc(v.Servers, func(s runtimeapi.Server) bool { return s.Admin != runtimeapi.AdminMaint }) {
+				busy = append(busy, i)
+			} else {
+				idle = append(idle, i)
+			}
+		}
+		if len(busy) > 0 {
+			for _, i := range idle {
+				reset[i] = true
+			}
+		}
 	}
 	source := -1 // the first instance that did not restart
 	for i := range views {

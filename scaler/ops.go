@@ -34,19 +34,35 @@ func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int,
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventUndrain, Message: "draining slot taken back"}, "dry_run", l.dryRun)
 		n--
 	}
+	short := ""
 	if n > len(v.free) {
-		l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: "no_free_slot", Message: fmt.Sprintf("want %d more replicas, %d free slots", n, len(v.free))})
+		short = fmt.Sprintf("want %d more replicas, %d free slots", n, len(v.free))
+		l.noCapacity(s, "no_free_slot", short)
 		n = len(v.free)
 	}
 	hosts, err := Place(l.hostLoads(s, inv), n)
 	if err != nil {
-		l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: "no_host_capacity", Message: fmt.Sprintf("placed %d of %d new containers: %v", len(hosts), n, err)})
+		short = fmt.Sprintf("placed %d of %d new containers: %v", len(hosts), n, err)
+		l.noCapacity(s, "no_host_capacity", short)
+	}
+	if short == "" {
+		s.noCapacity = ""
 	}
 	for i, host := range hosts {
 		slot, h := v.free[i], l.host(host)
 		spec := s.spec(slot, h, image, l.clock.Now())
 		l.launch(ctx, log, s, slot, &op{kind: opStart, host: host, fresh: true}, "start a container on "+host, func(ctx context.Context) { l.start(ctx, log, s, slot, h, spec, nil) })
 	}
+}
+
+// noCapacity reports a lack of room once, not at every tick while it lasts
+// (the event ring and scale_events_total would fill with it).
+func (l *Loop) noCapacity(s *service, reason, msg string) {
+	if s.noCapacity == msg {
+		return
+	}
+	s.noCapacity = msg
+	l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: reason, Message: msg})
 }
 
 // hostLoads counts every managed container per host, plus starts whose

@@ -74,6 +74,12 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 	}
 	// Ready.
 	l.setIntent(s.draining, name, time.Time{})
+	if srv.Weight == 0 && !l.has(s.binding, name) {
+		// Weighted out by someone else: not capacity, and neither
+		// replaced nor cleaned up until they weight it back, whatever its
+		// container does (sim: "operator intents kept").
+		return slotOperator
+	}
 	if bound != nil || complete {
 		for _, c := range mine {
 			if bound == nil || c.ID != bound.ID {
@@ -93,10 +99,6 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		return slotBusy
 	}
 	switch {
-	case srv.Weight == 0 && !l.has(s.binding, name):
-		// Weighted out by someone else: not capacity, and not replaced
-		// even when unhealthy (sim: "operator intents kept").
-		return slotOperator
 	case srv.Health == runtimeapi.HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
 		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
 		return slotBusy

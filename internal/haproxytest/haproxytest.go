@@ -7,6 +7,7 @@ package haproxytest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,6 +27,7 @@ type HAProxy struct {
 	Config  string // path of haproxy.cfg
 	Socket  string // unix stats socket path
 	TCPAddr string // "127.0.0.1:PORT" of the TCP stats socket
+	Master  string // master CLI socket path, in master-worker mode (StartMaster)
 	cmd     *exec.Cmd
 	log     *SyncBuffer
 }
@@ -82,6 +85,20 @@ func Start(t testing.TB, body string) *HAProxy {
 // replaced too), e.g. a server-state-file.
 func StartGlobal(t testing.TB, global, body string) *HAProxy {
 	t.Helper()
+	return start(t, global, body, false)
+}
+
+// StartMaster is StartGlobal in master-worker mode with a master CLI
+// ("haproxy -W -S master.sock", as Debian's unit runs it with -Ws): the
+// body may hold program sections. Cleanup stops the master with SIGTERM,
+// which it passes on to its workers and programs.
+func StartMaster(t testing.TB, global, body string) *HAProxy {
+	t.Helper()
+	return start(t, global, body, true)
+}
+
+func start(t testing.TB, global, body string, master bool) *HAProxy {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	h := &HAProxy{
@@ -107,10 +124,15 @@ defaults
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "-c", "-f", h.Config).CombinedOutput(); err != nil {
+	check := []string{"-c", "-f", h.Config}
+	if master {
+		h.Master = filepath.Join(dir, "master.sock")
+		check = append([]string{"-W"}, check...)
+	}
+	if out, err := exec.Command(bin, check...).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s\nconfig:\n%s", err, out, cfg)
 	}
-	h.cmd = exec.Command(bin, "-db", "-f", h.Config)
+	h.cmd = exec.Command(bin, h.args()...)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("start haproxy: %v", err)
@@ -122,6 +144,9 @@ defaults
 		}
 	})
 	h.waitSocket(t)
+	if master {
+		h.MasterCLI(t, "show proc") // answered once the master runs
+	}
 	return h
 }
 
@@ -139,13 +164,144 @@ func (h *HAProxy) waitSocket(t testing.TB) {
 	t.Fatalf("haproxy socket %s did not appear; log:\n%s", h.Socket, h.log.String())
 }
 
+// args are haproxy's arguments to start on Config in the foreground.
+func (h *HAProxy) args() []string {
+	if h.Master != "" {
+		return []string{"-W", "-db", "-S", h.Master, "-f", h.Config}
+	}
+	return []string{"-db", "-f", h.Config}
+}
+
 func (h *HAProxy) stop() {
 	if h.cmd == nil || h.cmd.Process == nil {
 		return
 	}
-	_ = h.cmd.Process.Kill()
-	_ = h.cmd.Wait()
+	if h.Master == "" {
+		_ = h.cmd.Process.Kill()
+		_ = h.cmd.Wait()
+		h.cmd = nil
+		return
+	}
+	// A master killed with SIGKILL would leave its programs behind.
+	StopProcess(h.cmd, syscall.SIGTERM, 15*time.Second)
 	h.cmd = nil
+}
+
+// StopProcess sends sig to a process a test started and waits until it
+// has exited; after grace it is killed.
+func StopProcess(cmd *exec.Cmd, sig os.Signal, grace time.Duration) {
+	_ = cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Stop stops haproxy (in master-worker mode: SIGTERM to the master, as
+// "systemctl stop haproxy" does) and waits until the process has exited.
+func (h *HAProxy) Stop() { h.stop() }
+
+// Log is what haproxy (and, in master-worker mode, its programs) wrote to
+// stdout and stderr so far.
+func (h *HAProxy) Log() string { return h.log.String() }
+
+// MasterCLI sends one command to the master CLI and returns the reply.
+// A connection made while the master starts or re-executes itself is
+// never answered (measured on 2.6), so a command that got no reply is
+// sent again, for up to 15 s; "reload" is sent once.
+func (h *HAProxy) MasterCLI(t testing.TB, command string) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := h.masterCommand(command)
+		if err == nil || command == "reload" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("master CLI %q: %v", command, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *HAProxy) masterCommand(command string) (string, error) {
+	c, err := net.DialTimeout("unix", h.Master, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(command + "\n")); err != nil {
+		return "", err
+	}
+	// The 2.6 master CLI answers once the client has finished writing.
+	_ = c.(*net.UnixConn).CloseWrite()
+	out, err := io.ReadAll(c)
+	if err == nil && len(out) == 0 && command != "reload" {
+		err = errors.New("empty reply")
+	}
+	return string(out), err
+}
+
+// Program is one program section's process, as "show proc" lists it.
+type Program struct {
+	Name string
+	PID  int
+	Old  bool // listed under "old programs": started before the last reload
+}
+
+// Programs lists the master's programs.
+func (h *HAProxy) Programs(t testing.TB) []Program {
+	t.Helper()
+	var out []Program
+	section := ""
+	for _, line := range strings.Split(h.MasterCLI(t, "show proc"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			section = strings.TrimSpace(strings.TrimPrefix(line, "#"))
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 2 || (section != "programs" && section != "old programs") {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(fields[0], &pid); err != nil {
+			continue
+		}
+		out = append(out, Program{Name: fields[1], PID: pid, Old: section == "old programs"})
+	}
+	return out
+}
+
+// ReloadMaster sends "reload" to the master CLI and waits until a new
+// worker answers on the stats socket.
+func (h *HAProxy) ReloadMaster(t testing.TB) {
+	t.Helper()
+	before := workerPID(h.showInfo())
+	h.MasterCLI(t, "reload")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if now := workerPID(h.showInfo()); now != "" && now != before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new worker after the master reload; log:\n%s", h.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func workerPID(info string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if pid, ok := strings.CutPrefix(line, "Pid: "); ok {
+			return strings.TrimSpace(pid)
+		}
+	}
+	return ""
 }
 
 // PID is the haproxy process id.
@@ -202,15 +358,18 @@ func (h *HAProxy) showInfo() string {
 }
 
 // Restart stops haproxy and starts it again on the same config: every
-// runtime change is lost, as after a host reboot.
+// runtime change is lost, as after a host reboot. After Stop, it starts it.
 func (h *HAProxy) Restart(t testing.TB) {
 	t.Helper()
 	h.stop()
 	_ = os.Remove(h.Socket)
-	h.cmd = exec.Command(Binary(t), "-db", "-f", h.Config)
+	h.cmd = exec.Command(Binary(t), h.args()...)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("restart haproxy: %v", err)
 	}
 	h.waitSocket(t)
+	if h.Master != "" {
+		h.MasterCLI(t, "show proc")
+	}
 }

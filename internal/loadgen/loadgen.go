@@ -6,6 +6,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -47,7 +48,17 @@ func Start(ctx context.Context, url string, workers int) *Run {
 // closed under it, as browsers do; a POST is never resent, so POST load
 // counts every such failure.
 func StartMethod(ctx context.Context, url string, workers int, method string) *Run {
-	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+	return start(ctx, url, workers, method, nil)
+}
+
+// StartTLS is Start for an https URL on 127.0.0.1 too, trusting what
+// tlsConfig trusts (e.g. nginx in front with a test certificate).
+func StartTLS(ctx context.Context, url string, workers int, tlsConfig *tls.Config) *Run {
+	return start(ctx, url, workers, http.MethodGet, tlsConfig)
+}
+
+func start(ctx context.Context, url string, workers int, method string, tlsConfig *tls.Config) *Run {
+	if !strings.HasPrefix(url, "http://127.0.0.1:") && (tlsConfig == nil || !strings.HasPrefix(url, "https://127.0.0.1:")) {
 		panic("loadgen: load only goes to 127.0.0.1, got " + url)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -56,7 +67,7 @@ func StartMethod(ctx context.Context, url string, workers int, method string) *R
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, TLSClientConfig: tlsConfig}}
 			defer client.CloseIdleConnections()
 			for ctx.Err() == nil {
 				r.once(ctx, client, url)

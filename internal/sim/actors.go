@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,13 +123,23 @@ func (w *world) api(what string, call func(*scaler.Loop) error, done func(error)
 	})
 }
 
+// anywhere reports whether an instance has the slot in state.
+func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool {
+	for _, h := range w.haproxies {
+		if s := h.backend(backend).server(slot); s != nil && s.admin == state {
+			return true
+		}
+	}
+	return false
+}
+
 // Drain, Enable, Scale, Pause, Resume and Rollout are lbctl's commands.
 func (w *World) Drain(backend, slot string) {
 	key := backend + "/" + slot
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
-		if err != nil && w.operator[key] == "drain" {
-			delete(w.operator, key) // the operator saw it fail
+		if err != nil && w.operator[key] == "drain" && !w.anywhere(backend, slot, runtimeapi.AdminDrain) {
+			delete(w.operator, key) // it failed, and took nowhere
 		}
 	})
 }
@@ -178,7 +190,7 @@ func (w *world) operatorWithLbctl() {
 	ww := &World{w}
 	switch w.sched.intn(6) {
 	case 0:
-		for key := range w.operator {
+		for _, key := range slices.Sorted(maps.Keys(w.operator)) {
 			if w.sched.chance(0.5) {
 				backend, slot, _ := strings.Cut(key, "/")
 				ww.Enable(backend, slot)
