@@ -145,16 +145,7 @@ func TestRunLabelsWithStateDirValues(t *testing.T) {
 	raw := dockertest.Client(t)
 	service := dockertest.ServiceName(t, "owned")
 	dockertest.RemoveAll(t, raw, service)
-	yaml := fmt.Sprintf(`
-haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
-state_dir: {{DIR}}/state
-api: {listen: "127.0.0.1:0"}
-docker: {hosts: [{name: local, endpoint: %s, max_containers: 100}]}  # other tests share the engine
-interval: 100ms
-services:
-  - {name: %[2]s, backend: %[2]s, container: {image: %[3]s, port: 8080, env: {SECRET: "1234"}}, min_replicas: 1, max_replicas: 2, target: {sessions_per_replica: 5}}
-`, dockertest.Endpoint, service, dockertest.EchoImage)
-	h, path := haproxyFor(t, yaml)
+	h, path := haproxyFor(t, runYAML(service, `{image: slotscaler-echo:test, port: 8080, env: {SECRET: "1234"}}`, 1, 2))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &haproxytest.SyncBuffer{}
@@ -199,4 +190,19 @@ services:
 	if want := scaler.Generation([]byte(key), cfg.Services[0].Container); labels[scaler.LabelGeneration] != want {
 		t.Errorf("generation label %q, want the HMAC %q under state_dir's key", labels[scaler.LabelGeneration], want)
 	}
+}
+
+// runYAML is a config for "run" tests on the real engine: service with
+// container (YAML flow), min and max replicas, behind the haproxy of
+// haproxyFor ({{DIR}}).
+func runYAML(service, container string, min, max int) string {
+	return fmt.Sprintf(`
+haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
+state_dir: {{DIR}}/state
+api: {listen: "127.0.0.1:0"}
+docker: {hosts: [{name: local, endpoint: %s, max_containers: 100}]}  # other tests share the engine
+interval: 100ms
+services:
+  - {name: %[2]s, backend: %[2]s, container: %[3]s, min_replicas: %[4]d, max_replicas: %[5]d, target: {sessions_per_replica: 5}}
+`, dockertest.Endpoint, service, container, min, max)
 }
