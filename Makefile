@@ -26,11 +26,12 @@ test: setup ## all tests with -race (real haproxy and Docker included), plus sho
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 60s
-fuzz: ## fuzz the stats, servers-state, info and config parsers and the HTTP API (FUZZTIME each)
+fuzz: ## fuzz the stats, servers-state, info and config parsers, render and the HTTP API (FUZZTIME each)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseStats$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseServersState$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtimeapi -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./templates -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/api -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME)
 
 bench: setup build ## stats read, batched commands, tick vs bare read, RSS, membership churn table, reaction time

@@ -30,7 +30,9 @@ func main() {
 		if errors.As(err, &ec) {
 			os.Exit(ec.ExitCode())
 		}
-		fmt.Fprintln(os.Stderr, "slotscaler:", err)
+		for line := range strings.SplitSeq(err.Error(), "\n") { // run's start-up problems, one per line
+			fmt.Fprintln(os.Stderr, "slotscaler:", line)
+		}
 		os.Exit(1)
 	}
 }
@@ -75,11 +77,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage: "validate slotscaler.yaml (and haproxy.cfg when haproxy.config_file is set); exit 2 on mistakes",
 				Flags: []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
-					cfg, err := checkConfig(stderr, c.String("config"))
+					path := c.String("config")
+					cfg, err := loadConfig(stderr, path)
 					if err != nil {
 						return err
 					}
-					_, err = fmt.Fprintf(stdout, "%s: ok (%d services)\n", c.String("config"), len(cfg.Services))
+					// Everything run would refuse at start, all at once.
+					pre, preErr := preflight(cfg)
+					for _, w := range pre.warnings {
+						fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
+					}
+					if err := errors.Join(checkHAProxyConfig(cfg), preErr); err != nil {
+						printErrors(stderr, path, err)
+						return cli.Exit("", exitInvalidConfig)
+					}
+					_, err = fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
 					return err
 				},
 			},
@@ -132,15 +144,23 @@ func checkConfig(stderr io.Writer, path string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f := cfg.HAProxy.ConfigFile; f != "" {
-		hc, err := haproxy.Load(f)
-		if err == nil {
-			err = haproxy.Check(hc, cfg.Services)
-		}
-		if err != nil {
-			printErrors(stderr, path, err)
-			return nil, cli.Exit("", exitInvalidConfig)
-		}
+	if err := checkHAProxyConfig(cfg); err != nil {
+		printErrors(stderr, path, err)
+		return nil, cli.Exit("", exitInvalidConfig)
 	}
 	return cfg, nil
+}
+
+// checkHAProxyConfig checks haproxy.cfg against the services when
+// haproxy.config_file is set.
+func checkHAProxyConfig(cfg *config.Config) error {
+	f := cfg.HAProxy.ConfigFile
+	if f == "" {
+		return nil
+	}
+	hc, err := haproxy.Load(f)
+	if err != nil {
+		return fmt.Errorf("haproxy.config_file: %w", err)
+	}
+	return haproxy.Check(hc, cfg.Services)
 }

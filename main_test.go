@@ -36,6 +36,7 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestCheckExampleOK(t *testing.T) {
+	t.Setenv("SLOTSCALER_CI_TOKEN", "example-token-0123456789")
 	out, errOut, code := runApp(t, "check", "--config", "examples/slotscaler.yaml")
 	if code != 0 || !strings.Contains(out, "ok (1 services)") {
 		t.Errorf("check example: code %d, stdout %q, stderr %q", code, out, errOut)
@@ -56,8 +57,11 @@ func TestCheckBadFilePrintsEveryMistake(t *testing.T) {
 			t.Errorf("line without file and field path: %q", l)
 		}
 	}
-	if !strings.Contains(errOut, "services[0].schedule.timezone: unknown time zone \"Asia/Dhakka\"") {
-		t.Errorf("missing time zone error:\n%s", errOut)
+	// A decoding error and a validation error, in one run.
+	for _, want := range []string{`services[0].schedule.timezone: unknown time zone "Asia/Dhakka"`, "services[0].min_replicas: 5 is above max_replicas 3"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q:\n%s", want, errOut)
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,10 +35,11 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
 // API into the control loop and runs it until ctx ends.
 func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
-	secrets, err := api.LoadSecrets(cfg.API)
+	pre, err := preflight(cfg)
 	if err != nil {
 		return err
 	}
+	secrets := pre.secrets
 	state, err := openStateDir(cfg.StateDir, dryRun)
 	if err != nil {
 		return err
@@ -88,9 +88,9 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		return nil
 	}
 	server = api.New(loop, cfg, secrets, m.Handler(), reload, log)
-	ln, err := net.Listen("tcp", cfg.API.Listen)
+	ln, err := listenAPI(cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api.listen: %w", err)
+		return err
 	}
 	srv := server.Serve(ln, api.DefaultLimits)
 	defer func() {

@@ -68,6 +68,11 @@ func TestRunOneInstancePerStateDir(t *testing.T) {
 	if data, _ := os.ReadFile(filepath.Join(dir, "state", statedir.LockFile)); strings.TrimSpace(string(data)) != strconv.Itoa(first.cmd.Process.Pid) {
 		t.Errorf("lock file holds %q, want the first instance's pid %d", data, first.cmd.Process.Pid)
 	}
+	// check passes next to the running instance and says why run would not.
+	out, err = exec.CommandContext(ctx, bin, "check", "--config", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("warning: state_dir: %s is in use now by another slotscaler (pid %d)", filepath.Join(dir, "state"), first.cmd.Process.Pid)) {
+		t.Errorf("check next to the instance: %v\n%s", err, out)
+	}
 	// A dry run takes no lock: it may watch next to the running instance.
 	dry, dryCancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer dryCancel()

@@ -464,7 +464,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		state := slotBusy
 		kind, isBusy := inv.busy[s][name]
 		if !isBusy {
-			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, bound, inv.complete, now)
+			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, bound, inv, now)
 			kind = l.opKind(s, name)
 		}
 		switch state {

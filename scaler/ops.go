@@ -243,6 +243,11 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		// any drain they make (sim scenario TestScenarioOperatorDrainsStartingSlot).
 		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + c.Name + " kept"})
 		return
+	case errors.Is(err, errMaintMeanwhile):
+		// An operator's maint: the container goes, the slot stays theirs.
+		l.hold(log, s, slot)
+		undo("operator maint", err)
+		return
 	case err != nil:
 		undo("first health check", err)
 		return
@@ -320,8 +325,12 @@ func checkPassed(srv runtimeapi.Server) bool {
 	return srv.Health == runtimeapi.HealthUp && !srv.Transition && strings.Contains(srv.CheckStatus, "OK")
 }
 
-// errDrainedMeanwhile: the slot was drained while it came up.
-var errDrainedMeanwhile = errors.New("drained meanwhile")
+// errDrainedMeanwhile and errMaintMeanwhile: someone else drained the
+// slot, or set it to maint, while it came up.
+var (
+	errDrainedMeanwhile = errors.New("drained meanwhile")
+	errMaintMeanwhile   = errors.New("set to maint meanwhile")
+)
 
 // waitUp polls the slot until its health check passed, for at most the
 // service's unhealthy_after (counted in the sleeps between polls, so that
@@ -339,8 +348,8 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
 				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
 			case srv.Admin == runtimeapi.AdminDrain:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
-			case srv.Admin != runtimeapi.AdminReady:
-				return fmt.Errorf("slot %s/%s was set to %s meanwhile", s.cfg.Backend, slot, srv.Admin)
+			case srv.Admin == runtimeapi.AdminMaint:
+				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errMaintMeanwhile)
 			case checkPassed(srv):
 				return nil
 			}

@@ -14,10 +14,17 @@ import (
 // reconcileSlot makes one slot and its containers agree (HAProxy's admin
 // state says what must exist) and says what the slot is now. bound is the
 // one of mine the slot points at, if any.
-func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, bound *Container, complete bool, now time.Time) slotState {
+func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, bound *Container, inv inventory, now time.Time) slotState {
+	complete := inv.complete
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
 		_, draining := l.intent(s.draining, name)
+		if len(mine) == 0 && exists && l.onSilentHost(srv, inv) {
+			// Its container may be on the host that did not answer: not
+			// free (sim: an operator's maint of such a slot was taken for a
+			// free slot and filled).
+			return slotBusy
+		}
 		if len(mine) == 0 {
 			l.setIntent(s.draining, name, time.Time{})
 			l.setIntent(s.binding, name, time.Time{})
@@ -116,6 +123,17 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		return slotServing
 	}
 	return slotStarting
+}
+
+// onSilentHost reports whether srv points at a host that did not answer
+// this tick's listing.
+func (l *Loop) onSilentHost(srv runtimeapi.Server, inv inventory) bool {
+	for _, h := range l.hosts {
+		if inv.down[h.Name] != nil && h.Addr == srv.Addr {
+			return true
+		}
+	}
+	return false
 }
 
 // act runs a runtime API change unless this is a dry run.

@@ -4,10 +4,12 @@
 package templates
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"io"
 	"text/template"
+	"time"
 
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
@@ -16,16 +18,32 @@ import (
 var backendText string
 
 var backend = template.Must(template.New("backend").Funcs(template.FuncMap{
-	"ms": func(d config.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) },
-	"fast": func(d config.Duration) string {
-		return fmt.Sprintf("%dms", config.FastInter(d.Duration).Milliseconds())
+	// word writes a string as one word of haproxy.cfg and fails the render
+	// on anything else, so no value can add a line or a directive even when
+	// it never went through config validation.
+	"word": func(s string) (string, error) { return s, config.HAProxyWord(s) },
+	"ms":   func(d config.Duration) (string, error) { return timer(d.Duration) },
+	"fast": func(d config.Duration) (string, error) {
+		return timer(config.FastInter(d.Duration).Truncate(time.Millisecond))
 	},
 }).Parse(backendText))
 
-// RenderBackends writes a backend section for every service in cfg.
+// RenderBackends writes a backend section for every service in cfg, or
+// nothing when a value cannot be rendered safely.
 func RenderBackends(w io.Writer, cfg *config.Config) error {
-	if err := backend.Execute(w, cfg); err != nil {
+	var out bytes.Buffer
+	if err := backend.Execute(&out, cfg); err != nil {
 		return fmt.Errorf("render backends: %w", err)
 	}
-	return nil
+	_, err := out.WriteTo(w)
+	return err
+}
+
+// timer writes d in milliseconds, HAProxy's unit, refusing what HAProxy
+// would read differently (0ms: no timer) or not at all.
+func timer(d time.Duration) (string, error) {
+	if d < config.MinCheckInter || d > config.MaxCheckInter || d%time.Millisecond != 0 {
+		return "", fmt.Errorf("timer %s outside %s to %s in whole milliseconds", d, config.MinCheckInter, config.MaxCheckInter)
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds()), nil
 }

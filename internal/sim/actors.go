@@ -82,9 +82,10 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 	if s == nil {
 		return
 	}
-	if s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 {
-		// Nothing HAProxy could tell apart from slotscaler's own drain,
-		// retirement or weight-0 bind: absorbed into them (README).
+	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
+		// Nothing slotscaler could tell apart from its own drain,
+		// retirement or weight-0 bind, or from a free slot: absorbed into
+		// them (README).
 		return
 	}
 	w.operator[backend+"/"+slot] = what
@@ -158,10 +159,15 @@ func (w *World) Scale(service string, n int) {
 		switch {
 		case err == nil:
 			w.pins[service] = n
+		case errors.Is(err, scaler.ErrNotSaved):
+			// In force until a restart brings back what was saved: the
+			// lower of both is the floor.
+			if !pinned {
+				old = scaler.LimitsAt(w.service(service), w.sched.Now()).Min
+			}
+			w.pins[service] = min(old, n)
 		case pinned:
 			w.pins[service] = old
-		default:
-			delete(w.pins, service) // an unsaved pin may hold until a restart: the config's min is the floor
 		}
 	})
 }

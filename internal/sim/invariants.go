@@ -34,12 +34,13 @@ import (
 //     slot every instance has out of maint, and every slot out of maint
 //     points at a running container.
 
-// servingOn counts the slots of b that take traffic on h and whose
-// container answers.
+// servingOn counts the slots of b that take traffic and point at a
+// running container: what slotscaler can know (HAProxy's checks, not yet
+// the truth, say whether the app answers).
 func (w *world) servingOn(b *backend) int {
 	n := 0
 	for _, s := range b.servers {
-		if s.takesTraffic() && w.healthyAt(s.addr, s.port) {
+		if c, _ := w.containerAt(s.addr, s.port); s.takesTraffic() && c != nil {
 			n++
 		}
 	}

@@ -16,6 +16,7 @@ var (
 	seeds     = flag.Int("sim.seeds", 60, "how many seeds TestSim runs (make sim: 2000)")
 	firstSeed = flag.Uint64("sim.first", 1, "the first seed TestSim runs")
 	oneSeed   = flag.Uint64("sim.seed", 0, "replay this one seed (with its whole trail on failure)")
+	logFile   = flag.String("sim.log", "", "with -sim.seed: write slotscaler's whole log there")
 )
 
 // TestSim runs random worlds, one per seed, in parallel on every core.
@@ -28,7 +29,13 @@ func TestSim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f := w.Run(); f != nil {
+		f := w.Run()
+		if *logFile != "" {
+			if err := os.WriteFile(*logFile, []byte(log.String()), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+		if f != nil {
 			lines := strings.Split(log.String(), "\n")
 			t.Logf("slotscaler's log, last lines:\n%s", strings.Join(lines[max(0, len(lines)-120):], "\n"))
 			t.Fatal(f)

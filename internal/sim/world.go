@@ -336,7 +336,7 @@ func (w *world) shutdown() {
 func (w *world) trace(format string, args ...any) {
 	line := fmt.Sprintf("%9s %s", w.sched.Now().Sub(w.begin).Round(time.Millisecond), fmt.Sprintf(format, args...))
 	w.trail = append(w.trail, line)
-	if len(w.trail) > 150 {
+	if len(w.trail) > 150 && w.opts.Log == nil { // a replay keeps it all
 		w.trail = w.trail[len(w.trail)-150:]
 	}
 }
@@ -346,8 +346,32 @@ func (w *world) violate(invariant, format string, args ...any) {
 	if w.failure != nil {
 		return
 	}
-	w.failure = &Failure{Seed: w.opts.Seed, Invariant: invariant, Detail: fmt.Sprintf(format, args...),
+	w.failure = &Failure{Seed: w.opts.Seed, Invariant: invariant, Detail: fmt.Sprintf(format, args...) + "\n" + w.snapshot(),
 		Time: w.sched.Now().Sub(w.begin), Trail: slices.Clone(w.trail)}
+}
+
+// snapshot describes the world: each instance's slots, each host's
+// containers.
+func (w *world) snapshot() string {
+	var b strings.Builder
+	for _, h := range w.haproxies {
+		fmt.Fprintf(&b, "  %s:", h.name)
+		for _, be := range h.backends {
+			for _, s := range be.servers {
+				fmt.Fprintf(&b, " %s=%s/w%d/%s:%d/%s", s.name, s.admin, s.weight, s.addr, s.port, s.statusText(w.rise, w.fall))
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, h := range w.hosts {
+		fmt.Fprintf(&b, "  %s (down %t):", h.name, h.down)
+		for _, c := range h.containers {
+			fmt.Fprintf(&b, " %s=%s@%d/running=%t/healthy=%t", c.ID, c.Slot, c.Port, c.Running, c.healthy)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "  operator intents: %v, pins: %v", w.operator, w.pins)
+	return b.String()
 }
 
 // note records a fault in a read of proc's.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ func TestLoadExample(t *testing.T) {
 	}
 }
 
-// Every mistake is reported, each with its path, in file order.
+// Every mistake is reported at once, each with its path: decoding errors
+// in file order, then the validation errors of the fields that decoded.
 func TestLoadReportsEveryErrorWithPath(t *testing.T) {
 	_, err := Load("testdata/bad.yaml")
 	if err == nil {
@@ -38,9 +40,25 @@ func TestLoadReportsEveryErrorWithPath(t *testing.T) {
 		"services[0].schedule.windows[1].days: invalid days \"Funday\": want e.g. Mon-Fri, Sat,Sun or daily (line 22)",
 		"services[0].schedule.windows[1].start: invalid time \"25:00\": want HH:MM between 00:00 and 24:00 (line 22)",
 	}
+	want = append(want, badValidation...)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("decode errors (-want +got):\n%s", diff)
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
+}
+
+// badValidation are bad.yaml's validation errors, reported after its
+// decoding errors, or alone once those are fixed.
+var badValidation = []string{
+	`haproxy.runtime_api[0]: runtime api address "http://localhost": want unix:///path, /path or tcp://host:port`,
+	`docker.hosts[1].name: duplicate host name "a"`,
+	`docker.hosts[1].endpoint: "ftp://x": want unix://, tcp:// or ssh://`,
+	`docker.hosts[1].address: "nope" is not an IP address`,
+	`docker.hosts[1].max_containers: must be at least 1`,
+	`api.tokens[0]: set exactly one of file or env: token values never live in this file`,
+	`api.tokens[0].role: "root": want viewer, operator or admin`,
+	`services[0].slots.mode: "magic": want template or dynamic`,
+	`services[0].container.port: must be 1-65535, got 70000`,
+	`services[0].min_replicas: 5 is above max_replicas 3`,
 }
 
 func TestValidateReportsEveryErrorWithPath(t *testing.T) {
@@ -55,18 +73,7 @@ func TestValidateReportsEveryErrorWithPath(t *testing.T) {
 		t.Fatal("want validation errors")
 	}
 	got := strings.Split(err.Error(), "\n")
-	want := []string{
-		`haproxy.runtime_api[0]: runtime api address "http://localhost": want unix:///path, /path or tcp://host:port`,
-		`docker.hosts[1].name: duplicate host name "a"`,
-		`docker.hosts[1].endpoint: "ftp://x": want unix://, tcp:// or ssh://`,
-		`docker.hosts[1].address: "nope" is not an IP address`,
-		`docker.hosts[1].max_containers: must be at least 1`,
-		`api.tokens[0]: set exactly one of file or env: token values never live in this file`,
-		`api.tokens[0].role: "root": want viewer, operator or admin`,
-		`services[0].slots.mode: "magic": want template or dynamic`,
-		`services[0].container.port: must be 1-65535, got 70000`,
-		`services[0].min_replicas: 5 is above max_replicas 3`,
-	}
+	want := badValidation
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("validation errors (-want +got):\n%s", diff)
 	}
@@ -141,10 +148,36 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("services: [{name: x, schedule: {windows: [{days: \"Fri-\"}]}}]"))
+	f.Add([]byte(boundsDoc + "    drain_timeout: 1h\n"))
+	f.Add([]byte(boundsDoc + "interval: 2s\n---\ninterval: 3s\n"))
+	f.Add([]byte("x: &w {days: Mon}\ny: &ws [*w, *w, *w]\nservices: [{schedule: {windows: *ws}}, {schedule: {windows: *ws}}]\n"))
+	f.Add([]byte(withLine(f, "    container", "    container: {image: \"Web/../x\", port: 80, env: {\"A=B\": \"\\0\"}, cpus: .nan, memory: 99999999999g}")))
+	f.Add([]byte(withLine(f, "    check", "    check: {path: \"/a\\nbackend x\", inter: 1ns}")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
-		if err == nil && cfg == nil {
+		if err != nil {
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				if strings.TrimSpace(line) == "" {
+					t.Fatalf("empty line in the error:\n%v", err)
+				}
+			}
+			return
+		}
+		if cfg == nil {
 			t.Fatal("nil config without error")
+		}
+		// What was accepted stays accepted, and holds no string that could
+		// add a line to haproxy.cfg or a Runtime API command.
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails Validate: %v", err)
+		}
+		if errs := controlChars(reflect.ValueOf(cfg).Elem(), "", true); len(errs) > 0 {
+			t.Fatalf("accepted config holds control characters: %v", errs)
+		}
+		for _, s := range cfg.Services {
+			if s.MaxReplicas > MaxReplicasLimit || s.Check.Inter.Duration < MinCheckInter {
+				t.Fatalf("accepted service out of bounds: %+v", s)
+			}
 		}
 	})
 }

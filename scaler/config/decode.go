@@ -41,10 +41,24 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d+): `)
 
+// MaxValues bounds the values a config may hold once YAML aliases are
+// expanded: a few kilobytes of nested aliases would otherwise expand to
+// billions of values (and hours of decoding) within MaxFileSize.
+const MaxValues = 1 << 16
+
+var errTooManyValues = fmt.Errorf("parse config: more than %d values once aliases are expanded", MaxValues)
+
+// decoder counts the values it visits against MaxValues.
+type decoder struct{ visited int }
+
 // decodeStrict decodes node into v, walking the target type so that every
 // unknown key and every bad value is reported with its path; it collects
-// all errors instead of stopping at the first.
-func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
+// all errors instead of stopping at the first. Past MaxValues it stops
+// with errTooManyValues alone.
+func (d *decoder) decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
+	if d.visited++; d.visited > MaxValues {
+		return []error{errTooManyValues}
+	}
 	if node.Kind == yaml.DocumentNode {
 		if len(node.Content) == 0 {
 			return nil
@@ -69,7 +83,7 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
 		}
-		return decodeStrict(node, v.Elem(), path)
+		return d.decodeStrict(node, v.Elem(), path)
 	case reflect.Slice:
 		if node.Kind != yaml.SequenceNode {
 			return []error{fieldErr(path, "expected a list (line %d)", node.Line)}
@@ -77,7 +91,7 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		s := reflect.MakeSlice(t, len(node.Content), len(node.Content))
 		var errs []error
 		for i, item := range node.Content {
-			errs = append(errs, decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+			errs = append(errs, d.decodeStrict(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
 		}
 		v.Set(s)
 		return errs
@@ -92,14 +106,20 @@ func decodeStrict(node *yaml.Node, v reflect.Value, path string) []error {
 		}
 	}
 	var errs []error
+	seen := map[string]int{} // key -> line of its first occurrence
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		key, val := node.Content[i].Value, node.Content[i+1]
+		if first, dup := seen[key]; dup {
+			errs = append(errs, fieldErr(join(path, key), "duplicate key (line %d; first at line %d)", node.Content[i].Line, first))
+			continue
+		}
+		seen[key] = node.Content[i].Line
 		fi, ok := fields[key]
 		if !ok {
 			errs = append(errs, fieldErr(join(path, key), "unknown key (line %d)", node.Content[i].Line))
 			continue
 		}
-		errs = append(errs, decodeStrict(val, v.Field(fi), join(path, key))...)
+		errs = append(errs, d.decodeStrict(val, v.Field(fi), join(path, key))...)
 	}
 	return errs
 }
@@ -114,4 +134,54 @@ func cleanYAMLError(err error, node *yaml.Node) error {
 	}
 	msg = yamlLine.ReplaceAllString(strings.TrimSpace(msg), "")
 	return fmt.Errorf("%s (line %d)", msg, node.Line)
+}
+
+// notDecoded returns the problems of validated that are not about a field
+// (or a part of one) whose decoding already failed: a value that did not
+// decode is zero, and "required" on top of "invalid duration" says nothing.
+func notDecoded(decodeErrs []error, validated error) []error {
+	if validated == nil {
+		return nil
+	}
+	var failed []string
+	for _, err := range decodeErrs {
+		if fe, ok := err.(*FieldError); ok {
+			failed = append(failed, fe.Path)
+		}
+	}
+	var out []error
+	for _, err := range unjoin(validated) {
+		fe, ok := err.(*FieldError)
+		if !ok || !within(fe.Path, failed) {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// within reports whether path is one of prefixes or below one of them
+// ("" is the whole document).
+func within(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if p == "" || path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
+			return true
+		}
+	}
+	return false
+}
+
+// unjoin lists the errors an errors.Join holds (or err alone).
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// documentLine is the first line of a document's content.
+func documentLine(doc *yaml.Node) int {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return doc.Content[0].Line
+	}
+	return doc.Line
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -16,30 +17,55 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 )
 
+// MaxFileSize is the largest config file accepted: far above any real
+// config, and small enough that decoding stays well under a second.
+const MaxFileSize = 1 << 20
+
 // Load reads, decodes, defaults and validates a config file. The error
 // joins every problem found, one per line, each with its field path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	// One byte more than the limit is enough to refuse a larger file
+	// without reading all of it.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(data)
 }
 
-// Parse is Load on bytes.
+// Parse is Load on bytes. Decoding and validation problems are reported
+// together; a validation problem of a field that failed to decode is left
+// out, since the decoding error already names it.
 func Parse(data []byte) (*Config, error) {
-	var root yaml.Node
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("parse config: larger than %d bytes (1 MiB)", MaxFileSize)
+	}
+	var root, extra yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, fmt.Errorf("parse config: a second YAML document (line %d): the file holds one config", documentLine(&extra))
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
 	var cfg Config
-	if errs := decodeStrict(&root, reflect.ValueOf(&cfg).Elem(), ""); len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	var d decoder
+	errs := d.decodeStrict(&root, reflect.ValueOf(&cfg).Elem(), "")
+	if d.visited > MaxValues {
+		return nil, errTooManyValues
 	}
 	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	errs = append(errs, notDecoded(errs, cfg.Validate())...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &cfg, nil
 }
@@ -177,6 +203,7 @@ func (c *Config) Validate() error {
 	for i, s := range c.Services {
 		errs = append(errs, s.validate(fmt.Sprintf("services[%d]", i), names, backends)...)
 	}
+	errs = append(errs, c.validateBounds(errs)...)
 	return errors.Join(errs...)
 }
 

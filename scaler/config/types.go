@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,9 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	num, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || num < 0 {
 		return fmt.Errorf("invalid size %q: want e.g. 256m or 1g", n.Value)
+	}
+	if num > math.MaxInt64/mult {
+		return fmt.Errorf("size %q does not fit in 64 bits", n.Value)
 	}
 	*b = ByteSize(num * mult)
 	return nil

@@ -61,6 +61,20 @@ func Acquire(dir string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// InUse reports whether a process holds the lock on dir, and names it,
+// without taking the lock or writing anything (for check).
+func InUse(dir string) (holderDesc string, inUse bool) {
+	f, err := os.Open(filepath.Join(dir, LockFile))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return holder(f), true
+	}
+	return "", false // a shared lock, if taken, ends with Close
+}
+
 // holder describes the process named in a held lock file.
 func holder(f *os.File) string {
 	b := make([]byte, 32)
