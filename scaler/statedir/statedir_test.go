@@ -65,8 +65,8 @@ func TestValueGeneratedOnce(t *testing.T) {
 }
 
 // In one process, a second Acquire on the same state_dir fails naming this
-// process (flock locks belong to the open file, not the process); Close
-// hands the lock over.
+// process (flock locks belong to the open file, not the process), InUse
+// says so without taking the lock; Close hands the lock over.
 func TestAcquireTwice(t *testing.T) {
 	dir := t.TempDir()
 	first, err := statedir.Acquire(dir)
@@ -77,8 +77,14 @@ func TestAcquireTwice(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("second Acquire: %v, want an error naming pid %d", err, os.Getpid())
 	}
+	if holder, inUse := statedir.InUse(dir); !inUse || holder != "pid "+strconv.Itoa(os.Getpid()) {
+		t.Errorf("InUse while held = %q, %v; want this pid", holder, inUse)
+	}
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if holder, inUse := statedir.InUse(dir); inUse {
+		t.Errorf("InUse after Close = %q, true", holder)
 	}
 	second, err := statedir.Acquire(dir)
 	if err != nil {
