@@ -117,6 +117,11 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 			}
 		}
 	}
+	for i := range reset {
+		if reset[i] {
+			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", infos[i].PID)
+		}
+	}
 	source := -1 // the first instance that did not restart
 	for i := range views {
 		if !reset[i] {
@@ -145,8 +150,18 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		}
 	}
 	synced := true
-	for i := range views {
-		if !m.sync(ctx, i, merged, views[i]) {
+	for i, v := range views {
+		if reset[i] {
+			// Its view may predate the restart (read just before it):
+			// rebuilt as if it had lost everything, never diffed.
+			v = runtimeapi.Backend{Name: v.Name}
+			if _, dynamic := m.opts(name); !dynamic {
+				for _, s := range merged.Servers {
+					v.Servers = append(v.Servers, runtimeapi.Server{Name: s.Name, Admin: runtimeapi.AdminMaint, Weight: 1})
+				}
+			}
+		}
+		if !m.sync(ctx, i, merged, v) {
 			synced = false
 		}
 	}
@@ -201,6 +216,9 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 				continue
 			}
 			err := lb.AddServer(ctx, be, p.Name, p.Addr, p.Port, opts)
+			if errors.Is(err, runtimeapi.ErrAlreadyExists) {
+				err = nil // a rebuild assumes it lost: it had not
+			}
 			if err == nil {
 				err = lb.EnableHealth(ctx, be, p.Name)
 			}

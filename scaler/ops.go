@@ -116,8 +116,11 @@ func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n in
 		if err := l.act(ctx, func(ctx context.Context) error {
 			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
 		}); err != nil {
+			// The intent stays: a reply lost on the way back may hide a
+			// drain that took, which would then pass for an operator's
+			// (sim). A drain that did not take leaves the slot ready, and
+			// the next tick forgets the intent.
 			log.Warn("drain", "slot", name, "err", err)
-			l.setIntent(s.draining, name, time.Time{})
 			continue
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)

@@ -35,16 +35,26 @@ import (
 //     points at a running container.
 
 // servingOn counts the slots of b that take traffic and point at a
-// running container: what slotscaler can know (HAProxy's checks, not yet
-// the truth, say whether the app answers).
+// running container, leaving out those an instance's checks found down:
+// what slotscaler can know (HAProxy's checks, not the truth, say whether
+// the app answers), and replacing a slot found down is its job.
 func (w *world) servingOn(b *backend) int {
 	n := 0
 	for _, s := range b.servers {
-		if c, _ := w.containerAt(s.addr, s.port); s.takesTraffic() && c != nil {
+		if c, _ := w.containerAt(s.addr, s.port); s.takesTraffic() && c != nil && !w.downAnywhere(b.name, s.name) {
 			n++
 		}
 	}
 	return n
+}
+
+func (w *world) downAnywhere(backend, slot string) bool {
+	for _, h := range w.haproxies {
+		if s := h.backend(backend).server(slot); s != nil && s.admin != runtimeapi.AdminMaint && !s.up {
+			return true
+		}
+	}
+	return false
 }
 
 // target is the replica count the floor protects for backend.

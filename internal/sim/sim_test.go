@@ -78,6 +78,13 @@ func TestSim(t *testing.T) {
 	took := time.Since(begin)
 	fmt.Fprintf(os.Stderr, "sim: %d seeds from %d in %s (%.1f seeds/s), %d failed\n", *seeds, *firstSeed, took.Round(time.Millisecond), float64(*seeds)/took.Seconds(), len(failures))
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Seed < failures[j].Seed })
+	byInvariant := map[string][]uint64{}
+	for _, f := range failures {
+		byInvariant[f.Invariant] = append(byInvariant[f.Invariant], f.Seed)
+	}
+	for inv, ss := range byInvariant {
+		fmt.Fprintf(os.Stderr, "sim: %q broken by %d seeds: %v\n", inv, len(ss), ss[:min(len(ss), 12)])
+	}
 	for i, f := range failures {
 		if i == 3 {
 			t.Errorf("... and %d more failing seeds", len(failures)-3)
