@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -108,16 +107,7 @@ func TestRunDryRun(t *testing.T) {
 	raw := dockertest.Client(t)
 	service := dockertest.ServiceName(t, "dry")
 	dockertest.RemoveAll(t, raw, service)
-	yaml := fmt.Sprintf(`
-haproxy: {runtime_api: unix://{{DIR}}/admin.sock}
-state_dir: {{DIR}}/state
-api: {listen: "127.0.0.1:0"}
-docker: {hosts: [{name: local, endpoint: %s, max_containers: 100}]}  # other tests share the engine
-interval: 100ms
-services:
-  - {name: %[2]s, backend: %[2]s, container: {image: slotscaler-echo:test, port: 8080}, min_replicas: 2, max_replicas: 3, target: {sessions_per_replica: 5}}
-`, dockertest.Endpoint, service)
-	h, path := haproxyFor(t, yaml)
+	h, path := haproxyFor(t, runYAML(service, "{image: slotscaler-echo:test, port: 8080}", 2, 3))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()

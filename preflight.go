@@ -16,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/docker"
+	"github.com/slotscaler/slotscaler/scaler/statedir"
 )
 
 // preflighted is what preflight loaded for run.
@@ -61,6 +62,10 @@ func preflight(cfg *config.Config) (preflighted, error) {
 		errs = append(errs, err)
 	default:
 		ln.Close()
+	}
+	if holder, inUse := statedir.InUse(cfg.StateDir); inUse {
+		// As with api.listen: next to a running slotscaler, check still passes.
+		out.warnings = append(out.warnings, fmt.Sprintf("state_dir: %s is in use now by another slotscaler (%s); run needs it free", cfg.StateDir, holder))
 	}
 	if err := writableDir(cfg.StateDir); err != nil {
 		errs = append(errs, fmt.Errorf("state_dir: %w", err))

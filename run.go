@@ -40,6 +40,11 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		return err
 	}
 	secrets := pre.secrets
+	state, err := openStateDir(cfg.StateDir, dryRun)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
@@ -49,7 +54,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	}
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
-		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull})
+		e, err := docker.New(h.Name, docker.Options{Endpoint: h.Endpoint, TLS: h.TLS, Pull: cfg.Docker.Pull, Owner: state.owner})
 		if err != nil {
 			return err
 		}
@@ -61,7 +66,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log, GenerationKey: state.generationKey})
 	if err != nil {
 		return err
 	}

@@ -71,9 +71,19 @@ func newEnv(t testing.TB, mode string) *env {
 // newEnvWith is newEnv with the service config adjusted by tune.
 func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 	t.Helper()
-	return newEnvOn(t, mode, tune, func(e *env, global, body string) *haproxytest.HAProxy {
-		return haproxytest.StartGlobal(e.t, global, body)
-	})
+	return newEnvOn(t, mode, tune, startGlobal)
+}
+
+// startGlobal starts haproxy in the test with global lines and body.
+func startGlobal(e *env, global, body string) *haproxytest.HAProxy {
+	return haproxytest.StartGlobal(e.t, global, body)
+}
+
+// newEnvNamed is newEnvWith for a given service name: two envs of one name
+// are two HAProxy instances whose services share the name on one engine.
+func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) *env {
+	t.Helper()
+	return newEnvAt(t, mode, service, tune, startGlobal)
 }
 
 // newEnvOn is newEnvWith on an HAProxy started by start with the global
@@ -81,9 +91,15 @@ func newEnvWith(t testing.TB, mode string, tune func(*config.Config)) *env {
 // and e.stateDir are set when it is called.
 func newEnvOn(t testing.TB, mode string, tune func(*config.Config), start func(e *env, global, body string) *haproxytest.HAProxy) *env {
 	t.Helper()
+	return newEnvAt(t, mode, dockertest.ServiceName(t, "e2e"), tune, start)
+}
+
+// newEnvAt is newEnvOn for a given service name.
+func newEnvAt(t testing.TB, mode, service string, tune func(*config.Config), start func(e *env, global, body string) *haproxytest.HAProxy) *env {
+	t.Helper()
 	image := dockertest.BuildEcho(t)
 	local := dockertest.Engine(t)
-	e := &env{t: t, service: dockertest.ServiceName(t, "e2e"), docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
+	e := &env{t: t, service: service, docker: dockertest.Client(t), engine: local, local: local, logs: &haproxytest.SyncBuffer{}}
 	dockertest.RemoveAll(t, e.docker, e.service)
 	cfg, err := config.Parse(fmt.Appendf(nil, serviceYAML, e.service, mode, image))
 	if err != nil {

@@ -43,6 +43,9 @@ func (c *Client) Batch(ctx context.Context, cmds []Command) ([]Result, error) {
 	for i, cmd := range cmds {
 		results[i].Command = cmd
 		line, err := cmd.Line()
+		if err == nil {
+			err = checkCommand(line)
+		}
 		if err != nil {
 			results[i].Err = err
 			continue

@@ -70,6 +70,9 @@ func (c *Client) String() string { return c.network + "://" + c.address }
 // connection is closed, and read is unblocked, when ctx ends or the timeout
 // passes; read errors are returned, never swallowed.
 func (c *Client) exchange(ctx context.Context, command string, read func(*bufio.Reader) error) error {
+	if err := checkCommand(command); err != nil {
+		return err
+	}
 	conn, ctx, done, err := c.connect(ctx)
 	if err != nil {
 		return fmt.Errorf("haproxy %q: %w", command, err)
@@ -119,6 +122,29 @@ func readError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
 	return err
+}
+
+// checkCommand refuses a command that would reach HAProxy as more than
+// one: the CLI ends a command at a line break and runs each ';'-separated
+// part on its own. Callers check names too; this guard, in the two places
+// that write commands (exchange and Batch), is the last word, whatever a
+// future caller forgets.
+func checkCommand(command string) error {
+	i := strings.IndexAny(command, "\n\r;")
+	if i < 0 {
+		return nil
+	}
+	verb := command
+	if fields := strings.Fields(command[:i]); len(fields) >= 2 {
+		verb = fields[0] + " " + fields[1]
+	} else if len(fields) == 1 {
+		verb = fields[0]
+	}
+	arg := command[strings.LastIndexByte(command[:i], ' ')+1:]
+	if j := strings.IndexByte(arg, ' '); j >= 0 {
+		arg = arg[:j]
+	}
+	return fmt.Errorf("haproxy %q: argument %q: %w", verb, arg, ErrUnsafeArgument)
 }
 
 // command runs a command whose reply is a short message and classifies it.

@@ -22,6 +22,9 @@ var (
 	ErrUnexpectedReply  = errors.New("unexpected reply")
 	ErrInvalidName      = errors.New("invalid backend or server name")
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnsafeArgument is a command argument holding a line break or ';',
+	// refused before anything is sent.
+	ErrUnsafeArgument = errors.New("a line break or ';' would end the command there")
 )
 
 // CommandError is HAProxy refusing a command (or answering something we

@@ -14,6 +14,9 @@ const (
 	LabelSlot       = "slotscaler.slot"
 	LabelHost       = "slotscaler.host"
 	LabelGeneration = "slotscaler.generation"
+	// LabelOwner names the slotscaler instance (its state_dir's owner ID)
+	// that started the container; another instance leaves it alone.
+	LabelOwner = "slotscaler.owner"
 )
 
 // ErrImageNotFound means the image is not on the host and may not be pulled.

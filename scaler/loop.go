@@ -3,6 +3,7 @@ package scaler
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -58,6 +59,9 @@ type Options struct {
 	Clock    Clock            // default: WallClock
 	Now      func() time.Time // the wall clock with another time (tests); ignored with Clock
 	Log      *slog.Logger     // default slog.Default()
+	// GenerationKey keys the generation label (see Generation); run.go
+	// keeps it in state_dir. Nil: an HMAC with an empty key.
+	GenerationKey []byte
 }
 
 // Loop is slotscaler's control loop: every interval it observes each
@@ -76,6 +80,7 @@ type Loop struct {
 	observer Observer
 	clock    Clock
 	log      *slog.Logger
+	genKey   []byte
 
 	ops sync.WaitGroup
 
@@ -100,6 +105,7 @@ type Loop struct {
 // started with, without a lock.
 type service struct {
 	cfg     config.Service
+	genKey  []byte // of the generation label
 	policy  Policy
 	history History
 	cpu     map[string]CPUSample // container id -> previous sample
@@ -154,7 +160,7 @@ func New(o Options) (*Loop, error) {
 		return nil, errors.New("scaler: config, runtime API and at least one host are required")
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun,
-		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log}
+		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey}
 	if l.store == nil {
 		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
 			l.store = FileStore(dir)
@@ -177,7 +183,7 @@ func New(o Options) (*Loop, error) {
 		l.interval = config.DefaultInterval
 	}
 	for _, sc := range o.Config.Services {
-		l.services = append(l.services, newService(sc, l.interval))
+		l.services = append(l.services, newService(sc, l.interval, l.genKey))
 	}
 	l.cfg = o.Config
 	if err := l.restore(); err != nil {
@@ -186,9 +192,10 @@ func New(o Options) (*Loop, error) {
 	return l, nil
 }
 
-func newService(sc config.Service, interval time.Duration) *service {
+func newService(sc config.Service, interval time.Duration, genKey []byte) *service {
 	return &service{
 		cfg:           sc,
+		genKey:        genKey,
 		policy:        PolicyFor(sc, interval),
 		cpu:           map[string]CPUSample{},
 		ops:           map[string]*op{},
@@ -219,18 +226,21 @@ func PolicyFor(s config.Service, interval time.Duration) Policy {
 }
 
 // Generation names a container spec: containers of one generation run the
-// same image, command, environment, volumes and limits.
-func Generation(c config.Container) string {
+// same image, command, environment, volumes and limits. It is an HMAC
+// keyed with key, so the label tells nothing about env values to whoever
+// can list containers but does not hold the key.
+func Generation(key []byte, c config.Container) string {
 	b, _ := json.Marshal(c) // maps marshal with sorted keys: stable
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
+	mac := hmac.New(sha256.New, key)
+	mac.Write(b)
+	return hex.EncodeToString(mac.Sum(nil)[:6])
 }
 
 // generationOf is the generation of the service's container with image.
 func (s *service) generationOf(image string) string {
 	c := s.cfg.Container
 	c.Image = image
-	return Generation(c)
+	return Generation(s.genKey, c)
 }
 
 // generation is the generation new containers get; call with Loop.mu held.

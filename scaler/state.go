@@ -45,7 +45,7 @@ func (d FileStore) Load() ([]byte, error) {
 
 // Save writes state.json atomically.
 func (d FileStore) Save(_ context.Context, data []byte) error {
-	return writeAtomic(filepath.Join(string(d), stateFile), data)
+	return writeAtomic(filepath.Join(string(d), stateFile), data, 0o600)
 }
 
 func (d FileStore) String() string { return filepath.Join(string(d), stateFile) }
@@ -113,7 +113,9 @@ func (l *Loop) persist() error {
 
 // writeAtomic replaces path with data so that a reader sees the old file or
 // the new one, never a part: temp file in the same directory, fsync, rename.
-func writeAtomic(path string, data []byte) error {
+// The file gets mode perm; when perm lets the group read, the group of its
+// directory (see shareWithDirGroup).
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
@@ -122,6 +124,10 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := shareWithDirGroup(tmp, perm); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err

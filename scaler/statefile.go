@@ -35,7 +35,7 @@ func (s *stateFileLB) changed(ctx context.Context, err error) {
 	defer s.mu.Unlock()
 	data, err := s.dump(context.WithoutCancel(ctx))
 	if err == nil {
-		err = writeAtomic(s.path, data)
+		err = writeAtomic(s.path, data, ServerStateFileMode)
 	}
 	if err != nil {
 		s.log.Error("server state file not updated; an operator's reload now would lose recent slot changes", "path", s.path, "err", err)

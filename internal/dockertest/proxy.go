@@ -1,20 +1,23 @@
 package dockertest
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
-// Proxy is a unix socket in front of the Docker engine that a test can cut
-// (every connection closed, new ones refused) and restore, to play an
-// engine that went away.
+// Proxy is a unix socket (or, from NewTLSProxy, a TLS port on loopback) in
+// front of the Docker engine that a test can cut (every connection closed,
+// new ones refused) and restore, to play an engine that went away.
 type Proxy struct {
-	Endpoint string // unix:///... for docker.Options
-	path     string
+	Endpoint string // unix:///... or tcp://127.0.0.1:PORT for docker.Options
+	listen   func() (net.Listener, error)
 	target   string
+	served   atomic.Int64 // connections passed on to the engine
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[net.Conn]bool
@@ -23,8 +26,12 @@ type Proxy struct {
 
 // NewProxy starts a proxy to the local engine, stopped with the test.
 func NewProxy(t testing.TB) *Proxy {
-	p := &Proxy{path: filepath.Join(t.TempDir(), "docker.sock"), target: "/var/run/docker.sock", conns: map[net.Conn]bool{}}
-	p.Endpoint = "unix://" + p.path
+	path := filepath.Join(t.TempDir(), "docker.sock")
+	return startProxy(t, "unix://"+path, func() (net.Listener, error) { return net.Listen("unix", path) })
+}
+
+func startProxy(t testing.TB, endpoint string, listen func() (net.Listener, error)) *Proxy {
+	p := &Proxy{Endpoint: endpoint, listen: listen, target: "/var/run/docker.sock", conns: map[net.Conn]bool{}}
 	if err := p.Restore(); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +41,7 @@ func NewProxy(t testing.TB) *Proxy {
 
 // Restore listens again.
 func (p *Proxy) Restore() error {
-	ln, err := net.Listen("unix", p.path)
+	ln, err := p.listen()
 	if err != nil {
 		return err
 	}
@@ -59,7 +66,18 @@ func (p *Proxy) Restore() error {
 	return nil
 }
 
+// Served is how many connections the proxy passed on to the engine (for
+// TLS, those whose handshake succeeded).
+func (p *Proxy) Served() int64 { return p.served.Load() }
+
 func (p *Proxy) serve(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		// Verify the client before touching the engine.
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return
+		}
+	}
 	up, err := net.Dial("unix", p.target)
 	if err != nil {
 		c.Close()
@@ -74,6 +92,7 @@ func (p *Proxy) serve(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
+	p.served.Add(1)
 	done := make(chan struct{}, 2)
 	// Either side ending (or a cut) ends both.
 	cp := func(dst, src net.Conn) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -30,9 +31,10 @@ import (
 
 // Engine is a Docker host reached through its API.
 type Engine struct {
-	host string
-	api  *client.Client
-	pull bool
+	host  string
+	api   *client.Client
+	pull  bool
+	owner string
 }
 
 var _ scaler.Engine = (*Engine)(nil)
@@ -42,6 +44,11 @@ type Options struct {
 	Endpoint string      // unix://, tcp:// or ssh://user@host[:port]
 	TLS      *config.TLS // client certificates for tcp://
 	Pull     bool        // pull a missing image instead of refusing to start
+	// Owner, when set, labels every container this Engine starts
+	// (scaler.LabelOwner) and limits Containers to those it labelled and
+	// those without an owner (started before the label existed, adopted).
+	// Empty: no label, every slotscaler container is listed.
+	Owner string
 }
 
 // New connects lazily to a Docker engine; the API version is negotiated on
@@ -68,7 +75,7 @@ func New(host string, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker host %s: %w", host, err)
 	}
-	return &Engine{host: host, api: api, pull: o.Pull}, nil
+	return &Engine{host: host, api: api, pull: o.Pull, owner: o.Owner}, nil
 }
 
 // Close releases the client's connections.
@@ -77,19 +84,24 @@ func (e *Engine) Close() error { return e.api.Close() }
 // Ping checks that the engine answers.
 func (e *Engine) Ping(ctx context.Context) error {
 	if _, err := e.api.Ping(ctx); err != nil {
-		return fmt.Errorf("docker host %s: %w", e.host, err)
+		return fmt.Errorf("docker host %s: %w", e.host, tlsHint(err))
 	}
 	return nil
 }
 
-// Containers lists every container carrying slotscaler's service label.
+// Containers lists every container carrying slotscaler's service label
+// that is this Engine's owner's or has no owner.
 func (e *Engine) Containers(ctx context.Context) ([]scaler.Container, error) {
 	list, err := e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", scaler.LabelService))})
 	if err != nil {
-		return nil, fmt.Errorf("list containers on %s: %w", e.host, err)
+		return nil, fmt.Errorf("list containers on %s: %w", e.host, tlsHint(err))
 	}
 	out := make([]scaler.Container, 0, len(list))
 	for _, c := range list {
+		// The engine's filters cannot say "this owner or none": done here.
+		if owner := c.Labels[scaler.LabelOwner]; e.owner != "" && owner != "" && owner != e.owner {
+			continue
+		}
 		sc := scaler.Container{
 			ID:         c.ID,
 			Service:    c.Labels[scaler.LabelService],
@@ -110,6 +122,19 @@ func (e *Engine) Containers(ctx context.Context) ([]scaler.Container, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// tlsHint says what an engine's TLS alert means for the tls block: Go
+// does not even send a client certificate the engine's CA did not sign, and
+// the engine's alert alone ("certificate required") does not say which
+// side is wrong.
+func tlsHint(err error) error {
+	// crypto/tls reports the peer's alerts as a net.OpError "remote error".
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" {
+		return err
+	}
+	return fmt.Errorf("%w (the engine refused this client: tls.cert must be signed by a CA the engine trusts, with tls.key its key)", err)
 }
 
 // labelPort records the service port inside the container, so listing can
@@ -141,6 +166,11 @@ func (e *Engine) Start(ctx context.Context, spec scaler.Spec) (scaler.Container,
 		scaler.LabelGeneration: spec.Generation, labelPort: strconv.Itoa(spec.Port),
 	} {
 		labels[k] = v
+	}
+	if e.owner != "" {
+		labels[scaler.LabelOwner] = e.owner
+	} else {
+		delete(labels, scaler.LabelOwner) // spec.Labels cannot claim another owner
 	}
 	env := make([]string, 0, len(spec.Env))
 	for k, v := range spec.Env {

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,23 +161,126 @@ func TestEngineOverSSHDialStdio(t *testing.T) {
 		t.Skip("docker CLI not installed; ssh:// needs it on the remote side only")
 	}
 	dockertest.Client(t)
-	dir := t.TempDir()
-	const fake = "#!/bin/sh\n# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte(fake), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	e, err := docker.New("remote", docker.Options{Endpoint: "ssh://deploy@remote.invalid:2222"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	fakeSSH(t, "# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n")
+	e, ctx := sshEngine(t, "ssh://deploy@remote.invalid:2222")
 	if err := e.Ping(ctx); err != nil {
 		t.Fatalf("ping over dial-stdio: %v", err)
 	}
 	if _, err := e.Containers(ctx); err != nil {
 		t.Fatalf("list over dial-stdio: %v", err)
+	}
+}
+
+// fakeSSH puts a shell script named ssh first on PATH for the test.
+func fakeSSH(t *testing.T, script string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// sshEngine is an Engine for endpoint and a context for its calls, both
+// ending with the test.
+func sshEngine(t *testing.T, endpoint string) (*docker.Engine, context.Context) {
+	t.Helper()
+	e, err := docker.New("remote", docker.Options{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
+// When ssh fails, its own words reach the error instead of a bare EOF.
+func TestEngineOverSSHErrorCarriesStderr(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   string
+	}{
+		{"refused key", "echo 'deploy@remote.invalid: Permission denied (publickey).' >&2\nexit 255\n", "Permission denied (publickey)."},
+		{"no docker there", "echo 'sh: 1: docker: not found' >&2\nexit 127\n", "docker: not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fakeSSH(t, tt.script)
+			e, ctx := sshEngine(t, "ssh://deploy@remote.invalid")
+			_, err := e.Containers(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "ssh deploy@remote.invalid") {
+				t.Fatalf("err = %v, want ssh's stderr %q and the target", err, tt.want)
+			}
+			t.Logf("list: %v", err)
+			if err := e.Ping(ctx); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ping err = %v, want ssh's stderr %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Two Engines with different owners on one Docker engine each list their
+// own containers only; a container without the owner label (started before
+// the label existed) is listed, adopted, by both.
+func TestEngineOwnerLabel(t *testing.T) {
+	image := dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	service := dockertest.ServiceName(t, "own")
+	dockertest.RemoveAll(t, raw, service)
+	ctx := context.Background()
+	engines := map[string]*docker.Engine{}
+	for _, owner := range []string{"", "owner-a", "owner-b"} {
+		e, err := docker.New("local", docker.Options{Endpoint: dockertest.Endpoint, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines[owner] = e
+	}
+	started := map[string]string{} // owner -> container id
+	for owner, e := range engines {
+		s := spec(service, image)
+		s.Name = service + "-" + cmp.Or(owner, "unlabelled")
+		if owner == "" {
+			s.Labels = map[string]string{scaler.LabelOwner: "owner-b"} // a spec cannot claim an owner
+		}
+		c, err := e.Start(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started[owner] = c.ID
+		inspect, err := raw.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := inspect.Config.Labels[scaler.LabelOwner]; got != owner || ok != (owner != "") {
+			t.Errorf("container of owner %q carries owner label %q (set: %v)", owner, got, ok)
+		}
+	}
+	for _, tt := range []struct {
+		owner string
+		want  []string
+	}{
+		{"owner-a", []string{started["owner-a"], started[""]}},
+		{"owner-b", []string{started["owner-b"], started[""]}},
+		{"", []string{started["owner-a"], started["owner-b"], started[""]}},
+	} {
+		list, err := engines[tt.owner].Containers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range list {
+			if c.Service == service {
+				got = append(got, c.ID)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(tt.want)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("owner %q lists %v, want %v", tt.owner, got, tt.want)
+		}
 	}
 }

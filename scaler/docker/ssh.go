@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"os/exec"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,22 +36,80 @@ func sshDialer(u *url.URL) func(ctx context.Context, network, addr string) (net.
 		if err != nil {
 			return nil, err
 		}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			return nil, err
+		}
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("ssh %s: %w", target, err)
 		}
-		return &cmdConn{cmd: cmd, w: stdin, r: stdout}, nil
+		c := &cmdConn{cmd: cmd, target: target, w: stdin, r: stdout, stderrDone: make(chan struct{})}
+		// Owned by the conn: ends when ssh exits or Close kills it.
+		go func() {
+			defer close(c.stderrDone)
+			_, _ = io.Copy(&c.stderr, stderr)
+		}()
+		return c, nil
 	}
 }
 
-// cmdConn is a net.Conn over a command's stdin and stdout.
+// cmdConn is a net.Conn over a command's stdin and stdout. What the command
+// writes to stderr (ssh's "Permission denied", "Could not resolve
+// hostname", the remote shell's "docker: not found") is kept and joined to
+// the error that ends a read, which alone would only say EOF.
 type cmdConn struct {
-	cmd *exec.Cmd
-	w   io.WriteCloser
-	r   io.ReadCloser
+	cmd        *exec.Cmd
+	target     string
+	w          io.WriteCloser
+	r          io.ReadCloser
+	stderr     tailBuffer
+	stderrDone chan struct{}
 }
 
-func (c *cmdConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *cmdConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+// stderrWait is how long a failed read waits for ssh to finish its message.
+const stderrWait = 2 * time.Second
+
+func (c *cmdConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil {
+		err = c.withStderr(err)
+	}
+	return n, err
+}
+
+func (c *cmdConn) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		err = c.withStderr(err)
+	}
+	return n, err
+}
+
+// withStderr adds the command's stderr to err once the command has closed
+// it (it exited), or after stderrWait.
+func (c *cmdConn) withStderr(err error) error {
+	select {
+	case <-c.stderrDone:
+	case <-time.After(stderrWait):
+	}
+	msg := c.stderr.String()
+	if msg == "" {
+		return err
+	}
+	return &sshError{target: c.target, stderr: msg, err: err}
+}
+
+// sshError is a failed read or write on the ssh connection with what ssh
+// said. It unwraps to the read's error (io.EOF included), so callers that
+// test for it see no difference.
+type sshError struct {
+	target string
+	stderr string
+	err    error
+}
+
+func (e *sshError) Error() string { return fmt.Sprintf("ssh %s: %s (%v)", e.target, e.stderr, e.err) }
+func (e *sshError) Unwrap() error { return e.err }
 
 func (c *cmdConn) Close() error {
 	c.w.Close()
@@ -58,6 +118,32 @@ func (c *cmdConn) Close() error {
 	}
 	_ = c.cmd.Wait()
 	return nil
+}
+
+// tailBuffer keeps the last tailMax bytes written to it, safe for one
+// writer and concurrent readers.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailMax = 2 << 10
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > tailMax {
+		b.buf = b.buf[len(b.buf)-tailMax:]
+	}
+	return len(p), nil
+}
+
+// String is the kept text on one line.
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(strings.Fields(string(b.buf)), " ")
 }
 
 func (c *cmdConn) LocalAddr() net.Addr              { return stdioAddr{} }
