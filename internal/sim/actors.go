@@ -139,6 +139,9 @@ func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool
 
 // Drain, Enable, Scale, Pause, Resume and Rollout are lbctl's commands.
 func (w *World) Drain(backend, slot string) {
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
 	key := backend + "/" + slot
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
@@ -149,11 +152,17 @@ func (w *World) Drain(backend, slot string) {
 }
 
 func (w *World) Enable(backend, slot string) {
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
 	delete(w.operator, backend+"/"+slot)
 	w.api("enable "+backend+"/"+slot, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, nil)
 }
 
 func (w *World) Scale(service string, n int) {
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
 	old, pinned := w.pins[service]
 	if pinned {
 		w.pins[service] = min(old, n) // the lower of the old and new target while it changes
@@ -188,6 +197,9 @@ func (w *World) Resume(service string) {
 }
 
 func (w *World) Rollout(service, image string) {
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
 	w.rolling[service] = true
 	w.api("rollout "+service+" "+image, func(l *scaler.Loop) error {
 		_, err := l.StartRollout(service, image, time.Minute)
