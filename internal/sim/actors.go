@@ -155,8 +155,14 @@ func (w *World) Enable(backend, slot string) {
 	if w.loop == nil {
 		return // slotscaler is down: lbctl fails at once
 	}
-	delete(w.operator, backend+"/"+slot)
-	w.api("enable "+backend+"/"+slot, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, nil)
+	key := backend + "/" + slot
+	was := w.operator[key]
+	delete(w.operator, key) // before the call: its own "ready" is the operator's
+	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
+		if err != nil && was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) {
+			w.operator[key] = was // it failed: still theirs
+		}
+	})
 }
 
 func (w *World) Scale(service string, n int) {

@@ -91,7 +91,7 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		intent == "weight0" && strings.HasPrefix(what, "weight") && what != "weight 0%":
 		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
 	}
-	if after := w.servingOn(b); intent == "" && after < before {
+	if after := w.servingOn(b); intent == "" && after < before && !w.elsewhere(h, b.name, server, what) {
 		if floor := min(before, w.target(b.name)); after < floor {
 			pin, pinned := w.pins[b.name]
 			w.violate("serving floor", "%s on %s/%s left %d serving (was %d, target %d: pinned %t at %d, rolling %t)", what, h.name, key, after, before, w.target(b.name), pinned, pin, w.rolling[b.name])
@@ -112,8 +112,8 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 // leaves it on h: bringing h in step with them, not a new decision.
 func (w *world) elsewhere(h *haproxy, backend, slot, what string) bool {
 	for _, o := range w.haproxies {
-		if o == h {
-			continue
+		if o == h || o.fresh {
+			continue // a restarted instance's slots are not a state to follow
 		}
 		s := o.backend(backend).server(slot)
 		switch {

@@ -291,6 +291,9 @@ func (w *world) checks() {
 	now := w.sched.Now()
 	for _, h := range w.haproxies {
 		h.runChecks(now, w.rise, w.fall)
+		if h.fresh && slices.ContainsFunc(w.haproxies, func(o *haproxy) bool { return o != h && !o.fresh && w.table(o) == w.table(h) }) {
+			h.fresh = false
+		}
 	}
 	w.spread()
 }
