@@ -255,7 +255,13 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("first health check", err)
 		return
 	}
-	if err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100); err != nil {
+	// Tried three times: one that took on some instances only would be
+	// weighted back to 0 by the next read, the most restrictive winning.
+	err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)
+	for try := 1; err != nil && try < 3 && l.clock.Sleep(ctx, 20*time.Millisecond) == nil; try++ {
+		err = l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)
+	}
+	if err != nil {
 		// Not undone: a lost reply may hide a weight that took, and the
 		// slot would go from serving to maint (sim: "serving floor"). It
 		// stays a start of ours; the next tick weights it or finds it
