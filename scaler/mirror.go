@@ -26,11 +26,12 @@ import (
 //     Copying a restarted instance's view onto the others once set every
 //     slot of a healthy instance to maint (sim scenario
 //     TestScenarioFirstInstanceRestarts).
-//   - Between the others, the more restrictive state wins and is applied to
-//     the rest: a drain, a maint or a weight 0 made on one instance's socket
+//   - Between the others, the more restrictive admin state wins and is
+//     applied to the rest: a drain or a maint made on one instance's socket
 //     is the operator's everywhere, and a change of slotscaler's that only
-//     some instances took is completed, never half undone. A slot is in
-//     maint only when no instance can send it traffic.
+//     some instances took is completed. A slot is in maint only when no
+//     instance can send it traffic. A weight 0 anywhere makes the merged
+//     slot weight 0 (not capacity) but is not copied to the others.
 //   - Sessions and queues are summed; a slot counts as up only when every
 //     instance's check passed.
 type Mirror struct {
@@ -161,7 +162,7 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 				}
 			}
 		}
-		if !m.sync(ctx, i, merged, v) {
+		if !m.sync(ctx, i, merged, v, reset[i]) {
 			synced = false
 			continue
 		}
@@ -200,7 +201,7 @@ func mergeServer(a, b runtimeapi.Server, state bool) runtimeapi.Server {
 
 // sync brings instance i's servers of one backend to the merged view; false
 // when a change failed.
-func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend) bool {
+func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend, rebuild bool) bool {
 	lb, be := m.lbs[i], merged.Name
 	ok := true
 	fix := func(what string, err error) {
@@ -235,7 +236,12 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 		if p.Addr.IsValid() && (p.Addr != s.Addr || p.Port != s.Port) {
 			fix("addr "+p.Name, lb.SetAddr(ctx, be, p.Name, p.Addr, p.Port))
 		}
-		if (p.Weight == 0) != (s.Weight == 0) {
+		// Weights are rebuilt, not followed: the merged weight 0 of a
+		// weight 100% that some instances have not taken yet would be
+		// pushed back onto those that had (sim: "serving floor"). A weight 0
+		// on one instance still counts (the merged slot is not capacity),
+		// and the loop's next change of it reaches every instance.
+		if rebuild && (p.Weight == 0) != (s.Weight == 0) {
 			pct := 100
 			if p.Weight == 0 {
 				pct = 0

@@ -197,7 +197,10 @@ func (w *world) table(h *haproxy) string {
 	var rows []string
 	for _, b := range h.backends {
 		for _, s := range b.servers {
-			row := fmt.Sprintf("%s/%s %s w0=%t", b.name, s.name, s.admin, s.weight == 0)
+			row := fmt.Sprintf("%s/%s %s", b.name, s.name, s.admin)
+			if w.operator[b.name+"/"+s.name] == "" { // the weights of an operator's slot are theirs
+				row += fmt.Sprintf(" w0=%t", s.weight == 0)
+			}
 			if s.admin != runtimeapi.AdminMaint {
 				row += fmt.Sprintf(" %s:%d", s.addr, s.port)
 			}
