@@ -121,7 +121,7 @@ func (w *world) api(what string, call func(*scaler.Loop) error, done func(error)
 	w.goLoop(proc, "api", func() {
 		err := call(loop)
 		w.trace("lbctl %s: %v", what, err)
-		if done != nil && w.sched.alive(proc) {
+		if done != nil {
 			done(err)
 		}
 	})
