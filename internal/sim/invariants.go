@@ -86,6 +86,8 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	key := b.name + "/" + server
 	intent := w.operator[key]
 	switch {
+	case w.elsewhere(h, b.name, server, what):
+		// Brought in step with another instance: no decision of its own.
 	case intent == "drain" && what == "state ready",
 		intent == "maint" && (what == "state ready" || what == "state drain"),
 		intent == "weight0" && strings.HasPrefix(what, "weight") && what != "weight 0%":
@@ -118,7 +120,8 @@ func (w *world) elsewhere(h *haproxy, backend, slot, what string) bool {
 		s := o.backend(backend).server(slot)
 		switch {
 		case what == "del server" && s == nil,
-			s != nil && what == "state "+s.admin.String():
+			s != nil && what == "state "+s.admin.String(),
+			s != nil && what == fmt.Sprintf("weight %d%%", s.weight):
 			return true
 		}
 	}
