@@ -100,21 +100,15 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
 	}
 	if seen[0].PID == 0 {
-		// No history (slotscaler just started): an instance with every
-		// slot in maint, beside one that has slots out of it, restarted
-		// while slotscaler was away (sim: a restart just before the first
-		// read wiped the other instance's slots).
-		var idle, busy []int
+		// No history (slotscaler just started): an instance as a restart
+		// leaves it, beside one with slots out of maint, restarted while
+		// slotscaler was away (sim: a restart just before the first read
+		// wiped the other instance's slots).
 		for i, v := range views {
-			if slices.ContainsFunc(v.Servers, func(s runtimeapi.Server) bool { return s.Admin != runtimeapi.AdminMaint }) {
-				busy = append(busy, i)
-			} else {
-				idle = append(idle, i)
-			}
-		}
-		if len(busy) > 0 {
-			for _, i := range idle {
-				reset[i] = true
+			for j, o := range views {
+				if j != i && pristineBeside(v, o) {
+					reset[i] = true
+				}
 			}
 		}
 	}
@@ -175,6 +169,26 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		return runtimeapi.Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
 	return merged, nil
+}
+
+// pristineBeside reports whether v looks as a restart leaves an instance
+// while o serves: every slot of v in maint, none at the address o's same
+// slot serves at (a maint an operator made keeps the address; a restarted
+// template slot is back at its placeholder, a dynamic one is gone), and o
+// has a slot out of maint.
+func pristineBeside(v, o runtimeapi.Backend) bool {
+	if !slices.ContainsFunc(o.Servers, func(s runtimeapi.Server) bool { return s.Admin != runtimeapi.AdminMaint }) {
+		return false
+	}
+	for _, s := range v.Servers {
+		if s.Admin != runtimeapi.AdminMaint {
+			return false
+		}
+		if os, ok := o.Server(s.Name); ok && os.Admin != runtimeapi.AdminMaint && os.Addr == s.Addr && os.Port == s.Port {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeServer adds b's load to a; with state, b's admin state, weight and
