@@ -115,6 +115,7 @@ type service struct {
 	draining      map[string]time.Time // slots slotscaler drained to scale down, and since when
 	binding       map[string]time.Time // slots slotscaler is bringing up at weight 0
 	held          map[string]bool      // slots an operator set to maint: not filled until enabled
+	lastBound     map[string]string    // slot -> container it pointed at when last seen out of maint (tick goroutine only)
 	image         string               // what new containers run: the config's, or a rollout's
 	hold          *hold
 	rollout       *Rollout
@@ -202,6 +203,7 @@ func newService(sc config.Service, interval time.Duration, genKey []byte) *servi
 		draining:      map[string]time.Time{},
 		binding:       map[string]time.Time{},
 		held:          map[string]bool{},
+		lastBound:     map[string]string{},
 		image:         sc.Container.Image,
 		startFailures: map[string]int{},
 		retry:         map[string]startRetry{},
@@ -461,6 +463,9 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 			}
 		}
 		bound := l.bound(srv, mine)
+		if bound != nil && exists && srv.Admin != runtimeapi.AdminMaint {
+			s.lastBound[name] = bound.ID
+		}
 		state := slotBusy
 		kind, isBusy := inv.busy[s][name]
 		if !isBusy {

@@ -52,7 +52,9 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		// operator's (even of a slot still starting). Its container goes;
 		// the slot stays theirs, not to be filled again until they enable
 		// it (sim: "operator intents kept").
-		if exists && bound != nil && !draining {
+		if exists && !draining && (bound != nil || slices.ContainsFunc(mine, func(c Container) bool { return c.ID == s.lastBound[name] })) {
+			// (Pointed at its container, or did when last seen out of
+			// maint: that container may have died since.)
 			l.hold(log, s, name)
 		}
 		l.setIntent(s.binding, name, time.Time{})
