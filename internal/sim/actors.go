@@ -79,7 +79,7 @@ func (w *world) randomSlot(h *haproxy, backend string) *server {
 func (w *World) OnSocket(h int, backend, slot, what string) {
 	hp := w.haproxies[h]
 	s := hp.backend(backend).server(slot)
-	if s == nil || w.table(hp) != w.table(w.haproxies[0]) {
+	if s == nil || hp.fresh || w.table(hp) != w.table(w.haproxies[0]) {
 		// An operator acts on an instance in step with the others: one
 		// slotscaler is still rebuilding after a restart may be rebuilt
 		// over their command (README).
@@ -323,3 +323,33 @@ func (w *world) containerFault() {
 	}
 	w.spread()
 }
+
+// At runs f at d into the run (scenarios).
+func (w *World) At(d time.Duration, f func()) { w.sched.at(w.begin.Add(d), f) }
+
+// RestartHAProxy restarts instance i (scenarios).
+func (w *World) RestartHAProxy(i int) {
+	h := w.haproxies[i]
+	h.boot(w.sched.Now())
+	w.spread()
+	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)
+}
+
+// HostDown makes host i stop answering for d (scenarios).
+func (w *World) HostDown(i int, d time.Duration) {
+	h := w.hosts[i]
+	h.down = true
+	w.trace("docker %s stops answering", h.name)
+	w.after(d, func() { h.down = false; w.trace("docker %s answers again", h.name) })
+}
+
+// CutReplies makes every backend read of instance i come back cut short
+// at a row boundary, for d (scenarios).
+func (w *World) CutReplies(i int, d time.Duration) {
+	h := w.haproxies[i]
+	w.faults, h.cutP = true, 1
+	w.after(d, func() { w.faults, h.cutP = false, 0 })
+}
+
+// Loop is the slotscaler process running now (scenarios).
+func (w *World) Loop() *scaler.Loop { return w.loop }

@@ -24,6 +24,7 @@ type haproxy struct {
 	pid      int
 	start    time.Time
 	fresh    bool // restarted, and not yet in step with another instance
+	settled  int  // check rounds in step since it restarted
 	backends []*backend
 	// faults, drawn per reply while faults are on
 	cutP, junkP, lostP, slowP, downP float64
@@ -59,7 +60,7 @@ var placeholder = netip.MustParseAddr("127.0.0.1")
 // disabled at the placeholder, no dynamic server.
 func (h *haproxy) boot(now time.Time) {
 	h.pid++
-	h.start, h.fresh = now, h.pid%1000 != 1
+	h.start, h.fresh, h.settled = now, h.pid%1000 != 1 && len(h.w.haproxies) > 1, 0
 	for _, b := range h.backends {
 		b.servers, b.queue = nil, 0
 		for i := 1; i <= b.slots; i++ {

@@ -291,7 +291,17 @@ func (w *world) checks() {
 	now := w.sched.Now()
 	for _, h := range w.haproxies {
 		h.runChecks(now, w.rise, w.fall)
-		if h.fresh && slices.ContainsFunc(w.haproxies, func(o *haproxy) bool { return o != h && !o.fresh && w.table(o) == w.table(h) }) {
+		// In step with a settled instance for two rounds in a row: slotscaler
+		// has finished rebuilding it (a pass that failed on a change the
+		// table does not show is redone at the next tick).
+		inStep := slices.ContainsFunc(w.haproxies, func(o *haproxy) bool { return o != h && !o.fresh && w.table(o) == w.table(h) })
+		switch {
+		case !h.fresh:
+		case !inStep:
+			h.settled = 0
+		case h.settled < 4:
+			h.settled++
+		default:
 			h.fresh = false
 		}
 	}

@@ -1,0 +1,176 @@
+package sim
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/slotscaler/slotscaler/scaler"
+)
+
+// Scenarios: the overlaps issue 10 found, each scripted so that the
+// invariant it broke is checked on that very interleaving. Random seeds
+// find most of them too; these keep them found.
+
+func runScenario(t *testing.T, o Options) *World {
+	t.Helper()
+	o.Seed = 1
+	if o.Instances == 0 {
+		o.Instances = 1
+	}
+	if o.Hosts == 0 {
+		o.Hosts = 1
+	}
+	if o.Faults == 0 {
+		o.Faults = 30 * time.Second
+	}
+	if o.Quiet == 0 {
+		o.Quiet = 20 * time.Second
+	}
+	w, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := w.Run(); f != nil {
+		t.Fatal(f)
+	}
+	return w
+}
+
+// The first of two instances restarts while the second serves: the second
+// keeps its slots ("serving floor").
+func TestScenarioFirstInstanceRestarts(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		runScenario(t, Options{Instances: 2, Dynamic: dynamic, Script: func(w *World) {
+			w.At(time.Second, func() { w.Load("web", 30) })
+			w.At(10*time.Second, func() { w.RestartHAProxy(0) })
+			w.At(15*time.Second, func() { w.RestartHAProxy(0) })
+		}})
+	}
+}
+
+// lbctl scale 4, then scale 2 while the starts run: serving never below
+// the lower pin ("serving floor").
+func TestScenarioPinDownWhileStarting(t *testing.T) {
+	runScenario(t, Options{Script: func(w *World) {
+		w.At(2*time.Second, func() { w.Scale("web", 2) })
+		w.At(8*time.Second, func() { w.Scale("web", 4) })
+		w.At(8*time.Second+600*time.Millisecond, func() { w.Scale("web", 2) })
+	}})
+}
+
+// A rollout asked for before the first complete observation is refused
+// (409), and one asked for later holds at least min replicas.
+func TestScenarioRolloutBeforeFirstTick(t *testing.T) {
+	var early error
+	var held int
+	runScenario(t, Options{Script: func(w *World) {
+		rollout := func(done func(scaler.Rollout, error)) func() {
+			return func() {
+				var r scaler.Rollout
+				w.rolling["web"] = true
+				w.api("rollout web web:2", func(l *scaler.Loop) (err error) {
+					r, err = l.StartRollout("web", "web:2", time.Minute)
+					return err
+				}, func(err error) { done(r, err) })
+			}
+		}
+		w.At(0, rollout(func(_ scaler.Rollout, err error) { early = err }))
+		w.At(5*time.Second, rollout(func(r scaler.Rollout, err error) {
+			if err != nil {
+				t.Errorf("rollout after the first ticks: %v", err)
+			}
+			held = r.Replicas
+		}))
+	}})
+	if !errors.Is(early, scaler.ErrConflict) {
+		t.Errorf("rollout before the first tick: %v, want a conflict", early)
+	}
+	if held < 1 {
+		t.Errorf("rollout holds %d replicas, want at least min (1)", held)
+	}
+}
+
+// Replies cut after a complete row: nothing acts on the rows that are
+// missing ("no removal under traffic", "no action on incomplete data").
+func TestScenarioRepliesCutShort(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		runScenario(t, Options{Dynamic: dynamic, Script: func(w *World) {
+			w.At(time.Second, func() { w.Load("web", 35) })
+			w.At(10*time.Second, func() { w.CutReplies(0, 10*time.Second) })
+		}})
+	}
+}
+
+// A host that does not answer while slots drain: no drain ends and no
+// free slot is taken on its account ("no action on incomplete data").
+func TestScenarioHostSilentWhileDraining(t *testing.T) {
+	runScenario(t, Options{Hosts: 2, Script: func(w *World) {
+		w.At(time.Second, func() { w.Load("web", 45) })
+		w.At(12*time.Second, func() { w.Load("web", 0); w.HostDown(0, 10*time.Second) })
+	}})
+}
+
+// An operator drains, then sets to maint, slots that are still starting:
+// both are kept ("operator intents kept").
+func TestScenarioOperatorDrainsStartingSlot(t *testing.T) {
+	runScenario(t, Options{Hosts: 2, Script: func(w *World) {
+		w.At(2*time.Second, func() { w.Scale("web", 3) })
+		// The first slot seen bound at weight 0 (its check pending), looked
+		// for every 20 ms for 5 s.
+		starting := func(what string) func() {
+			tries := 0
+			var try func()
+			try = func() {
+				for _, s := range w.haproxies[0].backend("web").servers {
+					if s.weight == 0 && s.admin.String() == "ready" {
+						w.OnSocket(0, "web", s.name, what)
+						if w.operator["web/"+s.name] != what {
+							t.Errorf("the operator's %s of %s was not made", what, s.name)
+						}
+						return
+					}
+				}
+				if tries++; tries == 250 {
+					t.Errorf("no starting slot to %s", what)
+					return
+				}
+				w.after(20*time.Millisecond, try)
+			}
+			return try
+		}
+		w.At(2*time.Second, starting("drain"))
+		w.At(12*time.Second, func() { w.Scale("web", 5) })
+		w.At(12*time.Second, starting("maint"))
+	}})
+}
+
+// A reload that shrinks a dynamic service's max_replicas drains the slots
+// beyond it like any scale-down, never removes them as strays; one that
+// changes the slot prefix is refused.
+func TestScenarioReloadShrinksMax(t *testing.T) {
+	var prefixErr error
+	runScenario(t, Options{Dynamic: true, Script: func(w *World) {
+		w.At(time.Second, func() { w.Scale("web", 5) })
+		w.At(10*time.Second, func() {
+			next, err := w.config(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next.Services[0].MaxReplicas = 2
+			if err := w.Loop().Reload(next); err != nil {
+				t.Errorf("reload: %v", err)
+			}
+			w.prevCfg, w.cfg = w.cfg, next
+			w.Resume("web")
+		})
+		w.At(15*time.Second, func() {
+			next, _ := w.config(1)
+			next.Services[0].Slots.Prefix = "other"
+			prefixErr = w.Loop().Reload(next)
+		})
+	}})
+	if !errors.Is(prefixErr, scaler.ErrConflict) {
+		t.Errorf("reload changing the slot prefix: %v, want a conflict", prefixErr)
+	}
+}
