@@ -38,6 +38,7 @@ type Metrics struct {
 	hostCapacity        *prometheus.GaugeVec
 	scheduleActive      *prometheus.GaugeVec
 	restarts            prometheus.Counter
+	wake                wakeMetrics // scale to zero: wake.go
 }
 
 var _ scaler.Observer = (*Metrics)(nil)
@@ -70,6 +71,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.replicas, m.desired, m.signal, m.scaleEvents, m.rollouts, m.containerOps, m.containerOpDuration,
 		m.runtimeRequests, m.runtimeDuration, m.tickDuration, m.hostContainers, m.hostCapacity, m.scheduleActive, m.restarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.wake = newWakeMetrics(m.reg)
 	return m
 }
 
