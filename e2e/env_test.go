@@ -92,7 +92,10 @@ func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) 
 func newEnvEdited(t testing.TB, mode string, tune func(*config.Config), edit func(body string) string) *env { // wake (issue 13)
 	t.Helper()
 	return newEnvOn(t, mode, tune, func(e *env, global, body string) *haproxytest.HAProxy {
-		return haproxytest.StartGlobal(e.t, global, edit(body))
+		if edit != nil {
+			body = edit(body)
+		}
+		return haproxytest.StartGlobal(e.t, global, body)
 	})
 }
 

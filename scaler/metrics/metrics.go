@@ -125,6 +125,7 @@ func (m *Metrics) Tick(took time.Duration, services []scaler.ServiceStatus, host
 			active = 1
 		}
 		m.scheduleActive.WithLabelValues(s.Name).Set(active)
+		m.wake.held.WithLabelValues(s.Name).Add(0) // a series from the first tick: 0 held (wake.go)
 	}
 	for _, h := range hosts {
 		m.hostContainers.WithLabelValues(h.Name).Set(float64(h.Containers))
