@@ -34,11 +34,12 @@ fuzz: ## fuzz the stats, servers-state, info and config parsers, render and the 
 	$(GO) test ./templates -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scaler/api -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME)
 
-bench: setup build ## stats read, batched commands, tick vs bare read, RSS, membership churn table, reaction time
+bench: setup build ## stats read, batched commands, tick vs bare read, RSS, membership churn table, reaction time, cold start from zero
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./runtimeapi
 	$(GO) test -run '^$$' -bench '^BenchmarkTick$$' -benchtime 20x ./internal/bench
 	SLOTSCALER_BIN=$(CURDIR)/bin/slotscaler $(GO) test -run '^$$' -bench 'RunRSS|MembershipChurn' -benchtime 1x -timeout 20m ./internal/bench
 	$(GO) test -run '^$$' -bench ReactionTime -benchtime 1x ./e2e
+	$(GO) test -run '^$$' -bench ColdStart -benchtime 1x ./e2e
 
 lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...

@@ -38,7 +38,7 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func TestCheckExampleOK(t *testing.T) {
 	t.Setenv("SLOTSCALER_CI_TOKEN", "example-token-0123456789")
 	out, errOut, code := runApp(t, "check", "--config", "examples/slotscaler.yaml")
-	if code != 0 || !strings.Contains(out, "ok (1 services)") {
+	if code != 0 || !strings.Contains(out, "ok (2 services)") {
 		t.Errorf("check example: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

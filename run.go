@@ -103,6 +103,11 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	for _, s := range cfg.Services {
 		names = append(names, s.Name)
 	}
+	waitWake, err := startWake(ctx, cfg, loop, m, log) // wake (issue 13): listeners of services that scale to zero
+	if err != nil {
+		return err
+	}
+	defer waitWake()
 	log.Info("slotscaler running", "runtime_api", strings.Join(cfg.HAProxy.RuntimeAPI, ","), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
 	err = loop.Run(ctx)
 	log.Info("slotscaler stopped; containers keep running and are found again at the next start")

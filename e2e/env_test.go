@@ -60,6 +60,7 @@ type env struct {
 	backends string               // the rendered backend sections
 	mirrors  []*runtimeapi.Client // more HAProxy instances the loop keeps in step with this one
 	logs     *haproxytest.SyncBuffer
+	wake     wakeFixture // scale to zero (issue 13): wake_test.go
 }
 
 // newEnv builds the echo image, renders the service's backend with
@@ -84,6 +85,18 @@ func startGlobal(e *env, global, body string) *haproxytest.HAProxy {
 func newEnvNamed(t testing.TB, mode, service string, tune func(*config.Config)) *env {
 	t.Helper()
 	return newEnvAt(t, mode, service, tune, startGlobal)
+}
+
+// newEnvEdited is newEnvWith with the haproxy.cfg body (frontend and
+// rendered backends) changed by edit before haproxy starts.
+func newEnvEdited(t testing.TB, mode string, tune func(*config.Config), edit func(body string) string) *env { // wake (issue 13)
+	t.Helper()
+	return newEnvOn(t, mode, tune, func(e *env, global, body string) *haproxytest.HAProxy {
+		if edit != nil {
+			body = edit(body)
+		}
+		return haproxytest.StartGlobal(e.t, global, body)
+	})
 }
 
 // newEnvOn is newEnvWith on an HAProxy started by start with the global
@@ -170,6 +183,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	waitWake := e.startWake(ctx, loop) // wake (issue 13)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -182,6 +196,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 			srv.Close()
 			cancel()
 			<-done
+			waitWake()
 		})
 	}
 	e.t.Cleanup(stop)
@@ -208,6 +223,7 @@ func countSlots(b runtimeapi.Backend) slots {
 	var s slots
 	for _, srv := range b.Servers {
 		switch {
+		case srv.Name == config.WakeServer: // wake (issue 13): the backup server, not a slot
 		case srv.Serving() && srv.Weight > 0:
 			s.serving++
 		case srv.Admin != runtimeapi.AdminMaint:

@@ -1,8 +1,10 @@
 package haproxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +30,15 @@ type Backend struct {
 	DefaultCheck  bool   // default-server (backend or defaults) says "check"
 	Templates     []Template
 	StaticServers []string
+	Mode          string  // http or tcp, inherited from defaults when not set (HAProxy's default: tcp)
+	Wake          *Server // the "server wake ..." line, if any
+}
+
+// Server is one server line.
+type Server struct {
+	Name    string
+	Address string // as written: ip:port
+	Backup  bool
 }
 
 // Template is one server-template line: servers Prefix+From … Prefix+To.
@@ -72,7 +83,7 @@ func Parse(text string) (*Config, error) {
 }
 
 func fromParser(p parser.Parser) (*Config, error) {
-	defBalance, defCheck := "", false
+	defBalance, defCheck, defMode := "", false, ""
 	if names, err := p.SectionsGet(parser.Defaults); err == nil && len(names) > 0 {
 		// Several defaults sections come back unordered; slotscaler's
 		// checks assume one (the usual case) and take the first name.
@@ -80,6 +91,7 @@ func fromParser(p parser.Parser) (*Config, error) {
 		d := names[0]
 		defBalance = balance(p, parser.Defaults, d)
 		defCheck = defaultServerCheck(p, parser.Defaults, d)
+		defMode = mode(p, parser.Defaults, d)
 	}
 	names, err := p.SectionsGet(parser.Backends)
 	if err != nil && !errors.Is(err, parsererrors.ErrSectionMissing) {
@@ -96,6 +108,7 @@ func fromParser(p parser.Parser) (*Config, error) {
 			b.Balance = "roundrobin"
 		}
 		b.DefaultCheck = b.DefaultCheck || defCheck
+		b.Mode = cmp.Or(mode(p, parser.Backends, name), defMode, "tcp")
 		if data, err := p.Get(parser.Backends, name, "server-template"); err == nil {
 			for _, st := range data.([]types.ServerTemplate) {
 				t, err := template(st)
@@ -108,6 +121,9 @@ func fromParser(p parser.Parser) (*Config, error) {
 		if data, err := p.Get(parser.Backends, name, "server"); err == nil {
 			for _, s := range data.([]types.Server) {
 				b.StaticServers = append(b.StaticServers, s.Name)
+				if s.Name == config.WakeServer {
+					b.Wake = &Server{Name: s.Name, Address: s.Address, Backup: hasWord(s.Params, "backup")}
+				}
 			}
 		}
 		cfg.Backends = append(cfg.Backends, b)
@@ -116,12 +132,21 @@ func fromParser(p parser.Parser) (*Config, error) {
 }
 
 func balance(p parser.Parser, section parser.Section, name string) string {
-	data, err := p.Get(section, name, "balance")
+	return keyword(p, section, name, "balance", func(b *types.Balance) string { return b.Algorithm })
+}
+
+func mode(p parser.Parser, section parser.Section, name string) string {
+	return keyword(p, section, name, "mode", func(m *types.StringC) string { return m.Value })
+}
+
+// keyword reads a one-line keyword of a section as text; "" when absent.
+func keyword[T any](p parser.Parser, section parser.Section, name, key string, text func(T) string) string {
+	data, err := p.Get(section, name, key)
 	if err != nil {
 		return ""
 	}
-	if b, ok := data.(*types.Balance); ok {
-		return b.Algorithm
+	if v, ok := data.(T); ok {
+		return text(v)
 	}
 	return ""
 }
@@ -175,6 +200,7 @@ func Check(cfg *Config, services []config.Service) error {
 			errs = append(errs, fmt.Errorf("%s.backend: backend %q not found in haproxy.cfg", p, s.Backend))
 			continue
 		}
+		errs = append(errs, checkWake(p, s, b)...)
 		if s.Slots.Mode == config.ModeDynamic {
 			if b.Balance == "source" || b.Balance == "static-rr" {
 				errs = append(errs, fmt.Errorf("%s.slots.mode: dynamic servers need a dynamic balance algorithm, backend %q uses %q", p, s.Backend, b.Balance))
@@ -202,4 +228,26 @@ func Check(cfg *Config, services []config.Service) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkWake requires the backup server line of a service with wake, and
+// refuses one that would take traffic from the slots.
+func checkWake(p string, s config.Service, b Backend) []error {
+	want := fmt.Sprintf("server %s %s backup", config.WakeServer, "<wake.listen>")
+	switch {
+	case s.Wake == nil && b.Wake != nil && !b.Wake.Backup:
+		return []error{fmt.Errorf("%s: backend %q has a server %q that is not \"backup\": it would take traffic beside the slots", p, s.Backend, config.WakeServer)}
+	case s.Wake == nil:
+		return nil
+	case b.Wake == nil:
+		return []error{fmt.Errorf("%s.wake: backend %q lacks the line %q (slotscaler render prints it): without it a service at zero answers 503", p, s.Backend, strings.Replace(want, "<wake.listen>", s.Wake.Listen, 1))}
+	}
+	var errs []error
+	if a, err := netip.ParseAddrPort(b.Wake.Address); err != nil || a != s.Wake.ListenAddr() {
+		errs = append(errs, fmt.Errorf("%s.wake.listen: %s, but backend %q has \"server %s %s\"", p, s.Wake.Listen, s.Backend, config.WakeServer, b.Wake.Address))
+	}
+	if !b.Wake.Backup {
+		errs = append(errs, fmt.Errorf("%s.wake: server %s in backend %q must be \"backup\": it is used only when no slot serves", p, config.WakeServer, s.Backend))
+	}
+	return errs
 }

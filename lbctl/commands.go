@@ -61,6 +61,9 @@ func status(c *cli.Context) error {
 		fmt.Fprintf(w, "SERVICE %s  backend %s (%s)  image %s\n", s.Name, s.Backend, s.Mode, s.Image)
 		fmt.Fprintf(w, "  replicas %d serving, %d starting, %d draining, %d held by an operator; desired %d (%s)  limits %d-%d  control %s\n",
 			s.Replicas.Serving, s.Replicas.Starting, s.Replicas.Draining, s.Replicas.Operator, s.Desired, s.Reason, s.Min, s.Max, control)
+		if note := idleNote(s); note != "" { // wake (issue 13)
+			fmt.Fprintf(w, "  idle %s\n", note)
+		}
 		if s.Rollout != nil {
 			fmt.Fprintf(w, "  rollout %d %s: %s -> %s, %d/%d updated, %s\n", s.Rollout.ID, s.Rollout.State, s.Rollout.Previous, s.Rollout.Image, s.Rollout.Updated, s.Rollout.Replicas, s.Rollout.Message)
 		}

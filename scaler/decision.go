@@ -24,6 +24,8 @@ const (
 	ReasonPinned         Reason = "pinned"
 	ReasonPaused         Reason = "paused"
 	ReasonRollout        Reason = "rollout" // held at its count during a rollout
+	ReasonWake           Reason = "wake"    // a request waits at the wake listener of a service at zero
+	ReasonIdle           Reason = "idle"    // the last replica stays until wake.idle_after without activity
 )
 
 // Policy is a service's scaling rules, with durations already parsed.
@@ -37,6 +39,7 @@ type Policy struct {
 	ScaleDownWindow    time.Duration // stabilization
 	ScaleUpCooldown    time.Duration
 	ScaleDownCooldown  time.Duration
+	IdleAfter          time.Duration // scale to zero: how long without activity the last replica stays
 }
 
 // Limits are the min/max replicas in force (a schedule may change them).
@@ -54,6 +57,7 @@ type Observation struct {
 	Sessions float64 // scur summed over serving slots
 	Queue    float64 // backend queue plus server queues
 	CPU      float64 // mean container CPU percent; negative when unknown
+	Held     int     // requests the wake listener holds, or still passes to a container
 	Limits   Limits
 }
 
@@ -62,6 +66,7 @@ type History struct {
 	LastScaleUp   time.Time
 	LastScaleDown time.Time
 	QueueSince    time.Time // zero while there is no queue
+	LastActive    time.Time // last time with sessions, queue or held requests
 	Recent        []Recommendation
 }
 
@@ -90,9 +95,18 @@ type Decision struct {
 // scale-up cooldown; a scale-down only to the highest recommendation of the
 // stabilization window, and not within the scale-down cooldown. Replicas
 // above an (off-hours) max are removed without waiting.
+//
+// Scale to zero: a request held by the wake listener of a service at zero
+// asks for one replica at once (no cooldown), unless the max in force is
+// 0; the last replica goes only after IdleAfter without sessions, queue
+// or held requests.
 func Decide(p Policy, o Observation, h History) (Decision, History) {
 	current := o.Serving + o.Starting
 	d := Decision{Current: current, Desired: current, Reason: ReasonStable}
+	if o.Sessions > 0 || o.Queue > 0 || o.Held > 0 || h.LastActive.IsZero() {
+		h.LastActive = o.Now // a fresh history counts as active: a restart does not go to zero at once
+	}
+	waking := current == 0 && o.Held > 0
 
 	switch {
 	case o.Queue <= 0:
@@ -142,6 +156,9 @@ func Decide(p Policy, o Observation, h History) (Decision, History) {
 	h.Recent = append(pruneBefore(h.Recent, o.Now.Add(-p.ScaleDownWindow)), Recommendation{At: o.Now, Desired: d.Desired})
 
 	lim := o.Limits
+	if waking && d.Desired < 1 {
+		d.Desired, d.Reason = 1, ReasonWake
+	}
 	switch {
 	case d.Desired < lim.Min:
 		d.Desired, d.Reason = lim.Min, ReasonMin
@@ -155,7 +172,7 @@ func Decide(p Policy, o Observation, h History) (Decision, History) {
 	switch {
 	case d.Desired > current:
 		switch {
-		case current >= lim.Min && !h.LastScaleUp.IsZero() && o.Now.Sub(h.LastScaleUp) < p.ScaleUpCooldown:
+		case current >= lim.Min && !waking && !h.LastScaleUp.IsZero() && o.Now.Sub(h.LastScaleUp) < p.ScaleUpCooldown:
 			d.Desired, d.LimitedBy = current, ReasonCooldown
 		case d.Desired-current > p.MaxScaleUp:
 			d.Desired, d.LimitedBy = current+p.MaxScaleUp, ReasonStep
@@ -174,6 +191,9 @@ func Decide(p Policy, o Observation, h History) (Decision, History) {
 			}
 			if d.Desired < current && !h.LastScaleDown.IsZero() && o.Now.Sub(h.LastScaleDown) < p.ScaleDownCooldown {
 				d.Desired, d.LimitedBy = current, ReasonCooldown
+			}
+			if d.Desired == 0 && o.Now.Sub(h.LastActive) < p.IdleAfter {
+				d.Desired, d.LimitedBy = 1, ReasonIdle
 			}
 		}
 		if d.Desired < current {

@@ -1,6 +1,8 @@
 package scaler
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,6 +49,16 @@ func TestDecide(t *testing.T) {
 		{name: "fresh history never scales down", o: Observation{Serving: 4, Sessions: 0, Limits: lim}, want: 4, reason: ReasonMin, limitedBy: ReasonStabilizing},
 		{name: "off-hours max applies at once", o: Observation{Serving: 4, Sessions: 200, Limits: Limits{Min: 1, Max: 1}}, h: History{LastScaleDown: ago(time.Second)}, want: 1, reason: ReasonMax, limitedBy: ReasonMax},
 		{name: "starting replicas count", o: Observation{Serving: 1, Starting: 2, Sessions: 150, Limits: lim}, want: 3, reason: ReasonStable},
+		{name: "wake from zero", o: Observation{Held: 30, Limits: Limits{Min: 0, Max: 5}}, want: 1, reason: ReasonWake},
+		{name: "wake ignores the scale-up cooldown", o: Observation{Held: 1, Limits: Limits{Min: 0, Max: 5}}, h: History{LastScaleUp: ago(time.Second)}, want: 1, reason: ReasonWake},
+		{name: "closed: no wake at max 0", o: Observation{Held: 3, Limits: Limits{Min: 0, Max: 0}}, want: 0, reason: ReasonWake, limitedBy: ReasonMax},
+		{name: "at zero without requests stays", o: Observation{Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old}, want: 0, reason: ReasonStable},
+		{name: "starting from a wake is kept", o: Observation{Starting: 1, Held: 5, Limits: Limits{Min: 0, Max: 5}}, want: 1, reason: ReasonStable},
+		{name: "held requests keep the last replica", p: func(p *Policy) { p.IdleAfter = time.Minute }, o: Observation{Serving: 1, Held: 1, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old, LastActive: ago(time.Hour)}, want: 1, reason: ReasonSessions, limitedBy: ReasonIdle},
+		{name: "last replica kept before idle_after", p: func(p *Policy) { p.IdleAfter = time.Minute }, o: Observation{Serving: 1, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old, LastActive: ago(59 * time.Second)}, want: 1, reason: ReasonSessions, limitedBy: ReasonIdle},
+		{name: "last replica goes after idle_after", p: func(p *Policy) { p.IdleAfter = time.Minute }, o: Observation{Serving: 1, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old, LastActive: ago(time.Minute)}, want: 0, reason: ReasonSessions},
+		{name: "closing goes to zero at once", p: func(p *Policy) { p.IdleAfter = time.Hour }, o: Observation{Serving: 2, Sessions: 40, Limits: Limits{Min: 0, Max: 0}}, h: History{LastActive: t0, LastScaleDown: ago(time.Second)}, want: 0, reason: ReasonMax, limitedBy: ReasonMax},
+		{name: "idle floor does not hold above one", p: func(p *Policy) { p.IdleAfter = time.Hour }, o: Observation{Serving: 3, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old, LastActive: t0}, want: 1, reason: ReasonSessions, limitedBy: ReasonIdle},
 		{name: "nothing serving yet never shrinks", o: Observation{Serving: 0, Starting: 2, Limits: Limits{Min: 0, Max: 5}}, h: History{Recent: old}, want: 2, reason: ReasonStable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +72,43 @@ func TestDecide(t *testing.T) {
 				t.Errorf("Decide = %+v, want desired %d reason %q limited by %q", d, tt.want, tt.reason, tt.limitedBy)
 			}
 		})
+	}
+}
+
+// A service at zero wakes on a held request, serves, and goes back to zero
+// only once idle_after has passed with no session, queue or held request
+// (each of which restarts the wait), on a fixed clock.
+func TestDecideScaleToZero(t *testing.T) {
+	p := policy()
+	p.IdleAfter = 5 * time.Minute
+	lim := Limits{Min: 0, Max: 2, Window: -1}
+	var h History
+	replicas := 0
+	type step struct {
+		at                 time.Duration
+		sessions, queue    float64
+		held, wantReplicas int
+	}
+	var log []string
+	for _, st := range []step{
+		{at: 0, wantReplicas: 0},
+		{at: time.Second, held: 1, wantReplicas: 1},         // wake
+		{at: 2 * time.Second, sessions: 1, wantReplicas: 1}, // serving
+		{at: 4 * time.Minute, wantReplicas: 1},              // idle for less than idle_after
+		{at: 5 * time.Minute, queue: 1, wantReplicas: 1},    // a queue restarts the wait
+		{at: 9 * time.Minute, held: 1, wantReplicas: 1},     // so does a held request
+		{at: 14*time.Minute - time.Second, wantReplicas: 1}, // just before idle_after since then
+		{at: 14 * time.Minute, wantReplicas: 0},             // idle_after without activity: to zero
+		{at: 15 * time.Minute, wantReplicas: 0},             // stays at zero
+		{at: 16 * time.Minute, held: 2, wantReplicas: 1},    // wakes again at once
+	} {
+		d, nh := Decide(p, Observation{Now: t0.Add(st.at), Serving: replicas, Sessions: st.sessions, Queue: st.queue, Held: st.held, Limits: lim}, h)
+		h = nh
+		replicas = d.Desired
+		log = append(log, fmt.Sprintf("%s: %+v", st.at, d))
+		if replicas != st.wantReplicas {
+			t.Fatalf("at %s: %d replicas, want %d\n%s", st.at, replicas, st.wantReplicas, strings.Join(log, "\n"))
+		}
 	}
 }
 

@@ -97,6 +97,8 @@ type Loop struct {
 	faults   []string // what the last tick could not read
 	version  int      // of the intents last saved (state.json "version")
 	saveErr  error    // the last state write's failure; nil once one succeeds
+
+	wake wakeHub // scale to zero (issue 13): see wake.go
 }
 
 // service is one configured service and what the loop remembers about it.
@@ -224,6 +226,7 @@ func PolicyFor(s config.Service, interval time.Duration) Policy {
 		ScaleDownWindow:    s.Stabilization.ScaleDown.Duration,
 		ScaleUpCooldown:    s.Cooldown.ScaleUp.Duration,
 		ScaleDownCooldown:  s.Cooldown.ScaleDown.Duration,
+		IdleAfter:          idleAfter(s), // wake (issue 13)
 	}
 }
 
@@ -260,7 +263,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		} else {
 			failures++
 		}
-		if l.clock.Sleep(ctx, backoff(l.interval, failures)) != nil {
+		if l.sleepOrWake(ctx, backoff(l.interval, failures)) != nil { // wake (issue 13): a held request cuts the wait short
 			l.ops.Wait()
 			return nil
 		}
@@ -505,6 +508,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	}
 	st.Sessions, st.Queue, st.CPU = v.obs.Sessions, v.obs.Queue, v.obs.CPU
 
+	v.obs.Held = l.wake.active(s.cfg.Name) // wake (issue 13)
 	d, h := Decide(s.policy, v.obs, s.history)
 	s.history = h
 	l.mu.Lock()
@@ -549,6 +553,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	s.observed = s.observed || inv.complete
 	out := s.statusLocked()
 	l.mu.Unlock()
+	l.wakePublish(s, st) // wake (issue 13)
 	return out
 }
 

@@ -273,6 +273,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	l.mu.Lock()
 	delete(s.retry, c.Generation)
 	l.mu.Unlock()
+	l.wakeServing(s, netip.AddrPortFrom(h.Addr, uint16(c.Port))) // wake (issue 13)
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventServing, Message: "slot serving " + c.Name},
 		"host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)).String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
 }

@@ -21,6 +21,9 @@ func (l *Loop) Reload(cfg *config.Config) error {
 	if !slices.Equal(cfg.HAProxy.RuntimeAPI, l.cfg.HAProxy.RuntimeAPI) || !slices.EqualFunc(cfg.Docker.Hosts, l.cfg.Docker.Hosts, sameHost) || cfg.Interval != l.cfg.Interval {
 		return fmt.Errorf("haproxy, docker hosts and interval changes need a restart of slotscaler: %w", ErrConflict)
 	}
+	if err := wakeReloadable(l.cfg, cfg); err != nil { // wake (issue 13)
+		return err
+	}
 	var fixed []string
 	for _, sc := range cfg.Services {
 		if s := l.serviceLocked(sc.Name); s != nil {

@@ -69,9 +69,10 @@ func TestRenderRefusesInjection(t *testing.T) {
 }
 
 // renderLine is every shape of line render writes: blank, comment, a
-// backend header, or one indented directive of words that render uses (no
-// "server", "bind" or "use_backend" a value could sneak in).
-var renderLine = regexp.MustCompile(`^(|#.*|backend [!$-&(-\[\]-~]+|  #.*|` +
+// backend header, one indented directive of words that render uses (no
+// "server", "bind" or "use_backend" a value could sneak in), or the wake
+// listener's backup server at an ip:port.
+var renderLine = regexp.MustCompile(`^(|#.*|backend [!$-&(-\[\]-~]+|  #.*|  server wake [0-9a-fA-F.:\[\]]+ backup|` +
 	`  (mode|balance|option|retries|retry-on|timeout|http-check|default-server|load-server-state-from-file|server-template)( [!$-&(-\[\]-~]+)+)$`)
 
 // FuzzRender: whatever config is accepted renders to lines of known shapes,

@@ -26,6 +26,16 @@ var backend = template.Must(template.New("backend").Funcs(template.FuncMap{
 	"fast": func(d config.Duration) (string, error) {
 		return timer(config.FastInter(d.Duration).Truncate(time.Millisecond))
 	},
+	"wakeServer": func() string { return config.WakeServer },
+	// A request held by the wake listener waits up to wake.timeout before
+	// its answer begins: HAProxy must wait longer than that.
+	"serverTimeout": func(s config.Service) string {
+		d := 30 * time.Second
+		if s.Wake != nil {
+			d = max(d, s.Wake.Timeout.Duration+5*time.Second)
+		}
+		return fmt.Sprintf("%ds", int((d+time.Second-1)/time.Second))
+	},
 }).Parse(backendText))
 
 // RenderBackends writes a backend section for every service in cfg, or

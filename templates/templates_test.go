@@ -18,8 +18,17 @@ const dynamicService = `
   - name: api
     slots: {mode: dynamic}
     container: {image: api:1, port: 9000}
+    min_replicas: 0
     max_replicas: 8
+    wake: {listen: 127.0.0.1:9311}
     target: {queue_per_replica: 2}
+  - name: reports
+    slots: {mode: template, prefix: r}
+    container: {image: reports:1, port: 9000}
+    max_replicas: 2
+    target: {sessions_per_replica: 2}
+    schedule: {timezone: UTC, outside: {min_replicas: 0, max_replicas: 0}}
+    wake: {listen: 127.0.0.1:9312, timeout: 1m}
 `
 
 // The rendered backends pass "haproxy -c" and satisfy our own check, in
@@ -49,7 +58,8 @@ func checkRender(t *testing.T, stateFile string, wants ...string) {
 	if err := templates.RenderBackends(&out, cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(wants, "backend echo", "option httpchk GET /healthz", "default-server inter 500ms fastinter 125ms downinter 125ms rise 1 fall 2", "backend api", "balance leastconn") {
+	for _, want := range append(wants, "backend echo", "option httpchk GET /healthz", "default-server inter 500ms fastinter 125ms downinter 125ms rise 1 fall 2", "backend api", "balance leastconn", "server wake 127.0.0.1:9311 backup", "timeout server 35s",
+		"backend reports", "server-template r 1-2", "server wake 127.0.0.1:9312 backup", "timeout server 65s") {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("render output lacks %q:\n%s", want, out.String())
 		}

@@ -1,7 +1,8 @@
 // Command demo is "make demo": it starts HAProxy with examples/haproxy.cfg
 // and slotscaler with examples/slotscaler.yaml on loopback, sends a load
 // step through HAProxy with the built-in load generator, prints a live
-// view of replicas, sessions and queue, and cleans up everything it
+// view of replicas, sessions and queue, ends by waking the echo-zero
+// service from zero with one request, and cleans up everything it
 // started, also on Ctrl-C. Run it from the repository root after
 // "make build" (make demo does both).
 package main
@@ -17,11 +18,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +41,8 @@ const (
 	dir       = "/tmp/slotscaler-demo"
 	socket    = dir + "/admin.sock"
 	frontend  = "http://127.0.0.1:8088/"
+	zeroURL   = "http://127.0.0.1:8089/" // frontend zero: the echo-zero service, at zero until asked
+	zero      = "echo-zero"
 	backend   = "echo"
 	image     = "slotscaler-echo:demo"
 	demoLabel = "slotscaler.demo=true"
@@ -77,7 +82,7 @@ func run(ctx context.Context, buildOnly bool) (err error) {
 	if _, err := exec.LookPath("haproxy"); err != nil && !buildOnly {
 		return errors.New("haproxy not installed: apt-get install -y haproxy (make demo runs scripts/setup.sh for you)")
 	}
-	for _, addr := range []string{"127.0.0.1:8088", "127.0.0.1:8404"} {
+	for _, addr := range []string{"127.0.0.1:8088", "127.0.0.1:8089", "127.0.0.1:8404", "127.0.0.1:9301"} {
 		if c, err := net.Dial("tcp", addr); err == nil && !buildOnly {
 			c.Close()
 			return fmt.Errorf("%s is in use: the demo's HAProxy binds it (is another demo running?)", addr)
@@ -172,6 +177,48 @@ func run(ctx context.Context, buildOnly bool) (err error) {
 	if baseResult.Failed > 0 {
 		return fmt.Errorf("%d requests failed: %v", baseResult.Failed, baseResult.Errors)
 	}
+	return fromZero(ctx, lb, events)
+}
+
+// fromZero wakes echo-zero, which has had no container all along: its
+// first request is held by slotscaler's wake listener until a container
+// started and passed its check.
+func fromZero(ctx context.Context, lb *runtimeapi.Client, events <-chan string) error {
+	b, err := lb.Backend(ctx, zero)
+	if err != nil {
+		return fmt.Errorf("read backend %s: %w", zero, err)
+	}
+	serving := 0
+	for _, s := range b.Servers {
+		if s.Name != "wake" && s.Serving() && s.Weight > 0 {
+			serving++
+		}
+	}
+	fmt.Println()
+	step("from zero: %s has %d replicas; its first request goes to %s", zero, serving, zeroURL)
+	client := &http.Client{Timeout: 40 * time.Second}
+	for _, what := range []string{"first request (wakes a replica)", "second request (warm)"} {
+		begin := time.Now()
+		resp, err := client.Get(zeroURL)
+		if err != nil {
+			return fmt.Errorf("%s to %s: %w", what, zero, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for drained := false; !drained; {
+			select {
+			case ev := <-events:
+				fmt.Println("        » " + ev)
+			default:
+				drained = true
+			}
+		}
+		step("%s: %d in %s (%s)", what, resp.StatusCode, time.Since(begin).Round(time.Millisecond), strings.TrimSpace(string(body)))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s to %s answered %d", what, zero, resp.StatusCode)
+		}
+	}
+	step("%s goes back to zero after wake.idle_after (10s) without requests", zero)
 	return nil
 }
 

@@ -4,13 +4,17 @@
 // ECHO_ADMIN=1, POST /admin/health?state=fail|ok flips it), sleeps
 // ECHO_DELAY per request to make sessions visible to HAProxy (and spins the
 // CPU for ECHO_BURN, to exercise the CPU signal), and on
-// SIGTERM finishes the requests in flight before it exits.
+// SIGTERM finishes the requests in flight before it exits. POST /body
+// answers the length and SHA-256 of the body it read, and /ws is a
+// WebSocket echo: tests of requests held while a replica wakes use them.
 package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -18,6 +22,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 func main() {
@@ -56,6 +62,18 @@ func run() error {
 			fmt.Fprintln(w, "healthy:", healthy.Load())
 		})
 	}
+	mux.HandleFunc("POST /body", func(w http.ResponseWriter, r *http.Request) {
+		sum := sha256.New()
+		n, err := io.Copy(sum, r.Body)
+		if err != nil {
+			http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x\n", n, sum.Sum(nil))
+	})
+	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) {
+		_, _ = io.Copy(ws, ws)
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// CPU work, for tests of the CPU signal.
 		for end := time.Now().Add(burn); time.Now().Before(end); {

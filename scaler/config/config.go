@@ -93,6 +93,7 @@ type Service struct {
 	DrainTimeout   Duration      `yaml:"drain_timeout"`
 	UnhealthyAfter Duration      `yaml:"unhealthy_after"`
 	Schedule       *Schedule     `yaml:"schedule"`
+	Wake           *Wake         `yaml:"wake"` // scale to zero: see wake.go
 }
 
 // Slot modes.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -101,6 +102,7 @@ docker: {hosts: [{name: a, endpoint: unix:///var/run/docker.sock, max_containers
 services:
   - name: web
     container: {image: web, port: 80}
+    min_replicas: 1
     max_replicas: 4
     target: {sessions_per_replica: 10}
     schedule: {timezone: Europe/Berlin, outside: {min_replicas: 1, max_replicas: 1}, windows: [` + tt.yaml + `]}
@@ -111,6 +113,56 @@ services:
 				t.Fatalf("unexpected error: %v", err)
 			case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), strings.TrimSuffix(tt.wantErr, " (line 1)"))):
 				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A service may go to zero only with a wake block, whose listen address is
+// its own.
+func TestWake(t *testing.T) {
+	const service = `
+  - name: %s
+    container: {image: web, port: 80}
+    max_replicas: 2
+    target: {sessions_per_replica: 10}
+`
+	for _, tt := range []struct {
+		name, services string
+		want           []string
+	}{
+		{"min 1 without wake", fmt.Sprintf(service, "a") + "    min_replicas: 1\n", nil},
+		{"min omitted without wake is 1", fmt.Sprintf(service, "a"), nil},
+		{"min 0 without wake", fmt.Sprintf(service, "a") + "    min_replicas: 0\n", []string{
+			"services[0].min_replicas: 0 needs a wake block (wake: {listen: 127.0.0.1:PORT}) so that requests to a service at zero are held, not refused"}},
+		{"schedule min 0 without wake", fmt.Sprintf(service, "a") + "    schedule: {timezone: UTC, outside: {min_replicas: 0, max_replicas: 0}}\n", []string{
+			"services[0].schedule.outside.max_replicas: must be at least 1",
+			"services[0].schedule.outside.min_replicas: 0 needs a wake block (wake: {listen: 127.0.0.1:PORT}) so that requests to a service at zero are held, not refused"}},
+		{"wake with closed nights", fmt.Sprintf(service, "a") + "    wake: {listen: 127.0.0.1:9301}\n    schedule: {timezone: UTC, outside: {min_replicas: 0, max_replicas: 0}}\n", nil},
+		{"closed with a min", fmt.Sprintf(service, "a") + "    wake: {listen: 127.0.0.1:9301}\n    schedule: {timezone: UTC, outside: {min_replicas: 1, max_replicas: 0}}\n", []string{
+			"services[0].schedule.outside.min_replicas: 1 is above max_replicas 0"}},
+		{"bad wake", fmt.Sprintf(service, "a") + "    wake: {listen: localhost:80, timeout: 1ms, max_pending: -1, idle_after: 10ms}\n", []string{
+			`services[0].wake.listen: "localhost:80": want ip:port, e.g. 127.0.0.1:9301 (HAProxy's "server wake" line points there)`,
+			"services[0].wake.timeout: must be at least 100ms, got 1ms",
+			"services[0].wake.max_pending: must be at least 1, got -1",
+			"services[0].wake.idle_after: must be at least 1s, got 10ms"}},
+		{"listen used twice", fmt.Sprintf(service, "a") + "    wake: {listen: 127.0.0.1:9301}\n" + fmt.Sprintf(service, "b") + "    wake: {listen: 127.0.0.1:9301}\n" + fmt.Sprintf(service, "c") + "    wake: {listen: 127.0.0.1:9180}\n", []string{
+			"services[1].wake.listen: 127.0.0.1:9301 is already used by services[0].wake.listen",
+			"services[2].wake.listen: 127.0.0.1:9180 is already used by api.listen"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte("haproxy: {runtime_api: /run/haproxy.sock}\ndocker: {hosts: [{name: a, endpoint: unix:///var/run/docker.sock, max_containers: 3}]}\nservices:" + tt.services))
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("errors (-want +got):\n%s", diff)
+			}
+			if w := cfg; w != nil && w.Services[0].Wake != nil {
+				if got := *w.Services[0].Wake; got.Timeout.Duration != DefaultWakeTimeout || got.MaxPending != DefaultWakeMaxPending || got.IdleAfter.Duration != DefaultWakeIdleAfter {
+					t.Errorf("wake defaults not applied: %+v", got)
+				}
 			}
 		})
 	}

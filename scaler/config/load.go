@@ -63,6 +63,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, errTooManyValues
 	}
 	cfg.applyDefaults()
+	cfg.defaultMinReplicas(&root) // wake (issue 13): an omitted min is 1 without a wake block
 	errs = append(errs, notDecoded(errs, cfg.Validate())...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -120,6 +121,9 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Check.Fall == 0 {
 			s.Check.Fall = 3
+		}
+		if s.Wake != nil {
+			s.Wake.applyDefaults()
 		}
 	}
 }
@@ -203,6 +207,7 @@ func (c *Config) Validate() error {
 	for i, s := range c.Services {
 		errs = append(errs, s.validate(fmt.Sprintf("services[%d]", i), names, backends)...)
 	}
+	errs = append(errs, c.validateWakeListens()...)
 	errs = append(errs, c.validateBounds(errs)...)
 	return errors.Join(errs...)
 }
@@ -280,19 +285,27 @@ func (s *Service) validate(p string, names, backends map[string]bool) []error {
 			if w.Start == w.End {
 				add(wp+".end", "equals start %s: a window needs a length", w.Start)
 			}
-			errs = append(errs, limits(wp, w.MinReplicas, w.MaxReplicas, s.MaxReplicas)...)
+			errs = append(errs, limits(wp, w.MinReplicas, w.MaxReplicas, s.MaxReplicas, s.Wake != nil)...)
 		}
-		errs = append(errs, limits(p+".schedule.outside", sc.Outside.MinReplicas, sc.Outside.MaxReplicas, s.MaxReplicas)...)
+		errs = append(errs, limits(p+".schedule.outside", sc.Outside.MinReplicas, sc.Outside.MaxReplicas, s.MaxReplicas, s.Wake != nil)...)
 	}
+	errs = append(errs, s.validateWake(p)...)
 	return errs
 }
 
 // limits checks a window's min/max against the service's ceiling, which
-// sizes its slots.
-func limits(p string, lo, hi, ceiling int) []error {
+// sizes its slots. A max of 0 (closed: requests get 503 at once) needs a
+// wake block.
+func limits(p string, lo, hi, ceiling int, wake bool) []error {
 	var errs []error
 	if lo < 0 {
 		errs = append(errs, fieldErr(p+".min_replicas", "must not be negative"))
+	}
+	if hi == 0 && wake {
+		if lo > 0 {
+			errs = append(errs, fieldErr(p+".min_replicas", "%d is above max_replicas 0", lo))
+		}
+		return errs // closed
 	}
 	if hi < 1 {
 		errs = append(errs, fieldErr(p+".max_replicas", "must be at least 1"))

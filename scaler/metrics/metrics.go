@@ -38,6 +38,7 @@ type Metrics struct {
 	hostCapacity        *prometheus.GaugeVec
 	scheduleActive      *prometheus.GaugeVec
 	restarts            prometheus.Counter
+	wake                wakeMetrics // scale to zero: wake.go
 }
 
 var _ scaler.Observer = (*Metrics)(nil)
@@ -70,6 +71,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.replicas, m.desired, m.signal, m.scaleEvents, m.rollouts, m.containerOps, m.containerOpDuration,
 		m.runtimeRequests, m.runtimeDuration, m.tickDuration, m.hostContainers, m.hostCapacity, m.scheduleActive, m.restarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.wake = newWakeMetrics(m.reg)
 	return m
 }
 
@@ -123,6 +125,7 @@ func (m *Metrics) Tick(took time.Duration, services []scaler.ServiceStatus, host
 			active = 1
 		}
 		m.scheduleActive.WithLabelValues(s.Name).Set(active)
+		m.wake.held.WithLabelValues(s.Name).Add(0) // a series from the first tick: 0 held (wake.go)
 	}
 	for _, h := range hosts {
 		m.hostContainers.WithLabelValues(h.Name).Set(float64(h.Containers))

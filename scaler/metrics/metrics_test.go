@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler"
@@ -21,6 +22,7 @@ var designNames = []string{
 	"rollouts_total", "container_ops_total", "container_op_duration_seconds", "runtime_api_requests_total",
 	"runtime_api_duration_seconds", "tick_duration_seconds", "host_containers", "host_capacity",
 	"schedule_active", "haproxy_restarts_detected_total",
+	"wake_requests_total", "wake_duration_seconds", "held_requests",
 }
 
 // exercised runs a loop over fakes through scale-up, a lost container,
@@ -57,6 +59,10 @@ services:
 	if r, _ := loop.RolloutStatus("web"); r.State != scaler.RolloutSucceeded {
 		t.Fatalf("rollout %s: %s", r.State, r.Message)
 	}
+	// What a wake listener reports (its own tests drive it for real).
+	m.Held("web", 1)
+	m.Held("web", -1)
+	m.WakeDone("web", "served", 800*time.Millisecond)
 	return m
 }
 
