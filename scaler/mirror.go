@@ -247,7 +247,9 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 			}
 			s = runtimeapi.Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: runtimeapi.AdminMaint, Weight: 1}
 		}
-		if p.Addr.IsValid() && (p.Addr != s.Addr || p.Port != s.Port) {
+		// A rebuild sets everything: the instance may have moved since its
+		// view (an operator's maint meanwhile stayed ready there once).
+		if p.Addr.IsValid() && (rebuild || p.Addr != s.Addr || p.Port != s.Port) {
 			fix("addr "+p.Name, lb.SetAddr(ctx, be, p.Name, p.Addr, p.Port))
 		}
 		// Weights are rebuilt, not followed: the merged weight 0 of a
@@ -255,14 +257,14 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 		// pushed back onto those that had (sim: "serving floor"). A weight 0
 		// on one instance still counts (the merged slot is not capacity),
 		// and the loop's next change of it reaches every instance.
-		if rebuild && (p.Weight == 0) != (s.Weight == 0) {
+		if rebuild {
 			pct := 100
 			if p.Weight == 0 {
 				pct = 0
 			}
 			fix("weight "+p.Name, lb.SetWeight(ctx, be, p.Name, pct))
 		}
-		if p.Admin != s.Admin {
+		if rebuild || p.Admin != s.Admin {
 			fix("state "+p.Name+" "+p.Admin.String(), lb.SetState(ctx, be, p.Name, p.Admin))
 		}
 	}

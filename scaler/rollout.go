@@ -72,6 +72,9 @@ func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout,
 		l.mu.Unlock()
 		return Rollout{}, err
 	}
+	if s.hold != nil {
+		n = s.hold.replicas // a pin or pause in force, maybe not ticked yet
+	}
 	n = max(n, s.status.Min)
 	s.rollout = &Rollout{ID: id, Image: image, Previous: s.image, State: RolloutRunning, Replicas: n, Started: now,
 		Deadline: now.Add(timeout), Message: "starting", Target: image}

@@ -88,6 +88,9 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	switch {
 	case w.elsewhere(h, b.name, server, what):
 		// Brought in step with another instance: no decision of its own.
+	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
+		// An operator's own lbctl drain or enable racing their command on
+		// a socket: theirs to sort out.
 	case intent == "drain" && what == "state ready",
 		intent == "maint" && (what == "state ready" || what == "state drain"),
 		intent == "weight0" && strings.HasPrefix(what, "weight") && what != "weight 0%":

@@ -251,6 +251,9 @@ func (w *world) boot() {
 	}
 	w.loop = loop
 	w.trace("slotscaler process %d started", proc)
+	if w.opts.Log != nil {
+		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
+	}
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
