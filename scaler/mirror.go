@@ -42,6 +42,9 @@ type Mirror struct {
 	lbs   []LB
 	names []string
 	seen  map[string][]runtimeapi.Info // per backend and instance, the process last read and synced
+	// rebuilding: per backend and instance, a rebuild begun and not yet
+	// completed (a half-rebuilt instance must not be followed).
+	rebuilding map[string][]bool
 	opts  func(backend string) (runtimeapi.ServerOptions, bool)
 	clock Clock
 	log   *slog.Logger
@@ -53,7 +56,7 @@ var _ LB = (*Mirror)(nil)
 // server" keywords of a backend's dynamic slots, for re-adding them to an
 // instance that lost them.
 func NewMirror(lbs []LB, names []string, opts func(backend string) (runtimeapi.ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
-	return &Mirror{lbs: lbs, names: names, seen: map[string][]runtimeapi.Info{}, opts: opts, clock: clock, log: log}
+	return &Mirror{lbs: lbs, names: names, seen: map[string][]runtimeapi.Info{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
 }
 
 // Info is the first instance's, with the latest start time of all, so that
@@ -112,8 +115,18 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 			}
 		}
 	}
+	rebuilding := m.rebuilding[name]
+	if rebuilding == nil {
+		rebuilding = make([]bool, len(m.lbs))
+		m.rebuilding[name] = rebuilding
+	}
 	for i := range reset {
+		if rebuilding[i] {
+			reset[i] = true
+			continue
+		}
 		if reset[i] {
+			rebuilding[i] = true
 			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", infos[i].PID)
 		}
 	}
@@ -129,18 +142,27 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		// running containers on all of them alike.
 		source, reset = 0, make([]bool, len(m.lbs))
 	}
+	lost := lostSlots(views, reset)
 	merged := views[source]
-	merged.Servers = append([]runtimeapi.Server(nil), views[source].Servers...)
-	merged.Sessions, merged.Queue = 0, 0
-	for j := range merged.Servers {
-		merged.Servers[j].Sessions, merged.Servers[j].Queue = 0, 0
+	merged.Servers = nil
+	// Each slot starts from an instance that did not lose it; slots only
+	// others have (dynamic ones a restart dropped) are taken from them.
+	for i, v := range views {
+		for _, s := range v.Servers {
+			if _, have := merged.Server(s.Name); have || reset[i] || lost[i][s.Name] {
+				continue
+			}
+			s.Sessions, s.Queue = 0, 0
+			merged.Servers = append(merged.Servers, s)
+		}
 	}
+	merged.Sessions, merged.Queue = 0, 0
 	for i, v := range views {
 		merged.Sessions += v.Sessions
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i])
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name])
 			}
 		}
 	}
@@ -156,14 +178,14 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 				}
 			}
 		}
-		if !m.sync(ctx, i, merged, v, reset[i]) {
+		if !m.sync(ctx, i, merged, v, func(slot string) bool { return reset[i] || lost[i][slot] }) {
 			synced = false
 			continue
 		}
 		// In step: the next read compares it to what it is now. One not
 		// brought in step is rebuilt again (rebuilding it from its own
 		// half-built view would take the slots still missing for maints).
-		seen[i] = infos[i]
+		seen[i], rebuilding[i] = infos[i], false
 	}
 	if !synced {
 		return runtimeapi.Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
@@ -191,6 +213,34 @@ func pristineBeside(v, o runtimeapi.Backend) bool {
 	return true
 }
 
+// lostSlots finds, per instance, the slots it lost rather than changed: in
+// maint (or absent) at another address than the one another instance
+// serves that slot at. slotscaler's maints and an operator's keep the
+// address; only a restart puts a template slot back on its placeholder or
+// drops a dynamic one. A lost slot is rebuilt, never followed (sim: a
+// restart half rebuilt when slotscaler was killed, then read without
+// history, set the healthy instance's slots to maint).
+func lostSlots(views []runtimeapi.Backend, reset []bool) []map[string]bool {
+	lost := make([]map[string]bool, len(views))
+	for i, v := range views {
+		lost[i] = map[string]bool{}
+		for j, o := range views {
+			if i == j || reset[j] {
+				continue
+			}
+			for _, os := range o.Servers {
+				if os.Admin == runtimeapi.AdminMaint {
+					continue
+				}
+				if s, ok := v.Server(os.Name); !ok || s.Admin == runtimeapi.AdminMaint && (s.Addr != os.Addr || s.Port != os.Port) {
+					lost[i][os.Name] = true
+				}
+			}
+		}
+	}
+	return lost
+}
+
 // mergeServer adds b's load to a; with state, b's admin state, weight and
 // address count too, the more restrictive winning. Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
@@ -215,7 +265,7 @@ func mergeServer(a, b runtimeapi.Server, state bool) runtimeapi.Server {
 
 // sync brings instance i's servers of one backend to the merged view; false
 // when a change failed.
-func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend, rebuild bool) bool {
+func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend, rebuildSlot func(string) bool) bool {
 	lb, be := m.lbs[i], merged.Name
 	ok := true
 	fix := func(what string, err error) {
@@ -228,6 +278,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 	}
 	opts, dynamic := m.opts(be)
 	for _, p := range merged.Servers {
+		rebuild := rebuildSlot(p.Name)
 		s, found := view.Server(p.Name)
 		if !found {
 			// Only dynamic servers can be missing: the instance restarted.
