@@ -5,7 +5,7 @@ GO      ?= go
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help setup build images test fuzz bench lint check-deps demo clean
+.PHONY: help setup build images test sim fuzz bench lint check-deps demo clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,15 @@ images: build ## docker images slotscaler:local (from bin/slotscaler) and slotsc
 test: setup ## all tests with -race (real haproxy and Docker included), plus short fuzz runs
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=5s
+
+SEEDS ?= 2000
+SEED  ?=
+sim: ## the deterministic simulator: SEEDS random worlds (2000) and the scenarios; SEED=N replays one with its whole trail
+	@if [ -n "$(SEED)" ]; then \
+		$(GO) test -count=1 -v -run '^TestSim$$' ./internal/sim -sim.seed=$(SEED) -sim.log=sim-$(SEED).log; \
+	else \
+		$(GO) test -count=1 -v -timeout 60m -run '^(TestSim|TestScenario.*|TestReplayIsExact)$$' ./internal/sim -sim.seeds=$(SEEDS); \
+	fi
 
 FUZZTIME ?= 60s
 fuzz: ## fuzz the stats, servers-state, info and config parsers, render and the HTTP API (FUZZTIME each)

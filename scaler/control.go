@@ -172,16 +172,17 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	if err != nil {
 		return err
 	}
-	if srv.Admin == runtimeapi.AdminDrain {
-		if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminReady); err != nil {
-			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
-		}
-	}
 	// A weight 0 is the operator's too (or a start's they drained): the
-	// slot is slotscaler's again only at full weight.
+	// slot is slotscaler's again only at full weight. Weighted first: if
+	// that fails, the slot stays drained, the operator's, as before.
 	if srv.Admin != runtimeapi.AdminMaint && srv.Weight == 0 {
 		if err := l.lb.SetWeight(ctx, backend, slot, 100); err != nil {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
+		}
+	}
+	if srv.Admin == runtimeapi.AdminDrain {
+		if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminReady); err != nil {
+			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
 		}
 	}
 	l.mu.Lock()

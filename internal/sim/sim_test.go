@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	seeds     = flag.Int("sim.seeds", 60, "how many seeds TestSim runs (make sim: 2000)")
+	seeds     = flag.Int("sim.seeds", 40, "how many seeds TestSim runs (make test's short batch; make sim: 2000)")
 	firstSeed = flag.Uint64("sim.first", 1, "the first seed TestSim runs")
 	oneSeed   = flag.Uint64("sim.seed", 0, "replay this one seed (with its whole trail on failure)")
 	logFile   = flag.String("sim.log", "", "with -sim.seed: write slotscaler's whole log there")
