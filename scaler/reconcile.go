@@ -41,7 +41,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		// gone) or a start was cut short.
 		// Bind it again rather than churn it. One that the slot still points
 		// at was put in maint on purpose: remove it.
-		if bound == nil && len(mine) == 1 && mine[0].Running {
+		if bound == nil && len(mine) == 1 && mine[0].Running && !l.held(s, name) {
 			c := mine[0]
 			l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRebind, Message: "re-binding running container " + c.Name})
 			l.launch(ctx, log, s, name, &op{kind: opStart, host: c.Host, container: c.ID}, "re-bind "+c.Name, func(ctx context.Context) { l.start(ctx, log, s, name, l.host(c.Host), Spec{}, &c) })
