@@ -45,9 +45,9 @@ type Mirror struct {
 	// rebuilding: per backend and instance, a rebuild begun and not yet
 	// completed (a half-rebuilt instance must not be followed).
 	rebuilding map[string][]bool
-	opts  func(backend string) (runtimeapi.ServerOptions, bool)
-	clock Clock
-	log   *slog.Logger
+	opts       func(backend string) (runtimeapi.ServerOptions, bool)
+	clock      Clock
+	log        *slog.Logger
 }
 
 var _ LB = (*Mirror)(nil)
