@@ -353,3 +353,10 @@ func (w *World) CutReplies(i int, d time.Duration) {
 
 // Loop is the slotscaler process running now (scenarios).
 func (w *World) Loop() *scaler.Loop { return w.loop }
+
+// SlowStarts makes every container start on every host take d (scenarios).
+func (w *World) SlowStarts(d time.Duration) {
+	for _, h := range w.hosts {
+		h.slowStart = d
+	}
+}

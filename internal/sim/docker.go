@@ -21,8 +21,9 @@ type host struct {
 	nextPort   int
 	nextID     int
 	containers []*container
-	down       bool    // the engine does not answer
-	failP      float64 // a start fails
+	down       bool          // the engine does not answer
+	failP      float64       // a start fails
+	slowStart  time.Duration // scenarios: every start takes this long
 }
 
 type container struct {
@@ -99,7 +100,11 @@ func (e engine) Start(ctx context.Context, spec scaler.Spec) (scaler.Container, 
 		Host: e.h.name, Generation: spec.Generation, Image: spec.Image, Created: w.sched.Now()}, healthy: !strings.HasSuffix(spec.Image, ":bad")}
 	e.h.containers = append(e.h.containers, c)
 	w.trace("docker %s: created %s for %s/%s (%s)", e.h.name, c.ID, spec.Service, spec.Slot, spec.Image)
-	if err := e.call(50*time.Millisecond, 1500*time.Millisecond); err != nil {
+	lo, hi := 50*time.Millisecond, 1500*time.Millisecond
+	if e.h.slowStart > 0 {
+		lo, hi = e.h.slowStart, e.h.slowStart
+	}
+	if err := e.call(lo, hi); err != nil {
 		return scaler.Container{}, err
 	}
 	if ctx.Err() != nil || w.faults && w.sched.chance(e.h.failP) {

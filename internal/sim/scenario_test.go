@@ -54,8 +54,9 @@ func TestScenarioFirstInstanceRestarts(t *testing.T) {
 func TestScenarioPinDownWhileStarting(t *testing.T) {
 	runScenario(t, Options{Script: func(w *World) {
 		w.At(2*time.Second, func() { w.Scale("web", 2) })
+		w.At(7*time.Second, func() { w.SlowStarts(3 * time.Second) })
 		w.At(8*time.Second, func() { w.Scale("web", 4) })
-		w.At(8*time.Second+600*time.Millisecond, func() { w.Scale("web", 2) })
+		w.At(9*time.Second+600*time.Millisecond, func() { w.Scale("web", 2) })
 	}})
 }
 
