@@ -116,14 +116,28 @@ func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n in
 		if err := l.act(ctx, func(ctx context.Context) error {
 			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
 		}); err != nil {
-			// The intent stays: a reply lost on the way back may hide a
-			// drain that took, which would then pass for an operator's
-			// (sim). A drain that did not take leaves the slot ready, and
-			// the next tick forgets the intent.
 			log.Warn("drain", "slot", name, "err", err)
+			l.settle(ctx, s, name, runtimeapi.AdminDrain)
 			continue
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
+	}
+}
+
+// settle follows a change of slotscaler's that failed: a reply lost on the
+// way back may hide a change that took, which without its intent would
+// pass for an operator's, so the intent was kept. The slot is read again
+// at once: if the change did not take anywhere, the intent goes now, not at
+// the next tick, so that an operator's drain or maint meanwhile is not
+// taken for slotscaler's (sim: "operator intents kept"). A read that fails
+// keeps the intent; the next tick settles it.
+func (l *Loop) settle(ctx context.Context, s *service, slot string, want runtimeapi.AdminState) {
+	b, err := l.lb.Backend(ctx, s.cfg.Backend)
+	if err != nil {
+		return
+	}
+	if srv, ok := b.Server(slot); ok && srv.Admin < want {
+		l.setIntent(s.draining, slot, time.Time{})
 	}
 }
 

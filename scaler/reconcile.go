@@ -153,7 +153,8 @@ func (l *Loop) act(ctx context.Context, f func(context.Context) error) error {
 // run does not take it for an operator's.
 func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name string, mine []Container, why string) {
 	l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRetire, Reason: why, Message: "slot to maint, container to remove"}, "dry_run", l.dryRun)
-	if _, ours := l.intent(s.draining, name); !ours && !l.dryRun {
+	had := l.has(s.draining, name)
+	if !had && !l.dryRun {
 		if err := l.setIntent(s.draining, name, l.clock.Now()); err != nil {
 			log.Warn("retire postponed: its intent could not be saved", "slot", name, "err", err)
 			return
@@ -163,6 +164,9 @@ func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name st
 		return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminMaint)
 	}); err != nil {
 		log.Warn("set maint", "slot", name, "err", err)
+		if !had {
+			l.settle(ctx, s, name, runtimeapi.AdminMaint)
+		}
 		return
 	}
 	l.setIntent(s.binding, name, time.Time{})
@@ -293,8 +297,17 @@ func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.T
 		intents[slot] = since
 	}
 	l.mu.Unlock()
-	if had != !since.IsZero() {
-		return l.persist()
+	if had == !since.IsZero() {
+		return nil
 	}
-	return nil
+	err := l.persist()
+	if err != nil && !had {
+		// Not saved, so the change it was for is not made: nor is the
+		// intent kept in memory, where it would make an operator's later
+		// drain of the slot pass for slotscaler's (sim).
+		l.mu.Lock()
+		delete(intents, slot)
+		l.mu.Unlock()
+	}
+	return err
 }
