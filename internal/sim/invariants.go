@@ -86,6 +86,9 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	key := b.name + "/" + server
 	intent := w.operator[key]
 	switch {
+	case h.fresh:
+		// A restarted instance being rebuilt, from a read that may predate
+		// the operator's command: the next read follows their command.
 	case w.elsewhere(h, b.name, server, what):
 		// Brought in step with another instance: no decision of its own.
 	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
