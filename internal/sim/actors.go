@@ -196,7 +196,7 @@ func (w *World) Pause(service string) {
 
 func (w *World) Resume(service string) {
 	w.api("resume "+service, func(l *scaler.Loop) error { return l.Resume(service) }, func(err error) {
-		if err == nil {
+		if err == nil || errors.Is(err, scaler.ErrNotSaved) { // unsaved, it holds until a restart
 			delete(w.pins, service)
 		}
 	})
