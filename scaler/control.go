@@ -175,7 +175,7 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	// A weight 0 is the operator's too (or a start's they drained): the
 	// slot is slotscaler's again only at full weight. Weighted first: if
 	// that fails, the slot stays drained, the operator's, as before.
-	if srv.Admin != runtimeapi.AdminMaint && srv.Weight == 0 {
+	if srv.Admin != runtimeapi.AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
 		if err := l.lb.SetWeight(ctx, backend, slot, 100); err != nil {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}

@@ -223,7 +223,13 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		defer cancel()
 		// A maint of slotscaler's is recorded first (a draining intent):
 		// one without it is an operator's.
-		_ = l.setIntent(s.draining, slot, l.clock.Now())
+		if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
+			// Unrecorded, the maint would pass for an operator's: left
+			// to the ticks as a start of ours.
+			log.Warn("undo postponed: its intent could not be saved", "slot", slot, "err", err)
+			keepBinding = true
+			return
+		}
 		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, runtimeapi.AdminMaint); err != nil && !errors.Is(err, runtimeapi.ErrNoSuchServer) {
 			// HAProxy may still send it traffic: the container stays, and
 			// the slot stays a start of ours for the ticks to finish.
@@ -232,7 +238,10 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 			return
 		}
 		if err := h.Engine.Remove(cleanup, c.ID, StopGrace); err != nil {
-			log.Warn("remove container", "slot", slot, "err", err)
+			// The intent stays with the container: the next tick finds a
+			// maint of slotscaler's and removes it (not an operator's).
+			log.Warn("remove container: the next tick retries", "slot", slot, "err", err)
+			return
 		}
 		if s.cfg.Slots.Mode == config.ModeDynamic {
 			l.deleteServer(cleanup, log, s, slot)
@@ -254,7 +263,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("bind", err)
 		return
 	}
-	switch err := l.waitUp(ctx, s, slot); {
+	switch err := l.waitUp(ctx, s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port))); {
 	case errors.Is(err, errDrainedMeanwhile):
 		// An operator drained the slot while it came up: theirs now, as
 		// any drain they make (sim scenario TestScenarioOperatorDrainsStartingSlot).
@@ -364,7 +373,7 @@ var (
 // waitUp polls the slot until its health check passed, for at most the
 // service's unhealthy_after (counted in the sleeps between polls, so that
 // a clock that only tests move does not make it wait for ever).
-func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
+func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.AddrPort) error {
 	// Polled often: the slot takes traffic only once this sees the pass.
 	poll := min(max(s.cfg.Check.Inter.Duration/10, 10*time.Millisecond), 50*time.Millisecond)
 	last := "no reading"
@@ -377,8 +386,11 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string) error {
 				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
 			case srv.Admin == runtimeapi.AdminDrain:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
-			case srv.Admin == runtimeapi.AdminMaint:
+			case srv.Admin == runtimeapi.AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()):
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errMaintMeanwhile)
+			case srv.Admin == runtimeapi.AdminMaint:
+				// Back at another address: HAProxy restarted or reloaded.
+				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 			case checkPassed(srv):
 				return nil
 			}
