@@ -168,15 +168,11 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 	}
 	synced := true
 	for i, v := range views {
-		if reset[i] {
-			// Its view may predate the restart (read just before it):
-			// rebuilt as if it had lost everything, never diffed.
+		if _, dynamic := m.opts(name); reset[i] && dynamic {
+			// Its view may predate the restart (read just before it): its
+			// dynamic servers are added again as if it had lost them all
+			// (every field of a rebuilt slot is set, whatever its view).
 			v = runtimeapi.Backend{Name: v.Name}
-			if _, dynamic := m.opts(name); !dynamic {
-				for _, s := range merged.Servers {
-					v.Servers = append(v.Servers, runtimeapi.Server{Name: s.Name, Admin: runtimeapi.AdminMaint, Weight: 1})
-				}
-			}
 		}
 		if !m.sync(ctx, i, merged, v, func(slot string) bool { return reset[i] || lost[i][slot] }) {
 			synced = false

@@ -278,8 +278,8 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("first health check", err)
 		return
 	}
-	// Tried three times: one that took on some instances only would be
-	// weighted back to 0 by the next read, the most restrictive winning.
+	// Tried three times before the next tick takes it over: a passing
+	// refusal should not keep a healthy slot at weight 0 for an interval.
 	err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)
 	for try := 1; err != nil && try < 3 && l.clock.Sleep(ctx, 20*time.Millisecond) == nil; try++ {
 		err = l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)

@@ -18,7 +18,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 	complete := inv.complete
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
-		_, draining := l.intent(s.draining, name)
+		draining := l.has(s.draining, name)
 		if len(mine) == 0 && exists && l.onSilentHost(srv, inv) {
 			// Its container may be on the host that did not answer: not
 			// free (sim: an operator's maint of such a slot was taken for a

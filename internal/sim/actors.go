@@ -276,36 +276,11 @@ func (w *world) reload() {
 	w.trace("config reloaded: min_replicas %d", next.Services[0].MinReplicas)
 }
 
-func (w *world) restartHAProxy() {
-	h := w.haproxies[w.sched.intn(len(w.haproxies))]
-	h.boot(w.sched.Now())
-	// It forgot the operators' runtime changes too: those no other
-	// instance holds are gone (the others' are rebuilt onto it).
-	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
-		backend, slot, _ := strings.Cut(key, "/")
-		held := false
-		for _, o := range w.haproxies {
-			if s := o.backend(backend).server(slot); o != h && s != nil {
-				held = held || w.operator[key] == "drain" && s.admin == runtimeapi.AdminDrain ||
-					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
-			}
-		}
-		if !held {
-			delete(w.operator, key)
-		}
-	}
-	w.spread()
-	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)
-}
+func (w *world) restartHAProxy() { (&World{w}).RestartHAProxy(w.sched.intn(len(w.haproxies))) }
 
 func (w *world) hostOutage() {
-	h := w.hosts[w.sched.intn(len(w.hosts))]
-	h.down = true
-	w.trace("docker %s stops answering", h.name)
-	w.after(w.sched.between(time.Second, 10*time.Second), func() {
-		h.down = false
-		w.trace("docker %s answers again", h.name)
-	})
+	i := w.sched.intn(len(w.hosts))
+	(&World{w}).HostDown(i, w.sched.between(time.Second, 10*time.Second))
 }
 
 func (w *world) containerFault() {
@@ -327,15 +302,30 @@ func (w *world) containerFault() {
 // At runs f at d into the run (scenarios).
 func (w *World) At(d time.Duration, f func()) { w.sched.at(w.begin.Add(d), f) }
 
-// RestartHAProxy restarts instance i (scenarios).
+// RestartHAProxy restarts instance i.
 func (w *World) RestartHAProxy(i int) {
 	h := w.haproxies[i]
 	h.boot(w.sched.Now())
+	// It forgot the operators' runtime changes too: those no other
+	// instance holds are gone (the others' are rebuilt onto it).
+	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
+		backend, slot, _ := strings.Cut(key, "/")
+		held := false
+		for _, o := range w.haproxies {
+			if s := o.backend(backend).server(slot); o != h && s != nil {
+				held = held || w.operator[key] == "drain" && s.admin == runtimeapi.AdminDrain ||
+					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
+			}
+		}
+		if !held {
+			delete(w.operator, key)
+		}
+	}
 	w.spread()
 	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)
 }
 
-// HostDown makes host i stop answering for d (scenarios).
+// HostDown makes host i stop answering for d.
 func (w *World) HostDown(i int, d time.Duration) {
 	h := w.hosts[i]
 	h.down = true
