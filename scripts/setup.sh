@@ -54,4 +54,4 @@ if ! docker_ok; then
   for _ in $(seq 60); do docker_ok && break; sleep 0.5; done
   docker_ok || { echo "setup: dockerd did not come up:" >&2; tail -20 /tmp/dockerd.log >&2; exit 1; }
 fi
-echo "setup: $(haproxy -v | head -1 | cut -d' ' -f1-3), Docker engine answering, $(go version | cut -d' ' -f3)"
+echo "setup: $(haproxy -v | sed -n 1p | cut -d' ' -f1-3), Docker engine answering, $(go version | cut -d' ' -f3)"
