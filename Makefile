@@ -29,7 +29,7 @@ SEEDS ?= 2000
 SEED  ?=
 sim: ## the deterministic simulator: SEEDS random worlds (2000) and the scenarios; SEED=N replays one with its whole trail
 	@if [ -n "$(SEED)" ]; then \
-		$(GO) test -count=1 -v -run '^TestSim$$' ./internal/sim -sim.seed=$(SEED) -sim.log=sim-$(SEED).log; \
+		$(GO) test -count=1 -v -run '^TestSim$$' ./internal/sim -sim.seed=$(SEED) -sim.log=$(CURDIR)/sim-$(SEED).log; \
 	else \
 		$(GO) test -count=1 -v -timeout 60m -run '^(TestSim|TestScenario.*|TestReplayIsExact)$$' ./internal/sim -sim.seeds=$(SEEDS); \
 	fi

@@ -217,6 +217,7 @@ func (l lb) Backend(_ context.Context, name string) (runtimeapi.Backend, error) 
 	if b == nil {
 		return runtimeapi.Backend{}, fmt.Errorf("show stat %s: %w", name, runtimeapi.ErrNoSuchBackend)
 	}
+	observation := w.observing(l.h, name)
 	stats, state := l.h.replies(b, w.sched.Now(), w.rise, w.fall)
 	if w.faults && w.sched.chance(l.h.cutP) {
 		// The connection closed after a complete row.
@@ -226,11 +227,11 @@ func (l lb) Backend(_ context.Context, name string) (runtimeapi.Backend, error) 
 		}
 		lines := strings.SplitAfter(*cut, "\n")
 		*cut = strings.Join(lines[:1+w.sched.intn(len(lines)-2)], "")
-		w.note(l.proc, name, "reply cut short")
+		w.note(l.proc, name, "reply cut short", observation)
 	}
 	if w.faults && w.sched.chance(l.h.junkP) {
 		stats = "\x00\x17garbage,,\n" + stats[len(stats)/2:]
-		w.note(l.proc, name, "junk reply")
+		w.note(l.proc, name, "junk reply", observation)
 	}
 	sb, err := runtimeapi.ParseStats(bufio.NewReader(strings.NewReader(stats)))
 	if err != nil {

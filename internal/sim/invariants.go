@@ -26,8 +26,9 @@ import (
 //     parses and carries a newer version than the one it replaces
 //     (store.go).
 //   - "no action on incomplete data": the tick does not drain, maint or
-//     delete a slot whose container's host did not answer its listing,
-//     or whose backend read came back cut short.
+//     delete a slot (one that an instance's checks do not find down) whose
+//     container's host did not answer its listing, or whose backend read
+//     (the tick's observation, not a later re-read) came back cut short.
 //   - "no panic".
 //   - "converged": after the faults stop, within Options.Quiet, every
 //     instance shows the same slot table, every container is bound by a
@@ -105,7 +106,13 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			w.violate("serving floor", "%s on %s/%s left %d serving (was %d, target %d: pinned %t at %d, rolling %t)", what, h.name, key, after, before, w.target(b.name), pinned, pin, w.rolling[b.name])
 		}
 	}
+	// A slot h's checks find down serves nothing there: taking it out
+	// (say, finishing the undo of a start whose check never passed) is no
+	// judgement on what the tick could not see.
 	destructive := what == "state maint" || what == "state drain" || what == "del server"
+	if srv := b.server(server); srv != nil && !srv.up {
+		destructive = false
+	}
 	if destructive && w.sched.label() == "tick" && intent == "" && !w.elsewhere(h, b.name, server, what) {
 		if w.cuts[b.name] == w.tickSeq {
 			w.violate("no action on incomplete data", "%s on %s in a tick whose read of %s was cut short", what, key, b.name)

@@ -83,7 +83,7 @@ func TestSim(t *testing.T) {
 		byInvariant[f.Invariant] = append(byInvariant[f.Invariant], f.Seed)
 	}
 	for inv, ss := range byInvariant {
-		fmt.Fprintf(os.Stderr, "sim: %q broken by %d seeds: %v\n", inv, len(ss), ss[:min(len(ss), 12)])
+		fmt.Fprintf(os.Stderr, "sim: %q broken by %d seeds: %v\n", inv, len(ss), ss)
 	}
 	for i, f := range failures {
 		if i == 3 {

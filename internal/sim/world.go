@@ -82,7 +82,8 @@ type world struct {
 	pins     map[string]int          // lbctl scale in force
 	operator map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
 	listFail map[string]int          // host -> tick whose listing failed
-	cuts     map[string]int          // backend -> tick whose read was cut
+	cuts     map[string]int          // backend -> tick whose observation was cut
+	observed map[string]int          // instance/backend -> tick that read it
 	rolling  map[string]bool         // services with a rollout asked for
 	removed  map[*container]struct{} // removals under way (the container may still run)
 
@@ -135,7 +136,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -396,9 +397,21 @@ func (w *world) snapshot() string {
 	return b.String()
 }
 
-// note records a fault in a read of proc's.
-func (w *world) note(proc int, backend, what string) {
-	if w.sched.label() == "tick" {
+// observing reports whether a read of backend on h is the tick's
+// observation: its first of that instance and backend. Later reads in the
+// tick (settle's, after a failed change) come after the decision.
+func (w *world) observing(h *haproxy, backend string) bool {
+	if w.sched.label() != "tick" || w.observed[h.name+"/"+backend] == w.tickSeq {
+		return false
+	}
+	w.observed[h.name+"/"+backend] = w.tickSeq
+	return true
+}
+
+// note records a fault in a read of proc's; observation tells whether the
+// read was the tick's observation of backend.
+func (w *world) note(proc int, backend, what string, observation bool) {
+	if observation {
 		w.cuts[backend] = w.tickSeq
 	}
 	w.trace("read of %s by process %d: %s", backend, proc, what)
