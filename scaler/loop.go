@@ -113,12 +113,12 @@ type service struct {
 	cpu     map[string]CPUSample // container id -> previous sample
 
 	// Guarded by Loop.mu:
-	ops           map[string]*op       // slot (or "container/ID") -> operation in flight
-	draining      map[string]time.Time // slots slotscaler drained to scale down, and since when
-	binding       map[string]time.Time // slots slotscaler is bringing up at weight 0
-	held          map[string]bool      // slots an operator set to maint: not filled until enabled
-	lastBound     map[string]string    // slot -> container it pointed at when last seen out of maint (tick goroutine only)
-	image         string               // what new containers run: the config's, or a rollout's
+	ops           map[string]*op            // slot (or "container/ID") -> operation in flight
+	draining      map[string]time.Time      // slots slotscaler drained to scale down, and since when
+	binding       map[string]time.Time      // slots slotscaler is bringing up at weight 0
+	held          map[string]bool           // slots an operator set to maint: not filled until enabled
+	lastBound     map[string]netip.AddrPort // slot -> where it pointed at its container when last seen out of maint (saved)
+	image         string                    // what new containers run: the config's, or a rollout's
 	hold          *hold
 	rollout       *Rollout
 	startFailures map[string]int        // per generation: starts that never served
@@ -205,7 +205,7 @@ func newService(sc config.Service, interval time.Duration, genKey []byte) *servi
 		draining:      map[string]time.Time{},
 		binding:       map[string]time.Time{},
 		held:          map[string]bool{},
-		lastBound:     map[string]string{},
+		lastBound:     map[string]netip.AddrPort{},
 		image:         sc.Container.Image,
 		startFailures: map[string]int{},
 		retry:         map[string]startRetry{},
@@ -467,7 +467,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		}
 		bound := l.bound(srv, mine)
 		if bound != nil && exists && srv.Admin != runtimeapi.AdminMaint {
-			s.lastBound[name] = bound.ID
+			l.boundTo(s, name, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 		}
 		state := slotBusy
 		kind, isBusy := inv.busy[s][name]

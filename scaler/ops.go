@@ -246,7 +246,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		if s.cfg.Slots.Mode == config.ModeDynamic {
 			l.deleteServer(cleanup, log, s, slot)
 		}
-		l.setIntent(s.draining, slot, time.Time{})
+		l.retired(s, slot)
 	}
 	// Saved before the weight goes to 0: a restart in between must not
 	// take the weight 0 for an operator's.
@@ -263,6 +263,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("bind", err)
 		return
 	}
+	l.boundTo(s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port)))
 	switch err := l.waitUp(ctx, s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port))); {
 	case errors.Is(err, errDrainedMeanwhile):
 		// An operator drained the slot while it came up: theirs now, as

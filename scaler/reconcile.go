@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -19,14 +20,28 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 	switch {
 	case !exists || srv.Admin == runtimeapi.AdminMaint:
 		draining := l.has(s.draining, name)
+		// slotscaler records a draining intent before each maint of its
+		// own: a maint without one, on a slot that points at its container,
+		// is an operator's (even of a slot still starting). So is one at
+		// the address the slot had when last seen out of maint and bound:
+		// its container may have died since or be on a host that does not
+		// answer, and the hold is what keeps the operator's maint after
+		// that (sim: "operator intents kept"). The slot stays theirs, not
+		// to be filled again until they enable it.
+		if exists && !draining && !l.held(s, name) && (bound != nil || l.boundAt(s, name, srv)) {
+			l.hold(log, s, name)
+		}
 		if len(mine) == 0 && exists && l.onSilentHost(srv, inv) {
 			// Its container may be on the host that did not answer: not
 			// free (sim: an operator's maint of such a slot was taken for a
 			// free slot and filled).
+			if l.held(s, name) {
+				return slotOperator
+			}
 			return slotBusy
 		}
 		if len(mine) == 0 {
-			l.setIntent(s.draining, name, time.Time{})
+			l.retired(s, name)
 			l.setIntent(s.binding, name, time.Time{})
 			if l.held(s, name) {
 				return slotOperator
@@ -46,16 +61,6 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 			l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRebind, Message: "re-binding running container " + c.Name})
 			l.launch(ctx, log, s, name, &op{kind: opStart, host: c.Host, container: c.ID}, "re-bind "+c.Name, func(ctx context.Context) { l.start(ctx, log, s, name, l.host(c.Host), Spec{}, &c) })
 			return slotBusy
-		}
-		// slotscaler records a draining intent before each maint of its
-		// own: a maint without one, on a slot bound to its container, is an
-		// operator's (even of a slot still starting). Its container goes;
-		// the slot stays theirs, not to be filled again until they enable
-		// it (sim: "operator intents kept").
-		if exists && !draining && (bound != nil || slices.ContainsFunc(mine, func(c Container) bool { return c.ID == s.lastBound[name] })) {
-			// (Pointed at its container, or did when last seen out of
-			// maint: that container may have died since.)
-			l.hold(log, s, name)
 		}
 		l.setIntent(s.binding, name, time.Time{})
 		l.remove(ctx, log, s, name, mine, "slot in maint")
@@ -191,8 +196,36 @@ func (l *Loop) remove(ctx context.Context, log *slog.Logger, s *service, name st
 		if s.cfg.Slots.Mode == config.ModeDynamic {
 			l.deleteServer(ctx, log, s, name)
 		}
-		l.setIntent(s.draining, name, time.Time{})
+		l.retired(s, name)
 	})
+}
+
+// retired ends a maint of slotscaler's whose containers are gone: its
+// draining intent goes, and first the slot's last bound address, so that a
+// maint found there later is not taken for an operator's.
+func (l *Loop) retired(s *service, slot string) {
+	l.mu.Lock()
+	delete(s.lastBound, slot)
+	l.mu.Unlock()
+	l.setIntent(s.draining, slot, time.Time{})
+}
+
+// boundTo records where a slot points at its container. It is saved with
+// the next write of the state: a restarted slotscaler still tells an
+// operator's maint there from a free slot after the container died.
+func (l *Loop) boundTo(s *service, slot string, at netip.AddrPort) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.lastBound[slot] = at
+}
+
+// boundAt reports whether srv points where the slot pointed at its
+// container when last seen out of maint.
+func (l *Loop) boundAt(s *service, slot string, srv runtimeapi.Server) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := s.lastBound[slot]
+	return ok && at == netip.AddrPortFrom(srv.Addr, uint16(srv.Port))
 }
 
 // deleteServer deletes a dynamic slot; HAProxy refuses while a connection

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,14 +58,15 @@ type savedState struct {
 }
 
 type savedService struct {
-	Image    string               `json:"image,omitempty"`
-	Base     string               `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
-	Paused   bool                 `json:"paused,omitempty"`
-	Pinned   *int                 `json:"pinned,omitempty"`
-	Draining map[string]time.Time `json:"draining,omitempty"`
-	Binding  map[string]time.Time `json:"binding,omitempty"`
-	Held     []string             `json:"held,omitempty"` // slots an operator set to maint
-	Rollout  *Rollout             `json:"rollout,omitempty"`
+	Image    string                    `json:"image,omitempty"`
+	Base     string                    `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
+	Paused   bool                      `json:"paused,omitempty"`
+	Pinned   *int                      `json:"pinned,omitempty"`
+	Draining map[string]time.Time      `json:"draining,omitempty"`
+	Binding  map[string]time.Time      `json:"binding,omitempty"`
+	Held     []string                  `json:"held,omitempty"`  // slots an operator set to maint
+	Bound    map[string]netip.AddrPort `json:"bound,omitempty"` // where each slot last pointed at a container of ours
+	Rollout  *Rollout                  `json:"rollout,omitempty"`
 }
 
 // persist saves the state. Snapshot and write happen under saveMu, so the
@@ -81,7 +83,7 @@ func (l *Loop) persist() error {
 	l.version++
 	st := savedState{Version: l.version, Services: map[string]savedService{}}
 	for _, s := range l.services {
-		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held))}
+		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held)), Bound: maps.Clone(s.lastBound)}
 		if s.image != s.cfg.Container.Image {
 			ss.Image, ss.Base = s.image, s.cfg.Container.Image
 		}
@@ -173,6 +175,7 @@ func (l *Loop) restore() error {
 		}
 		maps.Copy(s.draining, ss.Draining)
 		maps.Copy(s.binding, ss.Binding)
+		maps.Copy(s.lastBound, ss.Bound)
 		for _, slot := range ss.Held {
 			s.held[slot] = true
 		}

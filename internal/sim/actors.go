@@ -92,6 +92,7 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		return
 	}
 	w.operator[backend+"/"+slot] = what
+	w.socketAt[backend+"/"+slot] = socketMark{hp, w.sched.Now()}
 	switch what {
 	case "drain":
 		hp.setState(s, runtimeapi.AdminDrain, w.sched.Now())
@@ -339,6 +340,29 @@ func (w *World) CutReplies(i int, d time.Duration) {
 	h := w.haproxies[i]
 	w.faults, h.cutP = true, 1
 	w.after(d, func() { w.faults, h.cutP = false, 0 })
+}
+
+// KillSlotscaler kills the slotscaler process; it restarts from state_dir
+// 0.1–3 s later (scenarios).
+func (w *World) KillSlotscaler() { w.crash() }
+
+// KillContainer makes the container a slot of backend points at on the
+// first instance die (scenarios).
+func (w *World) KillContainer(backend, slot string) {
+	s := w.haproxies[0].backend(backend).server(slot)
+	if s == nil {
+		return
+	}
+	for _, h := range w.hosts {
+		for _, c := range h.containers {
+			if c.Running && c.Port == s.port && h.addr == s.addr {
+				c.Running = false
+				w.trace("docker %s: %s died", h.name, c.ID)
+				w.spread()
+				return
+			}
+		}
+	}
 }
 
 // Loop is the slotscaler process running now (scenarios).

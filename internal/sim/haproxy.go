@@ -243,6 +243,7 @@ func (l lb) Backend(_ context.Context, name string) (runtimeapi.Backend, error) 
 	}
 	for _, got := range runtimeapi.JoinState(sb, ss) {
 		if got.Name == name {
+			w.readAt[l.h.name+"/"+name] = readMark{l.proc, w.sched.Now()}
 			return got, nil
 		}
 	}

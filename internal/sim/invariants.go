@@ -95,10 +95,25 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
 		// An operator's own lbctl drain or enable racing their command on
 		// a socket: theirs to sort out.
-	case intent == "drain" && what == "state ready",
-		intent == "maint" && (what == "state ready" || what == "state drain"),
-		intent == "weight0" && strings.HasPrefix(what, "weight") && what != "weight 0%":
-		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
+	case intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server"),
+		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server"),
+		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server"):
+		if m, ok := w.socketAt[key]; ok && !w.seenSince(proc, m.on, b.name, m.at) {
+			// The operator's command landed after slotscaler's last read of
+			// their instance: a change decided before it could be seen. On
+			// that instance the Runtime API has no compare-and-set, the
+			// later command wins and the operator's is overwritten
+			// (README); on another, theirs still stands where they made it.
+			if m.on == h {
+				w.trace("operator's %s of %s on %s raced process %d's %s: overwritten", intent, key, h.name, proc, what)
+				delete(w.operator, key)
+				intent = ""
+			}
+			break
+		}
+		if what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight") {
+			w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
+		}
 	}
 	if after := w.servingOn(b); intent == "" && after < before && !w.elsewhere(h, b.name, server, what) {
 		if floor := min(before, w.target(b.name)); after < floor {

@@ -175,3 +175,28 @@ func TestScenarioReloadShrinksMax(t *testing.T) {
 		t.Errorf("reload changing the slot prefix: %v, want a conflict", prefixErr)
 	}
 }
+
+// An operator sets a serving slot to maint and its container dies, while
+// slotscaler is down or the container's host does not answer: the slot
+// stays theirs ("operator intents kept"), not taken for a free one.
+func TestScenarioOperatorMaintThenContainerDies(t *testing.T) {
+	for _, silentHost := range []bool{false, true} {
+		runScenario(t, Options{Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 5) })
+			w.At(10*time.Second, func() {
+				if silentHost {
+					w.HostDown(0, 5*time.Second)
+				} else {
+					w.KillSlotscaler()
+				}
+			})
+			w.At(10*time.Second+10*time.Millisecond, func() { w.OnSocket(0, "web", "slot1", "maint") })
+			w.At(10*time.Second+20*time.Millisecond, func() { w.KillContainer("web", "slot1") })
+			w.At(12*time.Second, func() {
+				if w.operator["web/slot1"] != "maint" {
+					t.Errorf("the operator's maint of web/slot1 was not made: %v", w.operator)
+				}
+			})
+		}})
+	}
+}

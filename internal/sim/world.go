@@ -84,6 +84,8 @@ type world struct {
 	listFail map[string]int          // host -> tick whose listing failed
 	cuts     map[string]int          // backend -> tick whose observation was cut
 	observed map[string]int          // instance/backend -> tick that read it
+	readAt   map[string]readMark     // instance/backend -> the last read that came back whole
+	socketAt map[string]socketMark   // backend/slot -> an operator's last command on a socket
 	rolling  map[string]bool         // services with a rollout asked for
 	removed  map[*container]struct{} // removals under way (the container may still run)
 
@@ -136,7 +138,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, socketAt: map[string]socketMark{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -406,6 +408,26 @@ func (w *world) observing(h *haproxy, backend string) bool {
 	}
 	w.observed[h.name+"/"+backend] = w.tickSeq
 	return true
+}
+
+// readMark is a read that came back whole: which slotscaler process saw
+// the instance's backend, and when.
+type readMark struct {
+	proc int
+	at   time.Time
+}
+
+// socketMark is an operator's command on one instance's socket.
+type socketMark struct {
+	on *haproxy
+	at time.Time
+}
+
+// seenSince reports whether process proc read backend on h whole at or
+// after t.
+func (w *world) seenSince(proc int, h *haproxy, backend string, t time.Time) bool {
+	r, ok := w.readAt[h.name+"/"+backend]
+	return ok && r.proc == proc && !r.at.Before(t)
 }
 
 // note records a fault in a read of proc's; observation tells whether the
