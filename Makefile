@@ -56,8 +56,8 @@ lint: ## go vet, gofmt and staticcheck
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 
-check-deps: ## prove that the core (scaler, scaler/config) never imports Docker, Prometheus or client-native
-	@bad=$$($(GO) list -deps ./scaler ./scaler/config | grep -E 'haproxytech/client-native|docker/docker|prometheus/client_golang' || true); \
+check-deps: ## prove that the core (scaler, scaler/config) never imports an adapter: Docker, Prometheus, client-native or runtimeapi
+	@bad=$$($(GO) list -deps ./scaler ./scaler/config | grep -E 'haproxytech/client-native|docker/docker|prometheus/client_golang|^github\.com/slotscaler/slotscaler/runtimeapi(/|$$)' || true); \
 	if [ -n "$$bad" ]; then echo "scaler depends on adapters:"; echo "$$bad"; exit 1; fi; echo "check-deps: ok"
 
 demo: setup build ## HAProxy + slotscaler + Docker + a load step on loopback: watch 1 -> N -> 1

@@ -16,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/docker"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 	"github.com/slotscaler/slotscaler/scaler/statedir"
 )
 
@@ -120,6 +121,6 @@ func restoreState(cfg *config.Config) error {
 	for _, h := range cfg.Docker.Hosts {
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred()})
 	}
-	_, err = scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: true, Log: slog.New(slog.DiscardHandler)})
+	_, err = scaler.New(scaler.Options{Config: cfg, LB: haproxy.New(lb), Hosts: hosts, DryRun: true, Log: slog.New(slog.DiscardHandler)})
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/docker"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 	"github.com/slotscaler/slotscaler/scaler/metrics"
 )
 
@@ -124,7 +125,7 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		if err != nil {
 			return nil, err
 		}
-		lb := m.LB(client, client.String())
+		lb := m.LB(haproxy.New(client), client.String())
 		if path := cfg.HAProxy.ServerStateFile; path != "" && i == 0 {
 			lb = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
 		}
@@ -133,13 +134,13 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 	if len(lbs) == 1 {
 		return lbs[0], nil
 	}
-	opts := func(backend string) (runtimeapi.ServerOptions, bool) {
+	opts := func(backend string) (scaler.ServerOptions, bool) {
 		for _, s := range current.Load().Services {
 			if s.Backend == backend {
 				return scaler.DynamicServerOptions(s), s.Slots.Mode == config.ModeDynamic
 			}
 		}
-		return runtimeapi.ServerOptions{}, false
+		return scaler.ServerOptions{}, false
 	}
 	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/api"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/docker"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 	"github.com/slotscaler/slotscaler/templates"
 )
 
@@ -160,16 +161,16 @@ func (e *env) startLoop() (stop func()) {
 // startLoopAndAPI also serves the HTTP API on loopback, with the operator
 // token apiToken, and returns its base URL.
 func (e *env) startLoopAndAPI() (url string, stop func()) {
-	var lb scaler.LB = e.lb
+	var lb scaler.LB = haproxy.New(e.lb)
 	if f := e.cfg.HAProxy.ServerStateFile; f != "" {
 		lb = scaler.WithServerStateFile(lb, e.lb.DumpServersState, f, slog.New(slog.NewTextHandler(e.logs, nil)))
 	}
 	if len(e.mirrors) > 0 {
 		lbs, names := []scaler.LB{lb}, []string{"primary"}
 		for i, m := range e.mirrors {
-			lbs, names = append(lbs, m), append(names, fmt.Sprintf("secondary%d", i+1))
+			lbs, names = append(lbs, haproxy.New(m)), append(names, fmt.Sprintf("secondary%d", i+1))
 		}
-		opts := func(string) (runtimeapi.ServerOptions, bool) {
+		opts := func(string) (scaler.ServerOptions, bool) {
 			return scaler.DynamicServerOptions(e.cfg.Services[0]), e.cfg.Services[0].Slots.Mode == config.ModeDynamic
 		}
 		lb = scaler.NewMirror(lbs, names, opts, scaler.WallClock{}, slog.New(slog.NewTextHandler(e.logs, nil)))

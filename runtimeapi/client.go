@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/slotscaler/slotscaler/internal/sockaddr"
 )
 
 // DefaultTimeout bounds one command when the caller's context has no
@@ -28,7 +30,7 @@ type Client struct {
 // New returns a client for addr, which is "unix:///path/to/socket",
 // a bare "/path/to/socket", or "tcp://127.0.0.1:9999". It does not connect.
 func New(addr string) (*Client, error) {
-	network, address, err := ParseAddress(addr)
+	network, address, err := sockaddr.Parse(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -40,27 +42,6 @@ func (c *Client) WithTimeout(d time.Duration) *Client {
 	cp := *c
 	cp.timeout = d
 	return &cp
-}
-
-// ParseAddress splits a runtime API address into a network and an address.
-func ParseAddress(addr string) (network, address string, err error) {
-	switch {
-	case strings.HasPrefix(addr, "unix://"):
-		network, address = "unix", strings.TrimPrefix(addr, "unix://")
-	case strings.HasPrefix(addr, "tcp://"):
-		network, address = "tcp", strings.TrimPrefix(addr, "tcp://")
-		if _, _, err := net.SplitHostPort(address); err != nil {
-			return "", "", fmt.Errorf("runtime api address %q: %w", addr, err)
-		}
-	case strings.HasPrefix(addr, "/"):
-		network, address = "unix", addr
-	default:
-		return "", "", fmt.Errorf("runtime api address %q: want unix:///path, /path or tcp://host:port", addr)
-	}
-	if address == "" {
-		return "", "", fmt.Errorf("runtime api address %q: empty path", addr)
-	}
-	return network, address, nil
 }
 
 // String returns the address in the form New accepts.

@@ -149,22 +149,3 @@ func TestClientGarbageAndTimeouts(t *testing.T) {
 		}
 	})
 }
-
-func TestParseAddress(t *testing.T) {
-	for _, tt := range []struct {
-		in, network, address string
-		ok                   bool
-	}{
-		{"unix:///run/haproxy/admin.sock", "unix", "/run/haproxy/admin.sock", true},
-		{"/run/haproxy/admin.sock", "unix", "/run/haproxy/admin.sock", true},
-		{"tcp://127.0.0.1:9999", "tcp", "127.0.0.1:9999", true},
-		{"tcp://127.0.0.1", "", "", false},
-		{"http://x", "", "", false},
-		{"unix://", "", "", false},
-	} {
-		n, a, err := runtimeapi.ParseAddress(tt.in)
-		if (err == nil) != tt.ok || n != tt.network || a != tt.address {
-			t.Errorf("ParseAddress(%q) = %q, %q, %v", tt.in, n, a, err)
-		}
-	}
-}

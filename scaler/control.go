@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/slotscaler/slotscaler/runtimeapi"
 )
 
 // Errors of the manual controls; the API maps them to 404, 400 and 409.
@@ -119,7 +117,7 @@ func (l *Loop) Resume(name string) error {
 }
 
 // slotOf finds the service of a backend and checks the slot exists there.
-func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, runtimeapi.Server, error) {
+func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Server, error) {
 	l.mu.Lock()
 	var s *service
 	for _, c := range l.services {
@@ -129,15 +127,15 @@ func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, runt
 	}
 	l.mu.Unlock()
 	if s == nil {
-		return nil, runtimeapi.Server{}, fmt.Errorf("backend %q is not managed by slotscaler: %w", backend, ErrUnknown)
+		return nil, Server{}, fmt.Errorf("backend %q is not managed by slotscaler: %w", backend, ErrUnknown)
 	}
 	b, err := l.lb.Backend(ctx, backend)
 	if err != nil {
-		return nil, runtimeapi.Server{}, err
+		return nil, Server{}, err
 	}
 	srv, ok := b.Server(slot)
 	if !ok {
-		return nil, runtimeapi.Server{}, fmt.Errorf("slot %s/%s: %w", backend, slot, ErrUnknown)
+		return nil, Server{}, fmt.Errorf("slot %s/%s: %w", backend, slot, ErrUnknown)
 	}
 	return s, srv, nil
 }
@@ -150,10 +148,10 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 	if err != nil {
 		return err
 	}
-	if srv.Admin == runtimeapi.AdminMaint {
+	if srv.Admin == AdminMaint {
 		return fmt.Errorf("slot %s/%s is in maint (free or held): nothing to drain: %w", backend, slot, ErrConflict)
 	}
-	if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminDrain); err != nil {
+	if err := l.lb.SetState(ctx, backend, slot, AdminDrain); err != nil {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
 	// The operator's now, even if slotscaler was draining it to scale down.
@@ -175,13 +173,13 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	// A weight 0 is the operator's too (or a start's they drained): the
 	// slot is slotscaler's again only at full weight. Weighted first: if
 	// that fails, the slot stays drained, the operator's, as before.
-	if srv.Admin != runtimeapi.AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
+	if srv.Admin != AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
 		if err := l.lb.SetWeight(ctx, backend, slot, 100); err != nil {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}
 	}
-	if srv.Admin == runtimeapi.AdminDrain {
-		if err := l.lb.SetState(ctx, backend, slot, runtimeapi.AdminReady); err != nil {
+	if srv.Admin == AdminDrain {
+		if err := l.lb.SetState(ctx, backend, slot, AdminReady); err != nil {
 			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
 		}
 	}

@@ -2,8 +2,10 @@
 // schedules and placement are pure functions over plain values with the
 // time passed in. The control loop (Loop) drives them over two small ports,
 // LB (HAProxy's Runtime API) and Engine (a Docker host), and adds the
-// manual controls, rollouts and the intents kept in state_dir. It never
-// imports Docker, Prometheus or client-native (make check-deps proves it).
+// manual controls, rollouts and the intents kept in state_dir. It declares
+// the types those ports carry and never imports an adapter: Docker,
+// Prometheus, client-native or runtimeapi (make check-deps proves it;
+// scaler/haproxy and scaler/docker adapt them).
 //
 // A slot's life, as the loop drives it:
 //

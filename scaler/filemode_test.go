@@ -15,6 +15,7 @@ import (
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // otherGroup is a group this process may give files to that is not its
@@ -50,8 +51,8 @@ func TestServerStateFileReadableByDirGroup(t *testing.T) {
 	fake.DeclareBackend("web", "roundrobin")
 	fake.DeclareTemplate("web", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
 	dump := func(context.Context) ([]byte, error) { return []byte("1\n# be_id be_name ...\n"), nil }
-	lb := scaler.WithServerStateFile(fake, dump, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := lb.SetState(context.Background(), "web", "slot1", runtimeapi.AdminReady); err != nil {
+	lb := scaler.WithServerStateFile(haproxy.New(fake), dump, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := lb.SetState(context.Background(), "web", "slot1", scaler.AdminReady); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -135,8 +136,8 @@ func writeServerState(t *testing.T, dir string) {
 	fake.DeclareBackend("web", "roundrobin")
 	fake.DeclareTemplate("web", "slot", 1, netip.MustParseAddrPort("127.0.0.1:9"))
 	dump := func(context.Context) ([]byte, error) { return []byte("1\n"), nil }
-	lb := scaler.WithServerStateFile(fake, dump, filepath.Join(dir, "server-state"), slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err := lb.SetState(context.Background(), "web", "slot1", runtimeapi.AdminReady); err != nil {
+	lb := scaler.WithServerStateFile(haproxy.New(fake), dump, filepath.Join(dir, "server-state"), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err := lb.SetState(context.Background(), "web", "slot1", scaler.AdminReady); err != nil {
 		t.Fatal(err)
 	}
 }

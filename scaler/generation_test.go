@@ -16,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // The generation label is an HMAC: the same spec and key give the same
@@ -65,7 +66,7 @@ services:
 	lb.DeclareTemplate("web", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
 	key := []byte("kept-in-state-dir")
 	stateDir := t.TempDir()
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: stateDir, GenerationKey: key,
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: haproxy.New(lb), StateDir: stateDir, GenerationKey: key,
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 4, Preferred: true, Engine: engine}}})
 	if err != nil {

@@ -17,22 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
-
-// LB is HAProxy's Runtime API as the loop uses it; runtimeapi.Client and
-// runtimeapi.Fake implement it.
-type LB interface {
-	Info(ctx context.Context) (runtimeapi.Info, error)
-	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
-	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
-	SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error
-	SetWeight(ctx context.Context, backend, server string, percent int) error
-	EnableHealth(ctx context.Context, backend, server string) error
-	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error
-	DelServer(ctx context.Context, backend, server string) error
-}
 
 // Host is a Docker host the loop places containers on.
 type Host struct {
@@ -91,7 +77,7 @@ type Loop struct {
 	mu       sync.Mutex // guards what follows and the services' shared fields
 	services []*service
 	pending  *config.Config // reloaded, applied at the next tick
-	info     runtimeapi.Info
+	info     ProcessInfo
 	events   []Event
 	lastTick time.Time
 	faults   []string // what the last tick could not read
@@ -398,7 +384,7 @@ func (l *Loop) host(name string) *Host {
 // prefix1..prefixMAX for dynamic servers plus any the backend still has
 // beyond that (max_replicas shrank): those are drained like any other,
 // never taken for strays.
-func (s *service) slotNames(b runtimeapi.Backend) []string {
+func (s *service) slotNames(b Backend) []string {
 	var names []string
 	if s.cfg.Slots.Mode == config.ModeDynamic {
 		for i := 1; i <= s.cfg.MaxReplicas; i++ {
@@ -466,7 +452,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 			}
 		}
 		bound := l.bound(srv, mine)
-		if bound != nil && exists && srv.Admin != runtimeapi.AdminMaint {
+		if bound != nil && exists && srv.Admin != AdminMaint {
 			l.boundTo(s, name, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 		}
 		state := slotBusy
@@ -557,7 +543,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	return out
 }
 
-func slotStatus(name, state string, srv runtimeapi.Server, exists bool, bound *Container, mine []Container) SlotStatus {
+func slotStatus(name, state string, srv Server, exists bool, bound *Container, mine []Container) SlotStatus {
 	ss := SlotStatus{Name: name, State: state, Admin: "absent"}
 	if exists {
 		ss.Admin, ss.Status, ss.Check, ss.Weight = srv.Admin.String(), srv.Status, srv.CheckStatus, srv.Weight
@@ -577,7 +563,7 @@ func slotStatus(name, state string, srv runtimeapi.Server, exists bool, bound *C
 }
 
 // bound returns the running container the server points at.
-func (l *Loop) bound(srv runtimeapi.Server, cs []Container) *Container {
+func (l *Loop) bound(srv Server, cs []Container) *Container {
 	for i, c := range cs {
 		h := l.host(c.Host)
 		if c.Running && h != nil && c.Port == srv.Port && h.Addr == srv.Addr {

@@ -18,22 +18,25 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
-// flakyLB fails reads on demand, to prove a failed read changes nothing.
+// flakyLB is Fake as the loop sees it, failing reads on demand, to prove
+// a failed read changes nothing.
 type flakyLB struct {
-	*runtimeapi.Fake
+	scaler.LB
+	Fake *runtimeapi.Fake
 	mu   sync.Mutex
 	fail bool
 }
 
-func (f *flakyLB) Backend(ctx context.Context, name string) (runtimeapi.Backend, error) {
+func (f *flakyLB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
-		return runtimeapi.Backend{}, errors.New("read: connection reset by peer")
+		return scaler.Backend{}, errors.New("read: connection reset by peer")
 	}
-	return f.Fake.Backend(ctx, name)
+	return f.LB.Backend(ctx, name)
 }
 
 type harness struct {
@@ -108,7 +111,7 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	if o.mode == config.ModeTemplate {
 		fake.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
 	}
-	h.lb = &flakyLB{Fake: fake}
+	h.lb = &flakyLB{LB: haproxy.New(fake), Fake: fake}
 	h.cfg, h.hosts, h.stateDir = cfg, o.hosts, t.TempDir()
 	h.loop, err = scaler.New(scaler.Options{
 		Config: cfg, LB: h.lb, DryRun: o.dryRun, StateDir: h.stateDir,
@@ -501,7 +504,7 @@ func TestLoopSurvivesGarbageRuntimeSocket(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := newHarness(t, harnessOpt{})
-			loop, err := scaler.New(scaler.Options{Config: h.cfg, LB: client.WithTimeout(time.Second), StateDir: t.TempDir(),
+			loop, err := scaler.New(scaler.Options{Config: h.cfg, LB: haproxy.New(client.WithTimeout(time.Second)), StateDir: t.TempDir(),
 				Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 4, Preferred: true, Engine: h.engine}},
 				Log:   slog.New(slog.NewTextHandler(h.logs, nil))})
 			if err != nil {

@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-
-	"github.com/slotscaler/slotscaler/runtimeapi"
 )
 
 // Mirror is an LB over several HAProxy instances that serve the same
@@ -41,11 +39,11 @@ type Mirror struct {
 	mu    sync.Mutex
 	lbs   []LB
 	names []string
-	seen  map[string][]runtimeapi.Info // per backend and instance, the process last read and synced
+	seen  map[string][]ProcessInfo // per backend and instance, the process last read and synced
 	// rebuilding: per backend and instance, a rebuild begun and not yet
 	// completed (a half-rebuilt instance must not be followed).
 	rebuilding map[string][]bool
-	opts       func(backend string) (runtimeapi.ServerOptions, bool)
+	opts       func(backend string) (ServerOptions, bool)
 	clock      Clock
 	log        *slog.Logger
 }
@@ -55,18 +53,18 @@ var _ LB = (*Mirror)(nil)
 // NewMirror keeps lbs (named, for logs) in step. opts gives the "add
 // server" keywords of a backend's dynamic slots, for re-adding them to an
 // instance that lost them.
-func NewMirror(lbs []LB, names []string, opts func(backend string) (runtimeapi.ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
-	return &Mirror{lbs: lbs, names: names, seen: map[string][]runtimeapi.Info{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
+func NewMirror(lbs []LB, names []string, opts func(backend string) (ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
+	return &Mirror{lbs: lbs, names: names, seen: map[string][]ProcessInfo{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
 }
 
 // Info is the first instance's, with the latest start time of all, so that
 // a restart of any instance is seen.
-func (m *Mirror) Info(ctx context.Context) (runtimeapi.Info, error) {
-	var out runtimeapi.Info
+func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
+	var out ProcessInfo
 	for i, lb := range m.lbs {
 		info, err := lb.Info(ctx)
 		if err != nil {
-			return runtimeapi.Info{}, fmt.Errorf("%s: %w", m.names[i], err)
+			return ProcessInfo{}, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		if i == 0 {
 			out = info
@@ -78,26 +76,26 @@ func (m *Mirror) Info(ctx context.Context) (runtimeapi.Info, error) {
 
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
-func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, error) {
+func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
-		seen = make([]runtimeapi.Info, len(m.lbs))
+		seen = make([]ProcessInfo, len(m.lbs))
 		m.seen[name] = seen
 	}
-	views := make([]runtimeapi.Backend, len(m.lbs))
+	views := make([]Backend, len(m.lbs))
 	reset := make([]bool, len(m.lbs))
-	infos := make([]runtimeapi.Info, len(m.lbs))
+	infos := make([]ProcessInfo, len(m.lbs))
 	for i, lb := range m.lbs {
 		b, err := lb.Backend(ctx, name)
 		if err != nil {
-			return runtimeapi.Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
+			return Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		// Read after the backend: a restart before that read shows here.
 		info, err := lb.Info(ctx)
 		if err != nil {
-			return runtimeapi.Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
+			return Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		views[i], infos[i] = b, info
 		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
@@ -156,9 +154,8 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 			merged.Servers = append(merged.Servers, s)
 		}
 	}
-	merged.Sessions, merged.Queue = 0, 0
+	merged.Queue = 0
 	for i, v := range views {
-		merged.Sessions += v.Sessions
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
@@ -172,7 +169,7 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 			// Its view may predate the restart (read just before it): its
 			// dynamic servers are added again as if it had lost them all
 			// (every field of a rebuilt slot is set, whatever its view).
-			v = runtimeapi.Backend{Name: v.Name}
+			v = Backend{Name: v.Name}
 		}
 		if !m.sync(ctx, i, merged, v, func(slot string) bool { return reset[i] || lost[i][slot] }) {
 			synced = false
@@ -184,7 +181,7 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 		seen[i], rebuilding[i] = infos[i], false
 	}
 	if !synced {
-		return runtimeapi.Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+		return Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
 	return merged, nil
 }
@@ -194,15 +191,15 @@ func (m *Mirror) Backend(ctx context.Context, name string) (runtimeapi.Backend, 
 // slot serves at (a maint an operator made keeps the address; a restarted
 // template slot is back at its placeholder, a dynamic one is gone), and o
 // has a slot out of maint.
-func pristineBeside(v, o runtimeapi.Backend) bool {
-	if !slices.ContainsFunc(o.Servers, func(s runtimeapi.Server) bool { return s.Admin != runtimeapi.AdminMaint }) {
+func pristineBeside(v, o Backend) bool {
+	if !slices.ContainsFunc(o.Servers, func(s Server) bool { return s.Admin != AdminMaint }) {
 		return false
 	}
 	for _, s := range v.Servers {
-		if s.Admin != runtimeapi.AdminMaint {
+		if s.Admin != AdminMaint {
 			return false
 		}
-		if os, ok := o.Server(s.Name); ok && os.Admin != runtimeapi.AdminMaint && os.Addr == s.Addr && os.Port == s.Port {
+		if os, ok := o.Server(s.Name); ok && os.Admin != AdminMaint && os.Addr == s.Addr && os.Port == s.Port {
 			return false
 		}
 	}
@@ -216,7 +213,7 @@ func pristineBeside(v, o runtimeapi.Backend) bool {
 // drops a dynamic one. A lost slot is rebuilt, never followed (sim: a
 // restart half rebuilt when slotscaler was killed, then read without
 // history, set the healthy instance's slots to maint).
-func lostSlots(views []runtimeapi.Backend, reset []bool) []map[string]bool {
+func lostSlots(views []Backend, reset []bool) []map[string]bool {
 	lost := make([]map[string]bool, len(views))
 	for i, v := range views {
 		lost[i] = map[string]bool{}
@@ -225,10 +222,10 @@ func lostSlots(views []runtimeapi.Backend, reset []bool) []map[string]bool {
 				continue
 			}
 			for _, os := range o.Servers {
-				if os.Admin == runtimeapi.AdminMaint {
+				if os.Admin == AdminMaint {
 					continue
 				}
-				if s, ok := v.Server(os.Name); !ok || s.Admin == runtimeapi.AdminMaint && (s.Addr != os.Addr || s.Port != os.Port) {
+				if s, ok := v.Server(os.Name); !ok || s.Admin == AdminMaint && (s.Addr != os.Addr || s.Port != os.Port) {
 					lost[i][os.Name] = true
 				}
 			}
@@ -240,20 +237,20 @@ func lostSlots(views []runtimeapi.Backend, reset []bool) []map[string]bool {
 // mergeServer adds b's load to a; with state, b's admin state, weight and
 // address count too, the more restrictive winning. Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
-func mergeServer(a, b runtimeapi.Server, state bool) runtimeapi.Server {
+func mergeServer(a, b Server, state bool) Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
-	if checkPassed(a) && !checkPassed(b) || a.Health != runtimeapi.HealthDown && b.Health == runtimeapi.HealthDown {
+	if checkPassed(a) && !checkPassed(b) || a.Health != HealthDown && b.Health == HealthDown {
 		a.Status, a.Health, a.CheckStatus, a.Transition, a.LastChange = b.Status, b.Health, b.CheckStatus, b.Transition, b.LastChange
 	}
 	if !state {
 		return a
 	}
 	if b.Admin > a.Admin {
-		a.Admin, a.AdminBits = b.Admin, b.AdminBits
+		a.Admin = b.Admin
 	}
 	a.Weight = min(a.Weight, b.Weight)
-	if !a.Addr.IsValid() || a.Admin == runtimeapi.AdminMaint && b.Admin != runtimeapi.AdminMaint && b.Addr.IsValid() {
+	if !a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() {
 		a.Addr, a.Port = b.Addr, b.Port
 	}
 	return a
@@ -261,7 +258,7 @@ func mergeServer(a, b runtimeapi.Server, state bool) runtimeapi.Server {
 
 // sync brings instance i's servers of one backend to the merged view; false
 // when a change failed.
-func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backend, rebuildSlot func(string) bool) bool {
+func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildSlot func(string) bool) bool {
 	lb, be := m.lbs[i], merged.Name
 	ok := true
 	fix := func(what string, err error) {
@@ -282,7 +279,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 				continue
 			}
 			err := lb.AddServer(ctx, be, p.Name, p.Addr, p.Port, opts)
-			if errors.Is(err, runtimeapi.ErrAlreadyExists) {
+			if errors.Is(err, ErrAlreadyExists) {
 				err = nil // a rebuild assumes it lost: it had not
 			}
 			if err == nil {
@@ -292,7 +289,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 			if err != nil {
 				continue
 			}
-			s = runtimeapi.Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: runtimeapi.AdminMaint, Weight: 1}
+			s = Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: AdminMaint, Weight: 1}
 		}
 		// A rebuild sets everything: the instance may have moved since its
 		// view (an operator's maint meanwhile stayed ready there once).
@@ -322,7 +319,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view runtimeapi.Backen
 		if _, found := merged.Server(s.Name); found {
 			continue
 		}
-		err := lb.SetState(ctx, be, s.Name, runtimeapi.AdminMaint)
+		err := lb.SetState(ctx, be, s.Name, AdminMaint)
 		if err == nil {
 			err = lb.DelServer(ctx, be, s.Name)
 		}
@@ -351,7 +348,7 @@ func (m *Mirror) SetAddr(ctx context.Context, backend, server string, addr netip
 }
 
 // SetState sets the admin state on every instance.
-func (m *Mirror) SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error {
+func (m *Mirror) SetState(ctx context.Context, backend, server string, state AdminState) error {
 	return m.each(func(lb LB) error { return lb.SetState(ctx, backend, server, state) })
 }
 
@@ -367,10 +364,10 @@ func (m *Mirror) EnableHealth(ctx context.Context, backend, server string) error
 
 // AddServer adds the server on every instance; one that has it already
 // (a sync added it, or it kept it across our restart) is pointed at addr.
-func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error {
+func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
 	return m.each(func(lb LB) error {
 		err := lb.AddServer(ctx, backend, server, addr, port, opts)
-		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
+		if errors.Is(err, ErrAlreadyExists) {
 			return lb.SetAddr(ctx, backend, server, addr, port)
 		}
 		return err
@@ -381,7 +378,7 @@ func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr net
 func (m *Mirror) DelServer(ctx context.Context, backend, server string) error {
 	return m.each(func(lb LB) error {
 		err := lb.DelServer(ctx, backend, server)
-		if errors.Is(err, runtimeapi.ErrNoSuchServer) {
+		if errors.Is(err, ErrNoSuchServer) {
 			return nil
 		}
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 func summary(t *testing.T, f *runtimeapi.Fake) string {
@@ -51,9 +52,9 @@ func TestMirrorKeepsInstancesInStep(t *testing.T) {
 				if mode == config.ModeTemplate {
 					f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
 				}
-				lbs = append(lbs, f)
+				lbs = append(lbs, haproxy.New(f))
 			}
-			opts := func(string) (runtimeapi.ServerOptions, bool) {
+			opts := func(string) (scaler.ServerOptions, bool) {
 				return scaler.DynamicServerOptions(cfg.Services[0]), mode == config.ModeDynamic
 			}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
@@ -25,7 +24,7 @@ func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int,
 			return
 		}
 		if err := l.act(ctx, func(ctx context.Context) error {
-			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminReady)
+			return l.lb.SetState(ctx, s.cfg.Backend, name, AdminReady)
 		}); err != nil {
 			log.Warn("re-enable draining slot", "slot", name, "err", err)
 			continue
@@ -114,10 +113,10 @@ func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n in
 			}
 		}
 		if err := l.act(ctx, func(ctx context.Context) error {
-			return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminDrain)
+			return l.lb.SetState(ctx, s.cfg.Backend, name, AdminDrain)
 		}); err != nil {
 			log.Warn("drain", "slot", name, "err", err)
-			l.settle(ctx, s, name, runtimeapi.AdminDrain)
+			l.settle(ctx, s, name, AdminDrain)
 			continue
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
@@ -131,7 +130,7 @@ func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n in
 // the next tick, so that an operator's drain or maint meanwhile is not
 // taken for slotscaler's (sim: "operator intents kept"). A read that fails
 // keeps the intent; the next tick settles it.
-func (l *Loop) settle(ctx context.Context, s *service, slot string, want runtimeapi.AdminState) {
+func (l *Loop) settle(ctx context.Context, s *service, slot string, want AdminState) {
 	b, err := l.lb.Backend(ctx, s.cfg.Backend)
 	if err != nil {
 		return
@@ -230,7 +229,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 			keepBinding = true
 			return
 		}
-		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, runtimeapi.AdminMaint); err != nil && !errors.Is(err, runtimeapi.ErrNoSuchServer) {
+		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, AdminMaint); err != nil && !errors.Is(err, ErrNoSuchServer) {
 			// HAProxy may still send it traffic: the container stays, and
 			// the slot stays a start of ours for the ticks to finish.
 			log.Warn("set maint: container kept for the next tick", "slot", slot, "err", err)
@@ -329,7 +328,7 @@ func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Add
 	be := s.cfg.Backend
 	if s.cfg.Slots.Mode == config.ModeDynamic {
 		err := l.lb.AddServer(ctx, be, slot, addr, port, DynamicServerOptions(s.cfg))
-		if errors.Is(err, runtimeapi.ErrAlreadyExists) {
+		if errors.Is(err, ErrAlreadyExists) {
 			err = l.lb.SetAddr(ctx, be, slot, addr, port)
 		}
 		if err != nil {
@@ -344,15 +343,15 @@ func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Add
 	if err := l.lb.EnableHealth(ctx, be, slot); err != nil {
 		return err
 	}
-	return l.lb.SetState(ctx, be, slot, runtimeapi.AdminReady)
+	return l.lb.SetState(ctx, be, slot, AdminReady)
 }
 
 // DynamicServerOptions are the keywords of a service's "add server": the
 // checks "render" writes for template slots, as dynamic servers inherit no
 // default-server, and reusable idle connections.
-func DynamicServerOptions(s config.Service) runtimeapi.ServerOptions {
+func DynamicServerOptions(s config.Service) ServerOptions {
 	fast := fmt.Sprintf("%dms", config.FastInter(s.Check.Inter.Duration).Milliseconds())
-	return runtimeapi.ServerOptions{
+	return ServerOptions{
 		Check: true, Inter: fmt.Sprintf("%dms", s.Check.Inter.Milliseconds()), Rise: s.Check.Rise, Fall: s.Check.Fall,
 		Extra: []string{"fastinter", fast, "downinter", fast, "pool-purge-delay", "5s"},
 	}
@@ -360,8 +359,8 @@ func DynamicServerOptions(s config.Service) runtimeapi.ServerOptions {
 
 // checkPassed reports whether HAProxy's own check of the server passed and
 // no rise/fall transition is under way.
-func checkPassed(srv runtimeapi.Server) bool {
-	return srv.Health == runtimeapi.HealthUp && !srv.Transition && strings.Contains(srv.CheckStatus, "OK")
+func checkPassed(srv Server) bool {
+	return srv.Health == HealthUp && !srv.Transition && strings.Contains(srv.CheckStatus, "OK")
 }
 
 // errDrainedMeanwhile and errMaintMeanwhile: someone else drained the
@@ -385,11 +384,11 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 			switch {
 			case !ok:
 				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
-			case srv.Admin == runtimeapi.AdminDrain:
+			case srv.Admin == AdminDrain:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
-			case srv.Admin == runtimeapi.AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()):
+			case srv.Admin == AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()):
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errMaintMeanwhile)
-			case srv.Admin == runtimeapi.AdminMaint:
+			case srv.Admin == AdminMaint:
 				// Back at another address: HAProxy restarted or reloaded.
 				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 			case checkPassed(srv):
@@ -409,7 +408,7 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 // cpu is the mean CPU use of the serving containers since the previous
 // tick, in percent of each container's CPU limit (of one CPU without one).
 // The samples are taken at once: each is an engine round trip.
-func (l *Loop) cpu(ctx context.Context, s *service, b runtimeapi.Backend, containers []Container) float64 {
+func (l *Loop) cpu(ctx context.Context, s *service, b Backend, containers []Container) float64 {
 	var serving []*Container
 	for _, srv := range b.Servers {
 		if c := l.bound(srv, containers); c != nil && srv.Serving() {

@@ -8,17 +8,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
 // reconcileSlot makes one slot and its containers agree (HAProxy's admin
 // state says what must exist) and says what the slot is now. bound is the
 // one of mine the slot points at, if any.
-func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv runtimeapi.Server, exists bool, mine []Container, bound *Container, inv inventory, now time.Time) slotState {
+func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv Server, exists bool, mine []Container, bound *Container, inv inventory, now time.Time) slotState {
 	complete := inv.complete
 	switch {
-	case !exists || srv.Admin == runtimeapi.AdminMaint:
+	case !exists || srv.Admin == AdminMaint:
 		draining := l.has(s.draining, name)
 		// slotscaler records a draining intent before each maint of its
 		// own: a maint without one, on a slot that points at its container,
@@ -65,7 +64,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		l.setIntent(s.binding, name, time.Time{})
 		l.remove(ctx, log, s, name, mine, "slot in maint")
 		return slotBusy
-	case srv.Admin == runtimeapi.AdminDrain:
+	case srv.Admin == AdminDrain:
 		for _, c := range mine {
 			if bound != nil && c.ID != bound.ID {
 				l.discard(ctx, log, s, c, "not the slot's container")
@@ -113,7 +112,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		return slotBusy
 	}
 	switch {
-	case srv.Health == runtimeapi.HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
+	case srv.Health == HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
 		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
 		return slotBusy
 	case srv.Weight == 0:
@@ -135,7 +134,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 
 // onSilentHost reports whether srv points at a host that did not answer
 // this tick's listing.
-func (l *Loop) onSilentHost(srv runtimeapi.Server, inv inventory) bool {
+func (l *Loop) onSilentHost(srv Server, inv inventory) bool {
 	for _, h := range l.hosts {
 		if inv.down[h.Name] != nil && h.Addr == srv.Addr {
 			return true
@@ -166,11 +165,11 @@ func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, name st
 		}
 	}
 	if err := l.act(ctx, func(ctx context.Context) error {
-		return l.lb.SetState(ctx, s.cfg.Backend, name, runtimeapi.AdminMaint)
+		return l.lb.SetState(ctx, s.cfg.Backend, name, AdminMaint)
 	}); err != nil {
 		log.Warn("set maint", "slot", name, "err", err)
 		if !had {
-			l.settle(ctx, s, name, runtimeapi.AdminMaint)
+			l.settle(ctx, s, name, AdminMaint)
 		}
 		return
 	}
@@ -221,7 +220,7 @@ func (l *Loop) boundTo(s *service, slot string, at netip.AddrPort) {
 
 // boundAt reports whether srv points where the slot pointed at its
 // container when last seen out of maint.
-func (l *Loop) boundAt(s *service, slot string, srv runtimeapi.Server) bool {
+func (l *Loop) boundAt(s *service, slot string, srv Server) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	at, ok := s.lastBound[slot]
@@ -234,9 +233,9 @@ func (l *Loop) deleteServer(ctx context.Context, log *slog.Logger, s *service, n
 	for range 20 {
 		err := l.lb.DelServer(ctx, s.cfg.Backend, name)
 		switch {
-		case err == nil, errors.Is(err, runtimeapi.ErrNoSuchServer):
+		case err == nil, errors.Is(err, ErrNoSuchServer):
 			return
-		case !errors.Is(err, runtimeapi.ErrHasConnections):
+		case !errors.Is(err, ErrHasConnections):
 			log.Warn("del server", "slot", name, "err", err)
 			return
 		}

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
-
-	"github.com/slotscaler/slotscaler/runtimeapi"
 )
 
 // WithServerStateFile returns lb that, after every slot change it makes,
@@ -48,7 +46,7 @@ func (s *stateFileLB) SetAddr(ctx context.Context, backend, server string, addr 
 	return err
 }
 
-func (s *stateFileLB) SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error {
+func (s *stateFileLB) SetState(ctx context.Context, backend, server string, state AdminState) error {
 	err := s.LB.SetState(ctx, backend, server, state)
 	s.changed(ctx, err)
 	return err
@@ -60,7 +58,7 @@ func (s *stateFileLB) SetWeight(ctx context.Context, backend, server string, per
 	return err
 }
 
-func (s *stateFileLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error {
+func (s *stateFileLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
 	err := s.LB.AddServer(ctx, backend, server, addr, port, opts)
 	s.changed(ctx, err)
 	return err

@@ -16,6 +16,7 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // BenchmarkTick times one scaler.Loop.Tick over 200 services x 20 template
@@ -77,7 +78,7 @@ func newTickWorld(tb testing.TB, services, slots int) *tickWorld {
 		tb.Fatal(err)
 	}
 	w := &tickWorld{engine: fakeengine.New("local", 30000), socket: h.Socket}
-	w.loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: tb.TempDir(),
+	w.loop, err = scaler.New(scaler.Options{Config: cfg, LB: haproxy.New(lb), StateDir: tb.TempDir(),
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 100, Preferred: true, Engine: w.engine}}})
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package scalertest builds a real scaler.Loop over the in-memory HAProxy
-// (runtimeapi.Fake) and Docker host (fakeengine), for the tests of what
-// sits on top of the loop: the API, the metrics, lbctl.
+// (runtimeapi.Fake, through scaler/haproxy) and Docker host (fakeengine),
+// for the tests of what sits on top of the loop: the API, the metrics,
+// lbctl.
 package scalertest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // Fixture is a loop and its fakes.
@@ -47,7 +49,7 @@ func New(t testing.TB, yaml string, o Options) *Fixture {
 	f.LB.SetChecker(func(_ netip.Addr, port int) bool { return f.Engine.RunningOn(port) })
 	f.LB.DeclareBackend("web", "roundrobin")
 	f.LB.DeclareTemplate("web", "slot", cfg.Services[0].MaxReplicas, netip.MustParseAddrPort("127.0.0.1:9"))
-	var lb scaler.LB = f.LB
+	var lb scaler.LB = haproxy.New(f.LB)
 	var engine scaler.Engine = f.Engine
 	if o.WrapLB != nil {
 		lb = o.WrapLB(lb)

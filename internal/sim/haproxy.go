@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
-	"github.com/slotscaler/slotscaler/scaler"
+	haproxylb "github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // haproxy is one simulated HAProxy 2.6 instance: slots with admin state,
@@ -170,13 +170,14 @@ func (h *haproxy) replies(b *backend, now time.Time, rise, fall int) (stats, sta
 	return st.String(), ss.String()
 }
 
-// lb is one slotscaler process's view of an instance: scaler.LB.
+// lb is one slotscaler process's view of an instance: a Runtime API
+// client, which the loop reaches through scaler/haproxy as the real one.
 type lb struct {
 	h    *haproxy
 	proc int
 }
 
-var _ scaler.LB = lb{}
+var _ haproxylb.Client = lb{}
 
 // call parks the caller for a reply's latency; false: killed meanwhile.
 func (l lb) call() bool {

@@ -19,9 +19,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
+	haproxylb "github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
 // Options shape a run; Random draws them from a seed.
@@ -214,18 +214,18 @@ func (w *world) boot() {
 	var lbs []scaler.LB
 	var names []string
 	for _, h := range w.haproxies {
-		lbs = append(lbs, lb{h: h, proc: proc})
+		lbs = append(lbs, haproxylb.New(lb{h: h, proc: proc}))
 		names = append(names, h.name)
 	}
 	var theLB = lbs[0]
 	if len(lbs) > 1 {
-		opts := func(backend string) (runtimeapi.ServerOptions, bool) {
+		opts := func(backend string) (scaler.ServerOptions, bool) {
 			for _, s := range w.cfg.Services {
 				if s.Backend == backend {
 					return scaler.DynamicServerOptions(s), s.Slots.Mode == config.ModeDynamic
 				}
 			}
-			return runtimeapi.ServerOptions{}, false
+			return scaler.ServerOptions{}, false
 		}
 		theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, discard)
 		if w.opts.Log != nil {

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/internal/sockaddr"
 )
 
 // MaxFileSize is the largest config file accepted: far above any real
@@ -138,7 +138,7 @@ func (c *Config) Validate() error {
 		add("haproxy.runtime_api", "required: unix:///path/to/admin.sock or tcp://127.0.0.1:PORT")
 	}
 	for i, a := range c.HAProxy.RuntimeAPI {
-		if _, _, err := runtimeapi.ParseAddress(a); err != nil {
+		if _, _, err := sockaddr.Parse(a); err != nil {
 			add(fmt.Sprintf("haproxy.runtime_api[%d]", i), "%v", err)
 		}
 	}

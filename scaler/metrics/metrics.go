@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 )
 
@@ -158,12 +157,12 @@ func (i *instrumentedLB) done(start time.Time, err *error) {
 	i.m.runtimeRequests.WithLabelValues(i.instance, result(*err)).Inc()
 }
 
-func (i *instrumentedLB) Info(ctx context.Context) (info runtimeapi.Info, err error) {
+func (i *instrumentedLB) Info(ctx context.Context) (info scaler.ProcessInfo, err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.Info(ctx)
 }
 
-func (i *instrumentedLB) Backend(ctx context.Context, name string) (b runtimeapi.Backend, err error) {
+func (i *instrumentedLB) Backend(ctx context.Context, name string) (b scaler.Backend, err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.Backend(ctx, name)
 }
@@ -173,7 +172,7 @@ func (i *instrumentedLB) SetAddr(ctx context.Context, backend, server string, ad
 	return i.lb.SetAddr(ctx, backend, server, addr, port)
 }
 
-func (i *instrumentedLB) SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) (err error) {
+func (i *instrumentedLB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) (err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.SetState(ctx, backend, server, state)
 }
@@ -188,7 +187,7 @@ func (i *instrumentedLB) EnableHealth(ctx context.Context, backend, server strin
 	return i.lb.EnableHealth(ctx, backend, server)
 }
 
-func (i *instrumentedLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) (err error) {
+func (i *instrumentedLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts scaler.ServerOptions) (err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.AddServer(ctx, backend, server, addr, port, opts)
 }

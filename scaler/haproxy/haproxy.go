@@ -1,0 +1,169 @@
+// Package haproxy adapts HAProxy's Runtime API client (runtimeapi) to the
+// loop's port, scaler.LB: it converts runtimeapi's types to scaler's and
+// maps HAProxy's refusals onto scaler's sentinel errors. It decides
+// nothing; the loop, in turn, never sees a runtimeapi type.
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/slotscaler/slotscaler/runtimeapi"
+	"github.com/slotscaler/slotscaler/scaler"
+)
+
+// Client is the part of the Runtime API the loop uses, in runtimeapi's
+// types: *runtimeapi.Client and *runtimeapi.Fake implement it, as does the
+// simulator's HAProxy.
+type Client interface {
+	Info(ctx context.Context) (runtimeapi.Info, error)
+	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
+	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
+	SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error
+	SetWeight(ctx context.Context, backend, server string, percent int) error
+	EnableHealth(ctx context.Context, backend, server string) error
+	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error
+	DelServer(ctx context.Context, backend, server string) error
+}
+
+var (
+	_ Client = (*runtimeapi.Client)(nil)
+	_ Client = (*runtimeapi.Fake)(nil)
+)
+
+// LB is a Client as the loop's scaler.LB.
+type LB struct {
+	c Client
+}
+
+var _ scaler.LB = (*LB)(nil)
+
+// New adapts c.
+func New(c Client) *LB {
+	return &LB{c: c}
+}
+
+// Info returns the process's PID and start time.
+func (l *LB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
+	info, err := l.c.Info(ctx)
+	if err != nil {
+		return scaler.ProcessInfo{}, mapErr(err)
+	}
+	return scaler.ProcessInfo{PID: info.PID, StartTime: info.StartTime}, nil
+}
+
+// Backend reads the backend's queue and servers.
+func (l *LB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
+	b, err := l.c.Backend(ctx, name)
+	if err != nil {
+		return scaler.Backend{}, mapErr(err)
+	}
+	// One allocation per backend read: it runs for every service at every
+	// tick.
+	servers := make([]scaler.Server, len(b.Servers))
+	for i, s := range b.Servers {
+		servers[i] = scaler.Server{
+			Name: s.Name, Status: s.Status, Health: health(s.Health), Transition: s.Transition, CheckStatus: s.CheckStatus,
+			Weight: s.Weight, Addr: s.Addr, Port: s.Port, Sessions: s.Sessions, Queue: s.Queue, LastChange: s.LastChange,
+			Admin: admin(s.Admin),
+		}
+	}
+	return scaler.Backend{Name: b.Name, Queue: b.Queue, Servers: servers}, nil
+}
+
+// SetAddr points the server at addr:port.
+func (l *LB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
+	return mapErr(l.c.SetAddr(ctx, backend, server, addr, port))
+}
+
+// SetState sets the server's admin state.
+func (l *LB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) error {
+	var to runtimeapi.AdminState
+	switch state {
+	case scaler.AdminReady:
+		to = runtimeapi.AdminReady
+	case scaler.AdminDrain:
+		to = runtimeapi.AdminDrain
+	case scaler.AdminMaint:
+		to = runtimeapi.AdminMaint
+	default:
+		return fmt.Errorf("set state %s/%s: unknown admin state %d", backend, server, state)
+	}
+	return mapErr(l.c.SetState(ctx, backend, server, to))
+}
+
+// SetWeight sets the server's weight, in percent of its configured one.
+func (l *LB) SetWeight(ctx context.Context, backend, server string, percent int) error {
+	return mapErr(l.c.SetWeight(ctx, backend, server, percent))
+}
+
+// EnableHealth enables the server's health checks.
+func (l *LB) EnableHealth(ctx context.Context, backend, server string) error {
+	return mapErr(l.c.EnableHealth(ctx, backend, server))
+}
+
+// AddServer adds a dynamic server; it starts in maint.
+func (l *LB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts scaler.ServerOptions) error {
+	o := runtimeapi.ServerOptions{Check: opts.Check, Inter: opts.Inter, Rise: opts.Rise, Fall: opts.Fall, Extra: opts.Extra}
+	return mapErr(l.c.AddServer(ctx, backend, server, addr, port, o))
+}
+
+// DelServer deletes a server.
+func (l *LB) DelServer(ctx context.Context, backend, server string) error {
+	return mapErr(l.c.DelServer(ctx, backend, server))
+}
+
+// sentinels pairs runtimeapi's refusals with the loop's.
+var sentinels = []struct{ from, to error }{
+	{runtimeapi.ErrNoSuchServer, scaler.ErrNoSuchServer},
+	{runtimeapi.ErrAlreadyExists, scaler.ErrAlreadyExists},
+	{runtimeapi.ErrHasConnections, scaler.ErrHasConnections},
+}
+
+// mapErr adds scaler's sentinel to an error that wraps runtimeapi's, and
+// keeps the error as it is otherwise (its message and errors.As to
+// *runtimeapi.CommandError included).
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.from) {
+			return &refusal{err: err, sentinel: s.to}
+		}
+	}
+	return err
+}
+
+// refusal is err, also matching sentinel.
+type refusal struct {
+	err      error
+	sentinel error
+}
+
+func (r *refusal) Error() string   { return r.err.Error() }
+func (r *refusal) Unwrap() []error { return []error{r.err, r.sentinel} }
+
+func health(h runtimeapi.Health) scaler.Health {
+	switch h {
+	case runtimeapi.HealthUp:
+		return scaler.HealthUp
+	case runtimeapi.HealthDown:
+		return scaler.HealthDown
+	case runtimeapi.HealthNoCheck:
+		return scaler.HealthNoCheck
+	}
+	return scaler.HealthOther
+}
+
+func admin(s runtimeapi.AdminState) scaler.AdminState {
+	switch s {
+	case runtimeapi.AdminDrain:
+		return scaler.AdminDrain
+	case runtimeapi.AdminMaint:
+		return scaler.AdminMaint
+	}
+	return scaler.AdminReady
+}

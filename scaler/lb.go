@@ -1,0 +1,123 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+)
+
+// LB is HAProxy's Runtime API as the loop uses it. The loop declares it
+// with its own types so that it depends on no client: scaler/haproxy
+// adapts runtimeapi's client (and its fake) to it.
+type LB interface {
+	Info(ctx context.Context) (ProcessInfo, error)
+	Backend(ctx context.Context, name string) (Backend, error)
+	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
+	SetState(ctx context.Context, backend, server string, state AdminState) error
+	SetWeight(ctx context.Context, backend, server string, percent int) error
+	EnableHealth(ctx context.Context, backend, server string) error
+	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error
+	DelServer(ctx context.Context, backend, server string) error
+}
+
+// HAProxy's refusals the loop acts on; an LB's errors wrap them
+// (errors.Is) when HAProxy gave that reason.
+var (
+	ErrNoSuchServer   = errors.New("no such server")
+	ErrAlreadyExists  = errors.New("server already exists")
+	ErrHasConnections = errors.New("server still has connections")
+)
+
+// AdminState is what an operator (or slotscaler) asked of a server:
+// "set server B/S state ready|drain|maint".
+type AdminState int
+
+// Admin states, from least to most restrictive (a Mirror keeps the more
+// restrictive of two).
+const (
+	AdminReady AdminState = iota
+	AdminDrain
+	AdminMaint
+)
+
+func (s AdminState) String() string {
+	switch s {
+	case AdminReady:
+		return "ready"
+	case AdminDrain:
+		return "drain"
+	case AdminMaint:
+		return "maint"
+	}
+	return "unknown"
+}
+
+// Health is the operational status HAProxy reports in the stats "status"
+// column, as far as the loop tells statuses apart.
+type Health int
+
+// Health values. HealthUp includes "UP 1/3"-style transitions that still
+// take traffic; HealthDown includes "DOWN 1/2".
+const (
+	HealthOther   Health = iota // unknown, DRAIN or MAINT: the admin state says more
+	HealthUp                    // UP, checked or not yet
+	HealthDown                  // DOWN: its check failed
+	HealthNoCheck               // "no check": serving, never checked
+)
+
+// Server is one server (slot) of a backend as HAProxy sees it.
+type Server struct {
+	Name        string
+	Status      string // raw stats status, e.g. "UP 1/3", shown as it is
+	Health      Health
+	Transition  bool   // Status carries a rise/fall counter such as "UP 1/3"
+	CheckStatus string // e.g. "L4OK", "* L7OK", "INI", "L4CON"
+	Weight      int
+	Addr        netip.Addr // invalid when HAProxy has no address (FQDN not resolved)
+	Port        int
+	Sessions    int // scur
+	Queue       int // qcur
+	LastChange  int // seconds since the last status change (lastchg)
+	Admin       AdminState
+}
+
+// Serving reports whether HAProxy sends new requests to the server: ready
+// and up (or not checked).
+func (s Server) Serving() bool {
+	return s.Admin == AdminReady && (s.Health == HealthUp || s.Health == HealthNoCheck)
+}
+
+// Backend is a backend's queue and its servers, in HAProxy's order.
+type Backend struct {
+	Name    string
+	Queue   int // qcur of the BACKEND row (requests waiting for any server)
+	Servers []Server
+}
+
+// Server returns the named server.
+func (b Backend) Server(name string) (Server, bool) {
+	for _, s := range b.Servers {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
+// ProcessInfo identifies the HAProxy process behind an LB ("show info"):
+// another PID or start time means it restarted or reloaded and lost
+// runtime changes.
+type ProcessInfo struct {
+	PID       int
+	StartTime int64 // unix seconds
+}
+
+// ServerOptions are the keywords "add server" gets after the address.
+// Dynamic servers do not inherit default-server, so checks and connection
+// reuse are spelled out here.
+type ServerOptions struct {
+	Check      bool
+	Inter      string // check interval, e.g. "500ms"
+	Rise, Fall int
+	Extra      []string // further keywords, passed as they are (validated by HAProxy)
+}
