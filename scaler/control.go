@@ -144,12 +144,17 @@ func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Serv
 // it nor re-enables it, keeps its container, and scales other slots to
 // cover.
 func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
+	lockOn(l.clock, &l.tickMu)
+	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
 	if err != nil {
 		return err
 	}
 	if srv.Admin == AdminMaint {
 		return fmt.Errorf("slot %s/%s is in maint (free or held): nothing to drain: %w", backend, slot, ErrConflict)
+	}
+	if l.opKind(s, slot) == opRemove {
+		return fmt.Errorf("slot %s/%s is being retired by slotscaler: nothing to drain: %w", backend, slot, ErrConflict)
 	}
 	if err := l.lb.SetState(ctx, backend, slot, AdminDrain); err != nil {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
@@ -166,6 +171,8 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 // when it still has its container; a slot in maint is simply free for
 // slotscaler to fill when it needs.
 func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
+	lockOn(l.clock, &l.tickMu)
+	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
 	if err != nil {
 		return err

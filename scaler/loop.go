@@ -74,6 +74,12 @@ type Loop struct {
 	// it, so an older snapshot can never be written over a newer one.
 	saveMu sync.Mutex
 
+	// tickMu is held by a tick for its whole pass and by an operator's
+	// slot command: a tick decides on a read the command cannot change
+	// under it (an lbctl drain racing a tick's retire of the slot was
+	// overwritten, and the slot deleted and refilled: sim seed 876).
+	tickMu sync.Mutex
+
 	mu       sync.Mutex // guards what follows and the services' shared fields
 	services []*service
 	pending  *config.Config // reloaded, applied at the next tick
@@ -273,6 +279,8 @@ func (l *Loop) Wait() { l.ops.Wait() }
 // Tick runs one pass over every service; false when the runtime API did
 // not answer and nothing was done.
 func (l *Loop) Tick(ctx context.Context) bool {
+	lockOn(l.clock, &l.tickMu)
+	defer l.tickMu.Unlock()
 	begin := time.Now()
 	l.applyPending()
 	now := l.clock.Now()

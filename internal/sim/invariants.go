@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
@@ -80,40 +81,52 @@ func (w *world) prevService(backend string) config.Service {
 	return w.service(backend)
 }
 
+// rebuildWindow is how soon after an instance's restart an operator's
+// command on it may still be rebuilt over: slotscaler rebuilds it from the
+// others until one pass in step completes.
+const rebuildWindow = 10 * time.Second
+
 // changed checks a server command of proc's that an instance applied;
 // before is what served on it before.
 func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
 	key := b.name + "/" + server
 	intent := w.operator[key]
+	undoes := intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server") ||
+		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server") ||
+		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server")
+	m, bySocket := w.socketAt[key]
 	switch {
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
 		// the operator's command: the next read follows their command.
+	case !undoes:
+	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
+		// The operator's command landed after slotscaler's last read of
+		// their instance: a change decided before it could be seen. On
+		// that instance the Runtime API has no compare-and-set, the later
+		// command wins and the operator's is overwritten (README); on
+		// another, theirs still stands where they made it.
+		if m.on == h {
+			w.trace("operator's %s of %s on %s raced process %d's %s: overwritten", intent, key, h.name, proc, what)
+			delete(w.operator, key)
+			intent = ""
+		}
 	case w.elsewhere(h, b.name, server, what):
 		// Brought in step with another instance: no decision of its own.
+		// On the very instance the operator used, within rebuildWindow of
+		// its restart, slotscaler may still be rebuilding it from the
+		// others: their command is rebuilt over (README).
+		if bySocket && m.on == h && m.at.Sub(h.start) < rebuildWindow {
+			w.trace("operator's %s of %s on %s, %s after its restart, rebuilt over by process %d's %s", intent, key, h.name, m.at.Sub(h.start), proc, what)
+			delete(w.operator, key)
+			intent = ""
+		}
 	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
 		// An operator's own lbctl drain or enable racing their command on
 		// a socket: theirs to sort out.
-	case intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server"),
-		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server"),
-		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server"):
-		if m, ok := w.socketAt[key]; ok && !w.seenSince(proc, m.on, b.name, m.at) {
-			// The operator's command landed after slotscaler's last read of
-			// their instance: a change decided before it could be seen. On
-			// that instance the Runtime API has no compare-and-set, the
-			// later command wins and the operator's is overwritten
-			// (README); on another, theirs still stands where they made it.
-			if m.on == h {
-				w.trace("operator's %s of %s on %s raced process %d's %s: overwritten", intent, key, h.name, proc, what)
-				delete(w.operator, key)
-				intent = ""
-			}
-			break
-		}
-		if what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight") {
-			w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
-		}
+	case what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight"):
+		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
 	}
 	if after := w.servingOn(b); intent == "" && after < before && !w.elsewhere(h, b.name, server, what) {
 		if floor := min(before, w.target(b.name)); after < floor {
