@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +26,16 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// replicaCounts is "3 serving, 1 starting, ...": every slot state by the
+// name the API and the metrics give it.
+func replicaCounts(r scaler.Replicas) string {
+	counts := make([]string, len(scaler.SlotStates))
+	for i, state := range scaler.SlotStates {
+		counts[i] = fmt.Sprintf("%d %s", r.Of(state), state)
+	}
+	return strings.Join(counts, ", ")
 }
 
 func status(c *cli.Context) error {
@@ -54,13 +65,13 @@ func status(c *cli.Context) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		control := s.Control
-		if s.Control == "pinned" {
-			control = fmt.Sprintf("pinned at %d", s.Pinned)
+		control := string(s.Control)
+		if s.Control == scaler.ControlPinned {
+			control = fmt.Sprintf("%s at %d", s.Control, s.Pinned)
 		}
 		fmt.Fprintf(w, "SERVICE %s  backend %s (%s)  image %s\n", s.Name, s.Backend, s.Mode, s.Image)
-		fmt.Fprintf(w, "  replicas %d serving, %d starting, %d draining, %d held by an operator; desired %d (%s)  limits %d-%d  control %s\n",
-			s.Replicas.Serving, s.Replicas.Starting, s.Replicas.Draining, s.Replicas.Operator, s.Desired, s.Reason, s.Min, s.Max, control)
+		fmt.Fprintf(w, "  replicas %s; desired %d (%s)  limits %d-%d  control %s\n",
+			replicaCounts(s.Replicas), s.Desired, s.Reason, s.Min, s.Max, control)
 		if note := idleNote(s); note != "" { // wake (issue 13)
 			fmt.Fprintf(w, "  idle %s\n", note)
 		}
@@ -196,9 +207,9 @@ func postControl(c *cli.Context, name, action string, body any) error {
 	if c.String("output") == "json" {
 		return writeJSON(c, s)
 	}
-	msg := s.Control
-	if s.Control == "pinned" {
-		msg = fmt.Sprintf("pinned at %d replicas until resume", s.Pinned)
+	msg := string(s.Control)
+	if s.Control == scaler.ControlPinned {
+		msg = fmt.Sprintf("%s at %d replicas until resume", s.Control, s.Pinned)
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: %s\n", name, msg)
 	return err

@@ -12,9 +12,9 @@ func idleNote(s scaler.ServiceStatus) string {
 		return ""
 	case s.Max == 0 && s.Min == 0:
 		return "0, closed: max 0 in force, requests get 503"
-	case (s.Control == "pinned" || s.Control == "paused") && s.Desired == 0 && s.Min == 0:
-		return "0, closed while " + s.Control + ": requests get 503"
-	case s.Min == 0 && s.Control == "auto":
+	case (s.Control == scaler.ControlPinned || s.Control == scaler.ControlPaused) && s.Desired == 0 && s.Min == 0:
+		return "0, closed while " + string(s.Control) + ": requests get 503"
+	case s.Min == 0 && s.Control == scaler.ControlAuto:
 		return "0, wakes on request"
 	}
 	return ""

@@ -69,7 +69,7 @@ func (l *Loop) Pin(name string, n int) error {
 	}
 	s.hold = &hold{replicas: n}
 	l.mu.Unlock()
-	l.event(Event{Service: name, Kind: EventControl, Reason: "pinned", Message: fmt.Sprintf("pinned at %d replicas until resume", n)})
+	l.event(Event{Service: name, Kind: EventControl, Reason: string(ControlPinned), Message: fmt.Sprintf("pinned at %d replicas until resume", n)})
 	return l.persist()
 }
 
@@ -98,7 +98,7 @@ func (l *Loop) Pause(name string) error {
 	}
 	s.hold = &hold{paused: true, replicas: n}
 	l.mu.Unlock()
-	l.event(Event{Service: name, Kind: EventControl, Reason: "paused", Message: fmt.Sprintf("paused at %d replicas; health replacement still runs", n)})
+	l.event(Event{Service: name, Kind: EventControl, Reason: string(ControlPaused), Message: fmt.Sprintf("paused at %d replicas; health replacement still runs", n)})
 	return l.persist()
 }
 

@@ -74,7 +74,7 @@ func TestOperatorDrainAndEnableThroughTheLoop(t *testing.T) {
 	}
 	h.ticks(3)
 	st, _ := h.loop.Service("web")
-	if st.Replicas.Operator != 1 || st.Replicas.Serving != 1 || st.Slots[0].State != scaler.StateDrained {
+	if st.Replicas.Operator != 1 || st.Replicas.Serving != 1 || st.Slots[0].State != scaler.SlotOperator {
 		t.Fatalf("after an operator drain: %+v", st.Replicas)
 	}
 	if err := h.loop.EnableSlot(ctx, "web", "slot1"); err != nil {

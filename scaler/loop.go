@@ -407,20 +407,6 @@ func (s *service) slotNames(b Backend) []string {
 	return names
 }
 
-// slotState is what a tick concluded about one slot.
-type slotState int
-
-const (
-	slotFree     slotState = iota // maint (or absent), no container: may be filled
-	slotBusy                      // an operation owns it
-	slotStarting                  // bound, not yet taking traffic, or briefly DOWN
-	slotServing                   // ready, UP, weighted
-	slotDraining                  // drained by slotscaler to scale down
-	slotOperator                  // drained by someone else: neither touched nor counted
-)
-
-var slotStateNames = [...]string{StateFree, StateBusy, StateStarting, StateServing, StateDraining, StateDrained}
-
 // view is one tick's picture of a service.
 type view struct {
 	obs        Observation
@@ -463,38 +449,31 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		if bound != nil && exists && srv.Admin != AdminMaint {
 			l.boundTo(s, name, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 		}
-		state := slotBusy
+		state := SlotBusy
 		kind, isBusy := inv.busy[s][name]
 		if !isBusy {
 			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, bound, inv, now)
 			kind = l.opKind(s, name)
 		}
+		if state == SlotBusy && kind == opStart {
+			state = SlotStarting // a start owns it: the same replica the decision counts
+		}
 		switch state {
-		case slotFree:
+		case SlotFree:
 			v.free = append(v.free, name)
-			st.Replicas.Free++
-		case slotBusy:
-			if kind == opStart {
-				v.obs.Starting++
-				st.Replicas.Starting++
-			} else {
-				v.busy++
-			}
-		case slotStarting:
+		case SlotBusy:
+			v.busy++
+		case SlotStarting:
 			v.obs.Starting++
-			st.Replicas.Starting++
-		case slotServing:
+		case SlotServing:
 			v.obs.Serving++
 			v.obs.Sessions += float64(srv.Sessions)
-			st.Replicas.Serving++
 			v.serving = append(v.serving, l.slotLoad(name, bound, srv.Sessions, inv))
-		case slotDraining:
+		case SlotDraining:
 			v.ownDrained = append(v.ownDrained, name)
-			st.Replicas.Draining++
-		case slotOperator:
-			st.Replicas.Operator++
 		}
-		st.Slots = append(st.Slots, slotStatus(name, slotStateNames[state], srv, exists, bound, mine))
+		*st.Replicas.count(state)++
+		st.Slots = append(st.Slots, slotStatus(name, state, srv, exists, bound, mine))
 	}
 	l.removeStrays(ctx, log, s, names, containers, inv)
 	if s.policy.CPUPercent > 0 {
@@ -551,7 +530,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	return out
 }
 
-func slotStatus(name, state string, srv Server, exists bool, bound *Container, mine []Container) SlotStatus {
+func slotStatus(name string, state SlotState, srv Server, exists bool, bound *Container, mine []Container) SlotStatus {
 	ss := SlotStatus{Name: name, State: state, Admin: "absent"}
 	if exists {
 		ss.Admin, ss.Status, ss.Check, ss.Weight = srv.Admin.String(), srv.Status, srv.CheckStatus, srv.Weight

@@ -14,7 +14,7 @@ import (
 // reconcileSlot makes one slot and its containers agree (HAProxy's admin
 // state says what must exist) and says what the slot is now. bound is the
 // one of mine the slot points at, if any.
-func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv Server, exists bool, mine []Container, bound *Container, inv inventory, now time.Time) slotState {
+func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, name string, srv Server, exists bool, mine []Container, bound *Container, inv inventory, now time.Time) SlotState {
 	complete := inv.complete
 	switch {
 	case !exists || srv.Admin == AdminMaint:
@@ -35,20 +35,20 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 			// free (sim: an operator's maint of such a slot was taken for a
 			// free slot and filled).
 			if l.held(s, name) {
-				return slotOperator
+				return SlotOperator
 			}
-			return slotBusy
+			return SlotBusy
 		}
 		if len(mine) == 0 {
 			l.retired(s, name)
 			l.setIntent(s.binding, name, time.Time{})
 			if l.held(s, name) {
-				return slotOperator
+				return SlotOperator
 			}
-			return slotFree
+			return SlotFree
 		}
 		if !complete {
-			return slotBusy // its containers may be on the host that did not answer
+			return SlotBusy // its containers may be on the host that did not answer
 		}
 		// A running container the slot does not point at: HAProxy restarted
 		// (template slots came back with the placeholder, dynamic ones are
@@ -59,11 +59,11 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 			c := mine[0]
 			l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventRebind, Message: "re-binding running container " + c.Name})
 			l.launch(ctx, log, s, name, &op{kind: opStart, host: c.Host, container: c.ID}, "re-bind "+c.Name, func(ctx context.Context) { l.start(ctx, log, s, name, l.host(c.Host), Spec{}, &c) })
-			return slotBusy
+			return SlotBusy
 		}
 		l.setIntent(s.binding, name, time.Time{})
 		l.remove(ctx, log, s, name, mine, "slot in maint")
-		return slotBusy
+		return SlotBusy
 	case srv.Admin == AdminDrain:
 		for _, c := range mine {
 			if bound != nil && c.ID != bound.ID {
@@ -72,18 +72,18 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		}
 		since, ours := l.intent(s.draining, name)
 		if !ours {
-			return slotOperator
+			return SlotOperator
 		}
 		// Nothing is set to maint on data not complete for the slot: its
 		// container may be on the host that did not answer.
 		if !complete {
-			return slotDraining
+			return SlotDraining
 		}
 		if srv.Sessions == 0 && srv.Queue == 0 || now.Sub(since) >= s.cfg.DrainTimeout.Duration || bound == nil {
-			l.retire(ctx, log, s, name, mine, "drained")
-			return slotBusy
+			l.retire(ctx, log, s, name, mine, RetireDrained)
+			return SlotBusy
 		}
-		return slotDraining
+		return SlotDraining
 	}
 	// Ready.
 	l.setIntent(s.draining, name, time.Time{})
@@ -91,7 +91,7 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		// Weighted out by someone else: not capacity, and neither
 		// replaced nor cleaned up until they weight it back, whatever its
 		// container does (sim: "operator intents kept").
-		return slotOperator
+		return SlotOperator
 	}
 	if bound != nil || complete {
 		for _, c := range mine {
@@ -104,32 +104,32 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		if !complete {
 			// Cannot tell: trust HAProxy's view of it.
 			if srv.Serving() && srv.Weight > 0 {
-				return slotServing
+				return SlotServing
 			}
-			return slotStarting
+			return SlotStarting
 		}
 		l.retire(ctx, log, s, name, nil, RetireMissing)
-		return slotBusy
+		return SlotBusy
 	}
 	switch {
 	case srv.Health == HealthDown && time.Duration(srv.LastChange)*time.Second >= s.cfg.UnhealthyAfter.Duration:
 		l.retire(ctx, log, s, name, []Container{*bound}, RetireUnhealthy)
-		return slotBusy
+		return SlotBusy
 	case srv.Weight == 0:
 		// Bound by an earlier run that stopped before the first check passed.
 		if checkPassed(srv) {
 			if err := l.act(ctx, func(ctx context.Context) error { return l.lb.SetWeight(ctx, s.cfg.Backend, name, 100) }); err != nil {
 				log.Warn("restore weight", "slot", name, "err", err)
-				return slotStarting
+				return SlotStarting
 			}
 			l.setIntent(s.binding, name, time.Time{})
 		}
-		return slotStarting
+		return SlotStarting
 	case srv.Serving():
 		l.setIntent(s.binding, name, time.Time{}) // a start whose last reply was lost
-		return slotServing
+		return SlotServing
 	}
-	return slotStarting
+	return SlotStarting
 }
 
 // onSilentHost reports whether srv points at a host that did not answer

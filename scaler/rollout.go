@@ -7,13 +7,17 @@ import (
 	"time"
 )
 
+// RolloutState is where a rollout is; the API, lbctl and the metric
+// rollouts_total{result} (of the last three) show it as is.
+type RolloutState string
+
 // Rollout states.
 const (
-	RolloutRunning     = "running"
-	RolloutRollingBack = "rolling_back"
-	RolloutSucceeded   = "succeeded"
-	RolloutRolledBack  = "rolled_back" // the new image never became healthy; the previous one runs again
-	RolloutFailed      = "failed"      // even the way back failed; look at the events
+	RolloutRunning     RolloutState = "running"
+	RolloutRollingBack RolloutState = "rolling_back"
+	RolloutSucceeded   RolloutState = "succeeded"
+	RolloutRolledBack  RolloutState = "rolled_back" // the new image never became healthy; the previous one runs again
+	RolloutFailed      RolloutState = "failed"      // even the way back failed; look at the events
 )
 
 // DefaultRolloutTimeout bounds a rollout whose request gives no timeout.
@@ -24,16 +28,16 @@ const DefaultRolloutTimeout = 10 * time.Minute
 // no slot or host has room, one replica at a time. Autoscaling decisions of
 // the service are frozen meanwhile.
 type Rollout struct {
-	ID       int       `json:"id"`
-	Image    string    `json:"image"`
-	Previous string    `json:"previous"`
-	State    string    `json:"state"`
-	Replicas int       `json:"replicas"` // held during the rollout
-	Updated  int       `json:"updated"`  // replicas serving the image being converged to
-	Started  time.Time `json:"started"`
-	Deadline time.Time `json:"deadline"`
-	Ended    time.Time `json:"ended,omitzero"`
-	Message  string    `json:"message"`
+	ID       int          `json:"id"`
+	Image    string       `json:"image"`
+	Previous string       `json:"previous"`
+	State    RolloutState `json:"state"`
+	Replicas int          `json:"replicas"` // held during the rollout
+	Updated  int          `json:"updated"`  // replicas serving the image being converged to
+	Started  time.Time    `json:"started"`
+	Deadline time.Time    `json:"deadline"`
+	Ended    time.Time    `json:"ended,omitzero"`
+	Message  string       `json:"message"`
 
 	Target string `json:"target"` // image being converged to: Image, or Previous when rolling back
 
@@ -81,7 +85,7 @@ func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout,
 	s.rollout.failures = s.startFailures[s.generationOf(image)]
 	r := *s.rollout
 	l.mu.Unlock()
-	l.event(Event{Service: name, Kind: EventRollout, Reason: RolloutRunning, Message: fmt.Sprintf("rollout %d: %s -> %s, %d replicas", id, r.Previous, image, n)})
+	l.event(Event{Service: name, Kind: EventRollout, Reason: string(RolloutRunning), Message: fmt.Sprintf("rollout %d: %s -> %s, %d replicas", id, r.Previous, image, n)})
 	return r, l.persist()
 }
 
@@ -185,12 +189,12 @@ func (l *Loop) rollBack(s *service, why string) {
 	r.failures = s.startFailures[s.generationOf(r.Previous)]
 	msg := fmt.Sprintf("rollout %d: %s", r.ID, r.Message)
 	l.mu.Unlock()
-	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: RolloutRollingBack, Message: msg})
+	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: string(RolloutRollingBack), Message: msg})
 	// Saved so that a restart rolls back too instead of resuming forward.
 	_ = l.persist()
 }
 
-func (l *Loop) endRollout(s *service, state, msg string) {
+func (l *Loop) endRollout(s *service, state RolloutState, msg string) {
 	l.mu.Lock()
 	r := s.rollout
 	r.State, r.Message, r.Ended = state, msg, l.clock.Now()
@@ -202,5 +206,5 @@ func (l *Loop) endRollout(s *service, state, msg string) {
 	id := r.ID
 	l.mu.Unlock()
 	_ = l.persist()
-	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: state, Message: fmt.Sprintf("rollout %d %s: %s", id, state, msg)})
+	l.event(Event{Service: s.cfg.Name, Kind: EventRollout, Reason: string(state), Message: fmt.Sprintf("rollout %d %s: %s", id, state, msg)})
 }

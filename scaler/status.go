@@ -23,7 +23,7 @@ type ServiceStatus struct {
 	Sessions   float64      `json:"sessions"`
 	Queue      float64      `json:"queue"`
 	CPU        float64      `json:"cpu_percent"` // -1 when not measured
-	Control    string       `json:"control"`     // auto, paused, pinned or rollout
+	Control    ControlMode  `json:"control"`
 	Pinned     int          `json:"pinned,omitempty"`
 	Slots      []SlotStatus `json:"slots"`
 	Rollout    *Rollout     `json:"rollout,omitempty"`
@@ -31,40 +31,82 @@ type ServiceStatus struct {
 	Updated    time.Time    `json:"updated"`
 }
 
+// SlotState is what a tick concluded about one slot. Its value is the one
+// name the API (slots[].state, replicas), the metrics
+// (service_replicas{state}) and lbctl show.
+type SlotState string
+
+// Slot states.
+const (
+	SlotServing  SlotState = "serving"  // ready, UP, weighted
+	SlotStarting SlotState = "starting" // bound or a start under way, not yet taking traffic, or briefly DOWN
+	SlotDraining SlotState = "draining" // drained by slotscaler, on the way out
+	SlotOperator SlotState = "operator" // drained, weighted out or held in maint by someone else: neither touched nor counted as capacity
+	SlotBusy     SlotState = "busy"     // a removal owns it, or its container may be on a host that did not answer
+	SlotFree     SlotState = "free"     // maint (or absent), no container: may be filled
+)
+
+// SlotStates lists every slot state, in the order status shows them.
+var SlotStates = []SlotState{SlotServing, SlotStarting, SlotDraining, SlotOperator, SlotBusy, SlotFree}
+
 // Replicas counts a service's slots by state.
 type Replicas struct {
 	Serving  int `json:"serving"`
 	Starting int `json:"starting"`
-	Draining int `json:"draining"` // drained by slotscaler, on the way out
-	Operator int `json:"operator"` // drained or held by someone else: not capacity
+	Draining int `json:"draining"`
+	Operator int `json:"operator"`
+	Busy     int `json:"busy"`
 	Free     int `json:"free"`
 }
 
-// Slot states as the API shows them.
+// count points at the counter of state.
+func (r *Replicas) count(state SlotState) *int {
+	switch state {
+	case SlotServing:
+		return &r.Serving
+	case SlotStarting:
+		return &r.Starting
+	case SlotDraining:
+		return &r.Draining
+	case SlotOperator:
+		return &r.Operator
+	case SlotBusy:
+		return &r.Busy
+	case SlotFree:
+		return &r.Free
+	}
+	panic("scaler: unknown slot state " + string(state))
+}
+
+// Of is the number of slots in state.
+func (r Replicas) Of(state SlotState) int { return *r.count(state) }
+
+// ControlMode says who sets a service's replica count.
+type ControlMode string
+
+// Control modes.
 const (
-	StateFree     = "free"
-	StateStarting = "starting"
-	StateServing  = "serving"
-	StateDraining = "draining"
-	StateDrained  = "drained" // by an operator
-	StateBusy     = "busy"    // an operation (start, removal) owns it
+	ControlAuto    ControlMode = "auto"    // the decision rules
+	ControlPaused  ControlMode = "paused"  // frozen at the count it had when paused
+	ControlPinned  ControlMode = "pinned"  // held at the count an operator asked for
+	ControlRollout ControlMode = "rollout" // held at its count while a rollout runs
 )
 
 // SlotStatus is one slot with its container.
 type SlotStatus struct {
-	Name       string `json:"name"`
-	State      string `json:"state"`
-	Admin      string `json:"admin"`
-	Status     string `json:"status"` // HAProxy's, e.g. "UP", "DOWN 1/2", "MAINT"
-	Check      string `json:"check,omitempty"`
-	Addr       string `json:"addr,omitempty"`
-	Weight     int    `json:"weight"`
-	Sessions   int    `json:"sessions"`
-	Queue      int    `json:"queue"`
-	Container  string `json:"container,omitempty"`
-	Host       string `json:"host,omitempty"`
-	Image      string `json:"image,omitempty"`
-	Generation string `json:"generation,omitempty"`
+	Name       string    `json:"name"`
+	State      SlotState `json:"state"`
+	Admin      string    `json:"admin"`
+	Status     string    `json:"status"` // HAProxy's, e.g. "UP", "DOWN 1/2", "MAINT"
+	Check      string    `json:"check,omitempty"`
+	Addr       string    `json:"addr,omitempty"`
+	Weight     int       `json:"weight"`
+	Sessions   int       `json:"sessions"`
+	Queue      int       `json:"queue"`
+	Container  string    `json:"container,omitempty"`
+	Host       string    `json:"host,omitempty"`
+	Image      string    `json:"image,omitempty"`
+	Generation string    `json:"generation,omitempty"`
 }
 
 // HostStatus is a Docker host's load.
@@ -80,32 +122,36 @@ type Event struct {
 	Time    time.Time `json:"time"`
 	Service string    `json:"service,omitempty"`
 	Slot    string    `json:"slot,omitempty"`
-	Kind    string    `json:"kind"`
+	Kind    EventKind `json:"kind"`
 	Reason  string    `json:"reason,omitempty"`
 	Message string    `json:"message"`
 }
 
+// EventKind says what an event is about.
+type EventKind string
+
 // Event kinds.
 const (
-	EventScaleUp        = "scale_up"
-	EventScaleDown      = "scale_down"
-	EventServing        = "serving"
-	EventStartFailed    = "start_failed"
-	EventDrain          = "drain"
-	EventUndrain        = "undrain"
-	EventRetire         = "retire"
-	EventRemoved        = "container_removed"
-	EventRebind         = "rebind"
-	EventNoCapacity     = "no_capacity"
-	EventHAProxyRestart = "haproxy_restart"
-	EventControl        = "control"
-	EventRollout        = "rollout"
+	EventScaleUp        EventKind = "scale_up"
+	EventScaleDown      EventKind = "scale_down"
+	EventServing        EventKind = "serving"
+	EventStartFailed    EventKind = "start_failed"
+	EventDrain          EventKind = "drain"
+	EventUndrain        EventKind = "undrain"
+	EventRetire         EventKind = "retire"
+	EventRemoved        EventKind = "container_removed"
+	EventRebind         EventKind = "rebind"
+	EventNoCapacity     EventKind = "no_capacity"
+	EventHAProxyRestart EventKind = "haproxy_restart"
+	EventControl        EventKind = "control"
+	EventRollout        EventKind = "rollout"
 )
 
-// Reasons of EventRetire for a container that is replaced.
+// Reasons of EventRetire: a container that is replaced, or a drain done.
 const (
 	RetireUnhealthy = "unhealthy"         // DOWN for unhealthy_after
 	RetireMissing   = "container_missing" // removed or exited behind slotscaler's back
+	RetireDrained   = "drained"           // slotscaler's drain ended: no session and no queue, or drain_timeout
 )
 
 // Observer receives what the loop does; the metrics implement it.
@@ -191,14 +237,14 @@ func (s *service) statusLocked() ServiceStatus {
 	st := s.status
 	st.Slots = slices.Clone(st.Slots)
 	st.Image, st.Generation = s.image, s.generation()
-	st.Control, st.Pinned = "auto", 0
+	st.Control, st.Pinned = ControlAuto, 0
 	switch {
 	case s.rollout != nil && s.rollout.active():
-		st.Control = "rollout"
+		st.Control = ControlRollout
 	case s.hold != nil && s.hold.paused:
-		st.Control = "paused"
+		st.Control = ControlPaused
 	case s.hold != nil:
-		st.Control, st.Pinned = "pinned", s.hold.replicas
+		st.Control, st.Pinned = ControlPinned, s.hold.replicas
 	}
 	if s.rollout != nil {
 		r := *s.rollout

@@ -178,7 +178,7 @@ func (l *Loop) wakePublish(s *service, st ServiceStatus) {
 	var serving []netip.AddrPort
 	l.mu.Lock()
 	for _, sl := range st.Slots {
-		if _, draining := s.draining[sl.Name]; draining || sl.State != StateServing && sl.State != StateDraining {
+		if _, draining := s.draining[sl.Name]; draining || sl.State != SlotServing && sl.State != SlotDraining {
 			continue
 		}
 		if a, err := netip.ParseAddrPort(sl.Addr); err == nil {

@@ -177,7 +177,7 @@ func TestAPIControls(t *testing.T) {
 	}
 	var kinds []string
 	for _, e := range events {
-		kinds = append(kinds, e.Kind+"/"+e.Reason)
+		kinds = append(kinds, string(e.Kind)+"/"+e.Reason)
 	}
 	for _, want := range []string{"scale_up/min", "control/pinned", "control/resumed", "control/paused", "control/operator_drain", "control/operator_enable"} {
 		if !strings.Contains(strings.Join(kinds, " "), want) {

@@ -52,7 +52,7 @@ func New() *Metrics {
 	}
 	m := &Metrics{
 		reg:                 prometheus.NewRegistry(),
-		replicas:            prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_replicas", "Slots of a service by state: serving, starting, draining, operator (drained by someone else), free.")), []string{"service", "state"}),
+		replicas:            prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_replicas", "Slots of a service by state: serving, starting, draining, operator (drained, weighted out or held in maint by someone else), busy (being emptied), free.")), []string{"service", "state"}),
 		desired:             prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_desired_replicas", "Replicas the last decision wanted.")), []string{"service"}),
 		signal:              prometheus.NewGaugeVec(prometheus.GaugeOpts(f("service_signal", "Scaling inputs: sessions on serving slots, queue, mean CPU percent (-1 when not measured), and the min and max replicas in force.")), []string{"service", "signal"}),
 		scaleEvents:         prometheus.NewCounterVec(prometheus.CounterOpts(f("scale_events_total", "Scale decisions acted on (direction up or down) and replacements of lost or unhealthy containers (direction replace), by reason.")), []string{"service", "direction", "reason"}),
@@ -96,7 +96,7 @@ func (m *Metrics) Event(e scaler.Event) {
 	case scaler.EventHAProxyRestart:
 		m.restarts.Inc()
 	case scaler.EventRollout:
-		switch e.Reason {
+		switch scaler.RolloutState(e.Reason) {
 		case scaler.RolloutSucceeded, scaler.RolloutRolledBack, scaler.RolloutFailed:
 			m.rollouts.WithLabelValues(e.Service, e.Reason).Inc()
 		}
@@ -107,9 +107,8 @@ func (m *Metrics) Event(e scaler.Event) {
 func (m *Metrics) Tick(took time.Duration, services []scaler.ServiceStatus, hosts []scaler.HostStatus) {
 	m.tickDuration.Observe(took.Seconds())
 	for _, s := range services {
-		r := s.Replicas
-		for state, n := range map[string]int{"serving": r.Serving, "starting": r.Starting, "draining": r.Draining, "operator": r.Operator, "free": r.Free} {
-			m.replicas.WithLabelValues(s.Name, state).Set(float64(n))
+		for _, state := range scaler.SlotStates {
+			m.replicas.WithLabelValues(s.Name, string(state)).Set(float64(s.Replicas.Of(state)))
 		}
 		if s.Desired >= 0 {
 			m.desired.WithLabelValues(s.Name).Set(float64(s.Desired))

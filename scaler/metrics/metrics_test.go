@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
@@ -142,5 +143,36 @@ func TestPromtoolChecksExamples(t *testing.T) {
 		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+// TestRolloutResultNames: rollouts_total{result} is the rollout's state as
+// the API and lbctl show it, for each state a rollout ends in, and a
+// rollout still under way is not counted.
+func TestRolloutResultNames(t *testing.T) {
+	m := metrics.New()
+	for _, state := range []scaler.RolloutState{scaler.RolloutRunning, scaler.RolloutRollingBack, scaler.RolloutSucceeded, scaler.RolloutRolledBack, scaler.RolloutFailed} {
+		m.Event(scaler.Event{Service: "web", Kind: scaler.EventRollout, Reason: string(state)})
+	}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "slotscaler_rollouts_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "result" {
+					results[l.GetValue()] = s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{string(scaler.RolloutSucceeded): 1, string(scaler.RolloutRolledBack): 1, string(scaler.RolloutFailed): 1}
+	if !maps.Equal(results, want) {
+		t.Errorf("rollouts_total by result: %v, want %v", results, want)
 	}
 }
