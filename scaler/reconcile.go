@@ -28,7 +28,9 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		// that (sim: "operator intents kept"). The slot stays theirs, not
 		// to be filled again until they enable it.
 		if exists && !draining && !l.held(s, name) && (bound != nil || l.boundAt(s, name, srv)) {
-			l.hold(log, s, name)
+			if l.hold(log, s, name) != nil {
+				return SlotOperator
+			}
 		}
 		if len(mine) == 0 && exists && l.onSilentHost(srv, inv) {
 			// Its container may be on the host that did not answer: not

@@ -365,6 +365,12 @@ func (w *World) KillContainer(backend, slot string) {
 	}
 }
 
+// DiskFull makes every write of state_dir fail for d (scenarios).
+func (w *World) DiskFull(d time.Duration) {
+	w.faults, w.store.failP = true, 1
+	w.after(d, func() { w.faults, w.store.failP = false, 0 })
+}
+
 // Loop is the slotscaler process running now (scenarios).
 func (w *World) Loop() *scaler.Loop { return w.loop }
 
