@@ -218,6 +218,7 @@ func (w *world) boot() {
 		names = append(names, h.name)
 	}
 	var theLB = lbs[0]
+	var mirror *scaler.Mirror
 	if len(lbs) > 1 {
 		opts := func(backend string) (scaler.ServerOptions, bool) {
 			for _, s := range w.cfg.Services {
@@ -227,10 +228,12 @@ func (w *world) boot() {
 			}
 			return scaler.ServerOptions{}, false
 		}
-		theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, discard)
+		mlog := discard
 		if w.opts.Log != nil {
-			theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, slog.New(slog.NewTextHandler(w.opts.Log, nil)))
+			mlog = slog.New(slog.NewTextHandler(w.opts.Log, nil))
 		}
+		mirror = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, mlog)
+		theLB = mirror
 	}
 	var hosts []scaler.Host
 	for i, hc := range w.cfg.Docker.Hosts {
@@ -246,7 +249,7 @@ func (w *world) boot() {
 				return a
 			}})).With("process", proc)
 	}
-	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Hosts: hosts, State: procStore{s: w.store, proc: proc},
+	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Mirror: mirror, Hosts: hosts, State: procStore{s: w.store, proc: proc},
 		Clock: clock{s: w.sched, proc: proc}, Log: log})
 	if err != nil {
 		w.violate("state_dir parses", "restart from state_dir: %v", err)
