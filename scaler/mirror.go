@@ -40,7 +40,11 @@ type Mirror struct {
 	mu    sync.Mutex
 	lbs   []LB
 	names []string
-	seen  map[string][]ProcessInfo // per backend and instance, the process last read and synced
+	// seen: per backend and instance, the process last read and synced.
+	// Written under mu and seenMu, read under either: saving it (InStep)
+	// must not wait for a read's I/O.
+	seen   map[string][]ProcessInfo
+	seenMu sync.Mutex
 	// rebuilding: per backend and instance, a rebuild begun and not yet
 	// completed (a half-rebuilt instance must not be followed).
 	rebuilding map[string][]bool
@@ -74,8 +78,8 @@ func NewMirror(lbs []LB, names []string, opts func(backend string) (ServerOption
 // InStep returns, per backend and instance name, the process last brought
 // in step.
 func (m *Mirror) InStep() map[string]map[string]InStepProcess {
-	lockOn(m.clock, &m.mu)
-	defer m.mu.Unlock()
+	lockOn(m.clock, &m.seenMu)
+	defer m.seenMu.Unlock()
 	out := map[string]map[string]InStepProcess{}
 	for backend, seen := range m.seen {
 		for i, p := range seen {
@@ -85,7 +89,7 @@ func (m *Mirror) InStep() map[string]map[string]InStepProcess {
 			if out[backend] == nil {
 				out[backend] = map[string]InStepProcess{}
 			}
-			out[backend][m.names[i]] = InStepProcess{PID: p.PID, StartTime: p.StartTime}
+			out[backend][m.names[i]] = InStepProcess(p)
 		}
 	}
 	return out
@@ -95,11 +99,13 @@ func (m *Mirror) InStep() map[string]map[string]InStepProcess {
 func (m *Mirror) restoreInStep(saved map[string]map[string]InStepProcess) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
+	lockOn(m.clock, &m.seenMu)
+	defer m.seenMu.Unlock()
 	for backend, byName := range saved {
 		seen := make([]ProcessInfo, len(m.lbs))
 		for i, name := range m.names {
 			if p, ok := byName[name]; ok {
-				seen[i] = ProcessInfo{PID: p.PID, StartTime: p.StartTime}
+				seen[i] = ProcessInfo(p)
 			}
 		}
 		m.seen[backend] = seen
@@ -140,7 +146,9 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
 		seen = make([]ProcessInfo, len(m.lbs))
+		lockOn(m.clock, &m.seenMu)
 		m.seen[name] = seen
+		m.seenMu.Unlock()
 	}
 	views := make([]Backend, len(m.lbs))
 	reset := make([]bool, len(m.lbs))
@@ -237,7 +245,9 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 		// brought in step is rebuilt again (rebuilding it from its own
 		// half-built view would take the slots still missing for maints).
 		rebuilt = rebuilt || rebuilding[i]
+		lockOn(m.clock, &m.seenMu)
 		seen[i], rebuilding[i] = infos[i], false
+		m.seenMu.Unlock()
 	}
 	if !synced {
 		return Backend{}, false, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)

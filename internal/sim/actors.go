@@ -138,6 +138,16 @@ func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool
 	return false
 }
 
+// weight0Anywhere reports whether an instance has the slot at weight 0.
+func (w *world) weight0Anywhere(backend, slot string) bool {
+	for _, h := range w.haproxies {
+		if s := h.backend(backend).server(slot); s != nil && s.weight == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Drain, Enable, Scale, Pause, Resume and Rollout are lbctl's commands.
 func (w *World) Drain(backend, slot string) {
 	if w.loop == nil {
@@ -160,8 +170,10 @@ func (w *World) Enable(backend, slot string) {
 	was := w.operator[key]
 	delete(w.operator, key) // before the call: its own "ready" is the operator's
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
-		if err != nil && was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			w.operator[key] = was // it failed: still theirs
+		// Failed, what it did not undo is still theirs.
+		if err != nil && (was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) ||
+			was == "maint" && w.anywhere(backend, slot, runtimeapi.AdminMaint) || was == "weight0" && w.weight0Anywhere(backend, slot)) {
+			w.operator[key] = was
 		}
 	})
 }
@@ -171,22 +183,21 @@ func (w *World) Scale(service string, n int) {
 		return // slotscaler is down: lbctl fails at once
 	}
 	old, pinned := w.pins[service]
-	if pinned {
-		w.pins[service] = min(old, n) // the lower of the old and new target while it changes
+	if !pinned {
+		old = scaler.LimitsAt(w.service(service), w.sched.Now()).Min
 	}
+	w.pins[service] = min(old, n) // the lower of the old and new target while it changes
 	w.api(fmt.Sprintf("scale %s %d", service, n), func(l *scaler.Loop) error { return l.Pin(service, n) }, func(err error) {
 		switch {
 		case err == nil:
 			w.pins[service] = n
 		case errors.Is(err, scaler.ErrNotSaved):
 			// In force until a restart brings back what was saved: the
-			// lower of both is the floor.
-			if !pinned {
-				old = scaler.LimitsAt(w.service(service), w.sched.Now()).Min
-			}
-			w.pins[service] = min(old, n)
+			// lower of both stays the floor.
 		case pinned:
 			w.pins[service] = old
+		default:
+			delete(w.pins, service)
 		}
 	})
 }
