@@ -170,8 +170,9 @@ func (w *World) Enable(backend, slot string) {
 	was := w.operator[key]
 	delete(w.operator, key) // before the call: its own "ready" is the operator's
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
-		// Failed, what it did not undo is still theirs.
-		if err != nil && (was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) ||
+		// Failed, what it did not undo is still theirs; unsaved, it is done
+		// in memory and any later save of slotscaler's keeps it.
+		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && (was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) ||
 			was == "maint" && w.anywhere(backend, slot, runtimeapi.AdminMaint) || was == "weight0" && w.weight0Anywhere(backend, slot)) {
 			w.operator[key] = was
 		}
