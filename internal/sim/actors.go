@@ -154,10 +154,16 @@ func (w *World) Drain(backend, slot string) {
 		return // slotscaler is down: lbctl fails at once
 	}
 	key := backend + "/" + slot
+	was, had := w.operator[key]
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
 		if err != nil && w.operator[key] == "drain" && !w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			delete(w.operator, key) // it failed, and took nowhere
+			// It failed, and took nowhere: what was theirs before stays.
+			if had {
+				w.operator[key] = was
+			} else {
+				delete(w.operator, key)
+			}
 		}
 	})
 }
