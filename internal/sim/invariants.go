@@ -95,9 +95,10 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	undoes := intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server") ||
 		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server") ||
 		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server")
-	// The same command as the operator's: one of slotscaler's that would
-	// have been made anyway, from the same state.
-	same := what == "state "+intent || intent == "weight0" && what == "weight 0%"
+	// A command of slotscaler's that takes the slot out of traffic at least
+	// as far as the operator's did: theirs is subsumed in it.
+	same := what == "state "+intent || intent == "drain" && what == "state maint" ||
+		intent == "weight0" && (what == "weight 0%" || what == "state drain" || what == "state maint")
 	m, bySocket := w.socketAt[key]
 	switch {
 	case h.fresh:
