@@ -210,7 +210,17 @@ func (w *World) Scale(service string, n int) {
 }
 
 func (w *World) Pause(service string) {
-	w.api("pause "+service, func(l *scaler.Loop) error { return l.Pause(service) }, nil)
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
+	// A pause holds the count it finds: a pin at that count, once known.
+	w.api("pause "+service, func(l *scaler.Loop) error {
+		err := l.Pause(service)
+		if st, serr := l.Service(service); (err == nil || errors.Is(err, scaler.ErrNotSaved)) && serr == nil && st.Control == scaler.ControlPaused {
+			w.pins[service] = st.Pinned
+		}
+		return err
+	}, nil)
 }
 
 func (w *World) Resume(service string) {
@@ -309,8 +319,7 @@ func (w *world) containerFault() {
 	}
 	c := h.containers[w.sched.intn(len(h.containers))]
 	if w.sched.chance(0.5) {
-		c.Running = false
-		w.trace("docker %s: %s died", h.name, c.ID)
+		w.die(h, c)
 	} else {
 		c.healthy = false
 		w.trace("docker %s: %s turned sick", h.name, c.ID)
@@ -374,8 +383,7 @@ func (w *World) KillContainer(backend, slot string) {
 	for _, h := range w.hosts {
 		for _, c := range h.containers {
 			if c.Running && c.Port == s.port && h.addr == s.addr {
-				c.Running = false
-				w.trace("docker %s: %s died", h.name, c.ID)
+				w.die(h, c)
 				w.spread()
 				return
 			}
