@@ -157,8 +157,10 @@ func (w *World) Drain(backend, slot string) {
 	was, had := w.operator[key]
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
-		if err != nil && w.operator[key] == "drain" && !w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			// It failed, and took nowhere: what was theirs before stays.
+		// It failed (the operator saw an error), and took nowhere or left a
+		// drain slotscaler's saved state lists as its own (a drain of its own
+		// stays its own): what was theirs before stays.
+		if err != nil && w.operator[key] == "drain" && (!w.anywhere(backend, slot, runtimeapi.AdminDrain) || w.savedDrain(backend, slot)) {
 			if had {
 				w.operator[key] = was
 			} else {

@@ -79,19 +79,20 @@ type world struct {
 	ticking bool
 	tickSeq int
 
-	load      map[string]int          // concurrent sessions wanted per backend
-	pins      map[string]int          // lbctl scale in force
-	operator  map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
-	listFail  map[string]int          // host -> tick whose listing failed
-	cuts      map[string]int          // backend -> tick whose observation was cut
-	observed  map[string]int          // instance/backend -> tick that read it
-	readAt    map[string]readMark     // instance/backend -> the last read that came back whole
-	listedAt  map[string]readMark     // host -> the last listing of its containers
-	socketAt  map[string]socketMark   // backend/slot -> an operator's last command on a socket
-	bindSaved map[string]int          // backend/slot -> the process that started with its bind saved as under way
-	bootedAt  time.Time               // when the running process started
-	rolling   map[string]bool         // services with a rollout asked for
-	removed   map[*container]struct{} // removals under way (the container may still run)
+	load       map[string]int          // concurrent sessions wanted per backend
+	pins       map[string]int          // lbctl scale in force
+	operator   map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
+	listFail   map[string]int          // host -> tick whose listing failed
+	cuts       map[string]int          // backend -> tick whose observation was cut
+	observed   map[string]int          // instance/backend -> tick that read it
+	readAt     map[string]readMark     // instance/backend -> the last read that came back whole
+	listedAt   map[string]readMark     // host -> the last listing of its containers
+	socketAt   map[string]socketMark   // backend/slot -> an operator's last command on a socket
+	bindSaved  map[string]int          // backend/slot -> the process that started with its bind saved as under way
+	unanswered map[string]int          // backend/slot -> the process an lbctl drain of it is waiting on
+	bootedAt   time.Time               // when the running process started
+	rolling    map[string]bool         // services with a rollout asked for
+	removed    map[*container]struct{} // removals under way (the container may still run)
 
 	trail   []string
 	failure *Failure
@@ -290,6 +291,23 @@ func (w *world) crash() {
 	w.sched.kill(w.proc)
 	w.loop = nil
 	w.after(w.sched.between(100*time.Millisecond, 3*time.Second), w.boot)
+}
+
+// savedDrain reports whether slotscaler's saved state lists the slot of
+// backend as its own drain.
+func (w *world) savedDrain(backend, slot string) bool {
+	var saved struct {
+		Services map[string]struct {
+			Draining map[string]any `json:"draining"`
+		} `json:"services"`
+	}
+	_ = json.Unmarshal(w.store.data, &saved)
+	for _, sc := range w.cfg.Services {
+		if _, ours := saved.Services[sc.Name].Draining[slot]; sc.Backend == backend && ours {
+			return true
+		}
+	}
+	return false
 }
 
 // tick runs one tick of the loop, as Run does: never two at once.
