@@ -79,20 +79,19 @@ type world struct {
 	ticking bool
 	tickSeq int
 
-	load       map[string]int          // concurrent sessions wanted per backend
-	pins       map[string]int          // lbctl scale in force
-	operator   map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
-	listFail   map[string]int          // host -> tick whose listing failed
-	cuts       map[string]int          // backend -> tick whose observation was cut
-	observed   map[string]int          // instance/backend -> tick that read it
-	readAt     map[string]readMark     // instance/backend -> the last read that came back whole
-	listedAt   map[string]readMark     // host -> the last listing of its containers
-	socketAt   map[string]socketMark   // backend/slot -> an operator's last command on a socket
-	bindSaved  map[string]int          // backend/slot -> the process that started with its bind saved as under way
-	unanswered map[string]int          // backend/slot -> the process an lbctl drain of it is waiting on
-	bootedAt   time.Time               // when the running process started
-	rolling    map[string]bool         // services with a rollout asked for
-	removed    map[*container]struct{} // removals under way (the container may still run)
+	load      map[string]int          // concurrent sessions wanted per backend
+	pins      map[string]int          // lbctl scale in force
+	operator  map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
+	listFail  map[string]int          // host -> tick whose listing failed
+	cuts      map[string]int          // backend -> tick whose observation was cut
+	observed  map[string]int          // instance/backend -> tick that read it
+	readAt    map[string]readMark     // instance/backend -> the last read that came back whole
+	listedAt  map[string]readMark     // host -> the last listing of its containers
+	socketAt  map[string]socketMark   // backend/slot -> an operator's last command on a socket
+	bindSaved map[string]int          // backend/slot -> the process that started with its bind saved as under way
+	bootedAt  time.Time               // when the running process started
+	rolling   map[string]bool         // services with a rollout asked for
+	removed   map[*container]struct{} // removals under way (the container may still run)
 
 	trail   []string
 	failure *Failure
