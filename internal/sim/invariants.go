@@ -125,6 +125,9 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
 		// the operator's command: the next read follows their command.
+	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
+		// An operator's own lbctl drain or enable racing their command on
+		// a socket: theirs to sort out.
 	case !undoes && !same:
 	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
 		// The operator's command landed after slotscaler's last read of
@@ -157,9 +160,6 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			delete(w.operator, key)
 			intent = ""
 		}
-	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
-		// An operator's own lbctl drain or enable racing their command on
-		// a socket: theirs to sort out.
 	case what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight"):
 		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
 	}
@@ -277,7 +277,9 @@ func (w *world) table(h *haproxy) string {
 	for _, b := range h.backends {
 		for _, s := range b.servers {
 			row := fmt.Sprintf("%s/%s %s", b.name, s.name, s.admin)
-			if w.operator[b.name+"/"+s.name] == "" { // the weights of an operator's slot are theirs
+			// The weights of an operator's slot are theirs; a slot in maint
+			// carries no traffic, and every bind sets its weight.
+			if w.operator[b.name+"/"+s.name] == "" && s.admin != runtimeapi.AdminMaint {
 				row += fmt.Sprintf(" w0=%t", s.weight == 0)
 			}
 			if s.admin != runtimeapi.AdminMaint {
