@@ -156,7 +156,9 @@ func (w *World) Drain(backend, slot string) {
 	key := backend + "/" + slot
 	was, had := w.operator[key]
 	w.operator[key] = "drain"
+	w.lbctlDrains[key]++
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
+		w.lbctlDrains[key]--
 		// It failed (the operator saw an error), and took nowhere or left a
 		// drain slotscaler's saved state lists as its own (a drain of its own
 		// stays its own): what was theirs before stays.
@@ -347,7 +349,7 @@ func (w *World) RestartHAProxy(i int) {
 					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
 			}
 		}
-		if !held {
+		if !held && w.lbctlDrains[key] == 0 { // an lbctl drain under way still lands
 			delete(w.operator, key)
 		}
 	}
