@@ -349,9 +349,15 @@ func (w *World) RestartHAProxy(i int) {
 					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
 			}
 		}
-		if !held && w.lbctlDrains[key] == 0 { // an lbctl drain under way still lands
-			delete(w.operator, key)
+		if held || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+			continue
 		}
+		if m, ok := w.socketAt[key]; ok && m.on == h && w.seenSince(w.proc, h, backend, m.at) {
+			// slotscaler read it before the restart: its copy to the other
+			// instances may still be under way (it becomes theirs there).
+			w.copying[key] = w.operator[key]
+		}
+		delete(w.operator, key)
 	}
 	w.spread()
 	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)
