@@ -356,16 +356,24 @@ func (w *World) RestartHAProxy(i int) {
 	h.boot(w.sched.Now())
 	// It forgot the operators' runtime changes too: those no other
 	// instance holds are gone (the others' are rebuilt onto it).
-	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
-		backend, slot, _ := strings.Cut(key, "/")
-		held := false
+	heldElsewhere := func(backend, slot, intent string) bool {
 		for _, o := range w.haproxies {
-			if s := o.backend(backend).server(slot); o != h && s != nil {
-				held = held || w.operator[key] == "drain" && s.admin == runtimeapi.AdminDrain ||
-					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
+			if s := o.backend(backend).server(slot); o != h && s != nil &&
+				(intent == "drain" && s.admin == runtimeapi.AdminDrain || intent == "maint" && s.admin == runtimeapi.AdminMaint || intent == "weight0" && s.weight == 0) {
+				return true
 			}
 		}
-		if held || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+		return false
+	}
+	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
+		backend, slot, _ := strings.Cut(key, "/")
+		if heldElsewhere(backend, slot, w.operator[key]) || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+			continue
+		}
+		// An earlier command of theirs another instance still holds (the
+		// lost one was made over it) is theirs still.
+		if i := slices.IndexFunc([]string{"maint", "drain", "weight0"}, func(intent string) bool { return heldElsewhere(backend, slot, intent) }); i >= 0 {
+			w.operator[key] = []string{"maint", "drain", "weight0"}[i]
 			continue
 		}
 		if m, ok := w.socketAt[key]; ok && m.on == h && w.seenSince(w.proc, h, backend, m.at) {
