@@ -71,7 +71,8 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey,
+		State: m.StateStore(scaler.FileStore(cfg.StateDir))})
 	if err != nil {
 		return err
 	}
