@@ -49,7 +49,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
-	lb, stateFile, err := runtimeAPI(cfg, m, &current, log)
+	lb, mirror, stateFile, err := runtimeAPI(cfg, m, &current, log)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey,
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey,
 		State: m.StateStore(scaler.FileStore(cfg.StateDir))})
 	if err != nil {
 		return err
@@ -128,10 +128,10 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 }
 
 // runtimeAPI connects to the HAProxy instances of haproxy.runtime_api,
-// each counted in the metrics; several are kept in step by a Mirror whose
-// first is the primary. The server state file follows the primary; it is
+// each counted in the metrics; several are kept in step by a Mirror (no
+// primary), returned too. The server state file follows the first; it is
 // returned too (nil without one), for the loop to write at each tick's end.
-func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, *scaler.ServerStateFile, error) {
+func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, *scaler.Mirror, *scaler.ServerStateFile, error) {
 	var (
 		lbs       []scaler.LB
 		stateFile *scaler.ServerStateFile
@@ -139,7 +139,7 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 	for i, addr := range cfg.HAProxy.RuntimeAPI {
 		client, err := runtimeapi.New(addr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		lb := m.LB(haproxy.New(client), client.String())
 		if path := cfg.HAProxy.ServerStateFile; path != "" && i == 0 {
@@ -149,7 +149,7 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		lbs = append(lbs, lb)
 	}
 	if len(lbs) == 1 {
-		return lbs[0], stateFile, nil
+		return lbs[0], nil, stateFile, nil
 	}
 	opts := func(backend string) (scaler.ServerOptions, bool) {
 		for _, s := range current.Load().Services {
@@ -159,5 +159,6 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		}
 		return scaler.ServerOptions{}, false
 	}
-	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), stateFile, nil
+	mirror := scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log)
+	return mirror, mirror, stateFile, nil
 }

@@ -45,6 +45,9 @@ type Options struct {
 	Clock    Clock            // default: WallClock
 	Now      func() time.Time // the wall clock with another time (tests); ignored with Clock
 	Log      *slog.Logger     // default slog.Default()
+	// Mirror is the Mirror behind LB, if any: the instances' processes it
+	// last brought in step are kept in state.json (see InStepProcess).
+	Mirror *Mirror
 	// GenerationKey keys the generation label (see Generation); run.go
 	// keeps it in state_dir. Nil: an HMAC with an empty key.
 	GenerationKey []byte
@@ -63,6 +66,7 @@ type Loop struct {
 	interval time.Duration
 	dryRun   bool
 	store    StateStore // nil: nothing is kept across restarts
+	mirror   *Mirror    // nil: one instance
 	observer Observer
 	clock    Clock
 	log      *slog.Logger
@@ -155,7 +159,7 @@ func New(o Options) (*Loop, error) {
 		return nil, errors.New("scaler: config, runtime API and at least one host are required")
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun,
-		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey}
+		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey, mirror: o.Mirror}
 	if l.store == nil {
 		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
 			l.store = FileStore(dir)
@@ -183,6 +187,9 @@ func New(o Options) (*Loop, error) {
 	l.cfg = o.Config
 	if err := l.restore(); err != nil {
 		return nil, err
+	}
+	if l.mirror != nil {
+		l.mirror.onRebuilt = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
 	}
 	return l, nil
 }

@@ -21,14 +21,20 @@ func (l *Loop) reconcileSlot(ctx context.Context, log *slog.Logger, s *service, 
 		draining := l.has(s.draining, name)
 		// slotscaler records a draining intent before each maint of its
 		// own: a maint without one, on a slot that points at its container,
-		// is an operator's (even of a slot still starting). So is one at
-		// the address the slot had when last seen out of maint and bound:
-		// its container may have died since or be on a host that does not
-		// answer, and the hold is what keeps the operator's maint after
-		// that (sim: "operator intents kept"). The slot stays theirs, not
-		// to be filled again until they enable it.
-		if exists && !draining && !l.held(s, name) && (bound != nil || l.boundAt(s, name, srv)) {
-			l.hold(log, s, name)
+		// is an operator's. So is one at the address the slot had when last
+		// seen out of maint and bound: its container may have died since or
+		// be on a host that does not answer, and the hold is what keeps the
+		// operator's maint after that (sim: "operator intents kept"). The
+		// slot stays theirs, not to be filled again until they enable it.
+		// A start of ours that a restart cut short before its "state
+		// ready" also points a maint slot at its container: with a binding
+		// intent, only an address its bind got to the end with counts
+		// (sim seed 589 held such a slot for an operator's).
+		binding := l.has(s.binding, name)
+		if exists && !draining && !l.held(s, name) && (bound != nil && !binding || l.boundAt(s, name, srv)) {
+			if l.hold(log, s, name) != nil {
+				return SlotOperator
+			}
 		}
 		if len(mine) == 0 && exists && l.onSilentHost(srv, inv) {
 			// Its container may be on the host that did not answer: not
