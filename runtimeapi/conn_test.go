@@ -65,7 +65,7 @@ func TestConnectionReused(t *testing.T) {
 // TestConnectionClosedByHAProxy: HAProxy closes an idle CLI connection
 // after "stats timeout"; the next command goes over a new one, once.
 func TestConnectionClosedByHAProxy(t *testing.T) {
-	h := haproxytest.StartGlobal(t, "  stats timeout 200ms", contractBackend)
+	h := haproxytest.StartGlobal(t, "  stats timeout 1s", contractBackend)
 	conns := countConnections(t, h.Socket)
 	c := newClient(t, conns.path)
 	ctx := context.Background()
