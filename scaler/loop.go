@@ -453,7 +453,11 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 			}
 		}
 		bound := l.bound(srv, mine)
-		if bound != nil && exists && srv.Admin != AdminMaint {
+		// Out of maint at its container, or where a bind of ours (its
+		// intent saved) pointed it: a later maint there without a draining
+		// intent is an operator's (sim seed 71: a host that did not answer
+		// hid the container of a start a restart had cut short).
+		if exists && srv.Admin != AdminMaint && (bound != nil || l.has(s.binding, name)) {
 			l.boundTo(s, name, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 		}
 		state := SlotBusy

@@ -24,7 +24,7 @@ type ServiceStatus struct {
 	Queue      float64      `json:"queue"`
 	CPU        float64      `json:"cpu_percent"` // -1 when not measured
 	Control    ControlMode  `json:"control"`
-	Pinned     int          `json:"pinned,omitempty"`
+	Pinned     int          `json:"pinned,omitempty"` // the count a pin or pause holds
 	Slots      []SlotStatus `json:"slots"`
 	Rollout    *Rollout     `json:"rollout,omitempty"`
 	Error      string       `json:"error,omitempty"` // why the last tick was skipped
@@ -242,7 +242,7 @@ func (s *service) statusLocked() ServiceStatus {
 	case s.rollout != nil && s.rollout.active():
 		st.Control = ControlRollout
 	case s.hold != nil && s.hold.paused:
-		st.Control = ControlPaused
+		st.Control, st.Pinned = ControlPaused, s.hold.replicas
 	case s.hold != nil:
 		st.Control, st.Pinned = ControlPinned, s.hold.replicas
 	}
