@@ -62,29 +62,23 @@ func TestConnectionReused(t *testing.T) {
 	}
 }
 
-// TestConnectionClosedByHAProxy: HAProxy closes an idle CLI connection
-// after "stats timeout"; the next command goes over a new one, once.
-func TestConnectionClosedByHAProxy(t *testing.T) {
-	h := haproxytest.StartGlobal(t, "  stats timeout 1s", contractBackend)
-	conns := countConnections(t, h.Socket)
-	c := newClient(t, conns.path)
+// TestConnectionClosedByPeer: HAProxy closed the connection between two
+// commands ("stats timeout"; on 2.6.12 it fires on an idle prompt
+// connection in some cases only, so a fake closes here): the next command
+// goes over a new one, sent once.
+func TestConnectionClosedByPeer(t *testing.T) {
+	s := scriptedSocket(t, func(int, string) (string, time.Duration, bool) { return "\n> ", 0, true })
+	c := newClient(t, s.path)
 	ctx := context.Background()
 	for i := range 3 {
-		if err := c.SetState(ctx, "web", "slot1", runtimeapi.AdminDrain); err != nil {
+		if err := c.SetWeight(ctx, "web", "slot1", i); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
-		if _, err := c.Backend(ctx, "web"); err != nil {
-			t.Fatalf("read %d: %v", i, err)
-		}
-		// Past HAProxy's stats timeout, within ours: HAProxy closes it.
-		for deadline := time.Now().Add(5 * time.Second); conns.ended.Load() != int32(i+1); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("HAProxy did not close connection %d after its stats timeout", i+1)
-			}
-		}
+		<-s.closed
 	}
-	if n := conns.count.Load(); n != 3 {
-		t.Errorf("%d connections, want 3: one per command after HAProxy closed the last", n)
+	want := []string{"1: set weight web/slot1 0%", "2: set weight web/slot1 1%", "3: set weight web/slot1 2%"}
+	if got := s.received(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("HAProxy received %q, want %q", got, want)
 	}
 }
 
@@ -145,7 +139,7 @@ type scripted struct {
 	conns    atomic.Int32
 	mu       sync.Mutex
 	commands []string // "conn: command", in order received
-	closed   chan int // connections the client closed
+	closed   chan int // connections closed, by either side
 }
 
 // answer is the fake's reply to command on connection conn (counted from
@@ -193,6 +187,8 @@ func scriptedSocket(t *testing.T, answer answer) *scripted {
 					time.Sleep(delay)
 					_, _ = nc.Write([]byte(reply))
 					if hangUp {
+						nc.Close()
+						s.closed <- n
 						return
 					}
 				}
