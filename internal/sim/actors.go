@@ -138,6 +138,20 @@ func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool
 	return false
 }
 
+// holds reports whether an operator's intent on the slot is in force on
+// some instance (a restart may have lost it).
+func (w *world) holds(backend, slot, intent string) bool {
+	switch intent {
+	case "drain":
+		return w.anywhere(backend, slot, runtimeapi.AdminDrain)
+	case "maint":
+		return w.anywhere(backend, slot, runtimeapi.AdminMaint)
+	case "weight0":
+		return w.weight0Anywhere(backend, slot)
+	}
+	return false
+}
+
 // weight0Anywhere reports whether an instance has the slot at weight 0.
 func (w *world) weight0Anywhere(backend, slot string) bool {
 	for _, h := range w.haproxies {
@@ -163,7 +177,7 @@ func (w *World) Drain(backend, slot string) {
 		// drain slotscaler's saved state lists as its own (a drain of its own
 		// stays its own): what was theirs before stays.
 		if err != nil && w.operator[key] == "drain" && (!w.anywhere(backend, slot, runtimeapi.AdminDrain) || w.savedDrain(backend, slot)) {
-			if had {
+			if had && w.holds(backend, slot, was) {
 				w.operator[key] = was
 			} else {
 				delete(w.operator, key)
@@ -182,8 +196,7 @@ func (w *World) Enable(backend, slot string) {
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
 		// Failed, what it did not undo is still theirs; unsaved, it is done
 		// in memory and any later save of slotscaler's keeps it.
-		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && (was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) ||
-			was == "maint" && w.anywhere(backend, slot, runtimeapi.AdminMaint) || was == "weight0" && w.weight0Anywhere(backend, slot)) {
+		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && w.holds(backend, slot, was) {
 			w.operator[key] = was
 		}
 	})
@@ -241,7 +254,10 @@ func (w *World) Rollout(service, image string) {
 	}
 	w.rolling[service] = true
 	w.api("rollout "+service+" "+image, func(l *scaler.Loop) error {
-		_, err := l.StartRollout(service, image, time.Minute)
+		r, err := l.StartRollout(service, image, time.Minute)
+		if err == nil {
+			w.rolloutHeld[service] = r.Replicas // the count it holds, pinned or not
+		}
 		return err
 	}, nil)
 }

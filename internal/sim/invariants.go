@@ -88,6 +88,9 @@ func (w *world) target(backend string) int {
 		t = pin
 	}
 	if w.rolling[backend] {
+		if held, ok := w.rolloutHeld[backend]; ok {
+			t = min(t, held)
+		}
 		t--
 	}
 	return t

@@ -90,6 +90,7 @@ type world struct {
 	socketAt    map[string]socketMark   // backend/slot -> an operator's last command on a socket
 	bindSaved   map[string]int          // backend/slot -> the process that started with its bind saved as under way
 	copying     map[string]string       // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
+	rolloutHeld map[string]int          // service -> the count its last rollout held when it began
 	lbctlDrains map[string]int          // backend/slot -> lbctl drains of it under way
 	bootedAt    time.Time               // when the running process started
 	rolling     map[string]bool         // services with a rollout asked for
@@ -144,7 +145,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, copying: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, copying: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
