@@ -49,9 +49,13 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
-	lb, mirror, err := runtimeAPI(cfg, m, &current, log)
+	lb, mirror, stateFile, err := runtimeAPI(cfg, m, &current, log)
 	if err != nil {
 		return err
+	}
+	var observer scaler.Observer = m
+	if stateFile != nil {
+		observer = stateFile.AtTickEnd(m)
 	}
 	var hosts []scaler.Host
 	for _, h := range cfg.Docker.Hosts {
@@ -67,7 +71,8 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, Observer: m, Log: log, GenerationKey: state.generationKey})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey,
+		State: m.StateStore(scaler.FileStore(cfg.StateDir))})
 	if err != nil {
 		return err
 	}
@@ -111,28 +116,40 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 	defer waitWake()
 	log.Info("slotscaler running", "runtime_api", strings.Join(cfg.HAProxy.RuntimeAPI, ","), "services", strings.Join(names, ","), "interval", cfg.Interval.Duration, "dry_run", dryRun)
 	err = loop.Run(ctx)
+	if stateFile != nil {
+		// Changes since the last tick's end (operations finished since):
+		// an operator's reload while slotscaler is stopped restores them.
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		stateFile.Flush(flush)
+		cancel()
+	}
 	log.Info("slotscaler stopped; containers keep running and are found again at the next start")
 	return err
 }
 
 // runtimeAPI connects to the HAProxy instances of haproxy.runtime_api,
 // each counted in the metrics; several are kept in step by a Mirror (no
-// primary), returned too. The server state file follows the first.
-func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, *scaler.Mirror, error) {
-	var lbs []scaler.LB
+// primary), returned too. The server state file follows the first; it is
+// returned too (nil without one), for the loop to write at each tick's end.
+func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, *scaler.Mirror, *scaler.ServerStateFile, error) {
+	var (
+		lbs       []scaler.LB
+		stateFile *scaler.ServerStateFile
+	)
 	for i, addr := range cfg.HAProxy.RuntimeAPI {
 		client, err := runtimeapi.New(addr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		lb := m.LB(haproxy.New(client), client.String())
 		if path := cfg.HAProxy.ServerStateFile; path != "" && i == 0 {
-			lb = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
+			stateFile = scaler.WithServerStateFile(lb, client.DumpServersState, path, log)
+			lb = stateFile
 		}
 		lbs = append(lbs, lb)
 	}
 	if len(lbs) == 1 {
-		return lbs[0], nil, nil
+		return lbs[0], nil, stateFile, nil
 	}
 	opts := func(backend string) (scaler.ServerOptions, bool) {
 		for _, s := range current.Load().Services {
@@ -143,5 +160,5 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		return scaler.ServerOptions{}, false
 	}
 	mirror := scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log)
-	return mirror, mirror, nil
+	return mirror, mirror, stateFile, nil
 }

@@ -161,9 +161,14 @@ func (e *env) startLoop() (stop func()) {
 // startLoopAndAPI also serves the HTTP API on loopback, with the operator
 // token apiToken, and returns its base URL.
 func (e *env) startLoopAndAPI() (url string, stop func()) {
-	var lb scaler.LB = haproxy.New(e.lb)
+	var (
+		lb        scaler.LB = haproxy.New(e.lb)
+		stateFile *scaler.ServerStateFile
+		observer  scaler.Observer
+	)
 	if f := e.cfg.HAProxy.ServerStateFile; f != "" {
-		lb = scaler.WithServerStateFile(lb, e.lb.DumpServersState, f, slog.New(slog.NewTextHandler(e.logs, nil)))
+		stateFile = scaler.WithServerStateFile(lb, e.lb.DumpServersState, f, slog.New(slog.NewTextHandler(e.logs, nil)))
+		lb, observer = stateFile, stateFile.AtTickEnd(nil)
 	}
 	if len(e.mirrors) > 0 {
 		lbs, names := []scaler.LB{lb}, []string{"primary"}
@@ -176,7 +181,7 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 		lb = scaler.NewMirror(lbs, names, opts, scaler.WallClock{}, slog.New(slog.NewTextHandler(e.logs, nil)))
 	}
 	loop, err := scaler.New(scaler.Options{
-		Config: e.cfg, LB: lb, StateDir: e.stateDir,
+		Config: e.cfg, LB: lb, StateDir: e.stateDir, Observer: observer,
 		Hosts: []scaler.Host{{Name: "local", Addr: e.cfg.Docker.Hosts[0].IP(), Capacity: e.cfg.Docker.Hosts[0].MaxContainers, Preferred: true, Engine: e.engine}},
 		Log:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -189,6 +194,9 @@ func (e *env) startLoopAndAPI() (url string, stop func()) {
 	go func() {
 		defer close(done)
 		loop.Run(ctx)
+		if stateFile != nil { // as run.go: what changed since the last tick's end
+			stateFile.Flush(context.Background())
+		}
 	}()
 	srv := httptest.NewServer(api.New(loop, e.cfg, api.Secrets{Tokens: []api.Token{{Name: "ci", Value: apiToken, Role: api.Operator}}}, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil))).Handler())
 	var once sync.Once

@@ -10,8 +10,9 @@ import (
 )
 
 // BenchmarkServerCommands sends the same 200 "set weight" commands (one
-// per backend of bigConfig) one connection each, then batched on one
-// connection, in one run; ns/cmd is per command.
+// per backend of bigConfig) one at a time, each waiting for its reply,
+// then batched, in one run, over the client's one connection; ns/cmd is
+// per command.
 func BenchmarkServerCommands(b *testing.B) {
 	h := haproxytest.Start(b, bigConfig())
 	c, _ := runtimeapi.New(h.Socket)
@@ -20,7 +21,7 @@ func BenchmarkServerCommands(b *testing.B) {
 	for i := range 200 {
 		cmds = append(cmds, runtimeapi.SetWeightCommand(fmt.Sprintf("be%03d", i), "slot1", 50+i%50))
 	}
-	b.Run("one-connection-each", func(b *testing.B) {
+	b.Run("one-at-a-time", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, cmd := range cmds {

@@ -19,12 +19,15 @@ import (
 const DefaultTimeout = 5 * time.Second
 
 // Client is a Runtime API client for one HAProxy process (one stats socket).
-// It is safe for concurrent use: every command uses its own connection.
+// It keeps one connection open (see conn.go) and sends one command at a
+// time over it, in the order callers get to it; it is safe for concurrent
+// use.
 type Client struct {
 	network string // "unix" or "tcp"
 	address string
 	timeout time.Duration
 	dialer  net.Dialer
+	line    *line // shared by the copies WithTimeout makes
 }
 
 // New returns a client for addr, which is "unix:///path/to/socket",
@@ -34,10 +37,11 @@ func New(addr string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{network: network, address: address, timeout: DefaultTimeout}, nil
+	return &Client{network: network, address: address, timeout: DefaultTimeout, line: newLine(DefaultIdleTimeout)}, nil
 }
 
-// WithTimeout returns a copy of c whose commands time out after d.
+// WithTimeout returns a copy of c whose commands time out after d. The
+// copy shares c's connection.
 func (c *Client) WithTimeout(d time.Duration) *Client {
 	cp := *c
 	cp.timeout = d
@@ -47,49 +51,32 @@ func (c *Client) WithTimeout(d time.Duration) *Client {
 // String returns the address in the form New accepts.
 func (c *Client) String() string { return c.network + "://" + c.address }
 
-// exchange sends one command and hands the reply stream to read. The
-// connection is closed, and read is unblocked, when ctx ends or the timeout
-// passes; read errors are returned, never swallowed.
-func (c *Client) exchange(ctx context.Context, command string, read func(*bufio.Reader) error) error {
+// Close closes the connection if one is open; a later command opens a
+// new one.
+func (c *Client) Close() error { return c.line.close() }
+
+// exchange sends one command and hands the connection to read, which must
+// consume the reply up to and including HAProxy's prompt. With fresh,
+// it goes over a new connection. The connection is unblocked when ctx ends
+// or the timeout passes; read errors are returned, never swallowed, and
+// close the connection.
+func (c *Client) exchange(ctx context.Context, command string, fresh bool, read func(*conn) error) error {
 	if err := checkCommand(command); err != nil {
 		return err
 	}
-	conn, ctx, done, err := c.connect(ctx)
+	err := c.do(ctx, fresh, func(ctx context.Context, cn *conn) error {
+		if n, err := io.WriteString(cn, command+"\n"); err != nil {
+			return fmt.Errorf("write: %w", notSent(n, readError(ctx, err)))
+		}
+		if err := read(cn); err != nil {
+			return fmt.Errorf("read: %w", readError(ctx, err))
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("haproxy %q: %w", command, err)
 	}
-	defer done()
-	if _, err := io.WriteString(conn, "set severity-output number; "+command+"\n"); err != nil {
-		return fmt.Errorf("haproxy %q: write: %w", command, err)
-	}
-	if err := read(bufio.NewReaderSize(conn, 64<<10)); err != nil {
-		return fmt.Errorf("haproxy %q: read: %w", command, readError(ctx, err))
-	}
 	return nil
-}
-
-// connect dials HAProxy with a deadline of the client's timeout or ctx's,
-// whichever comes first; the connection's reads and writes are unblocked
-// when ctx ends. The returned context carries that deadline; done closes
-// the connection.
-func (c *Client) connect(ctx context.Context) (net.Conn, context.Context, func(), error) {
-	deadline := time.Now().Add(c.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	conn, err := c.dialer.DialContext(ctx, c.network, c.address)
-	if err != nil {
-		cancel()
-		return nil, nil, nil, err
-	}
-	if err := conn.SetDeadline(deadline); err != nil {
-		conn.Close()
-		cancel()
-		return nil, nil, nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	return conn, ctx, func() { stop(); conn.Close(); cancel() }, nil
 }
 
 // readError reports a read cut short by the deadline as the context error,
@@ -128,26 +115,8 @@ func checkCommand(command string) error {
 	return fmt.Errorf("haproxy %q: argument %q: %w", verb, arg, ErrUnsafeArgument)
 }
 
-// command runs a command whose reply is a short message and classifies it.
-func (c *Client) command(ctx context.Context, command string) (string, error) {
-	var reply string
-	err := c.exchange(ctx, command, func(r *bufio.Reader) error {
-		b, err := io.ReadAll(r)
-		reply = string(b)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	if err := classify(command, reply); err != nil {
-		return "", err
-	}
-	_, msg := splitSeverity(reply)
-	return msg, nil
-}
-
-// skipBlank discards leading newlines (severity-output adds one) and
-// reports whether the reply is a severity message rather than data.
+// skipBlank discards leading newlines and reports whether the reply is a
+// severity message rather than data.
 func skipBlank(r *bufio.Reader) (message bool, err error) {
 	for {
 		b, err := r.Peek(1)
@@ -165,17 +134,18 @@ func skipBlank(r *bufio.Reader) (message bool, err error) {
 	}
 }
 
-// readData reads a data reply (stats, state, info). A severity message in
-// its place becomes an error.
-func (c *Client) readData(ctx context.Context, command string, parse func(*bufio.Reader) error) error {
+// readData reads a data reply (stats, state, info), with fresh over a new
+// connection. parse gets the reply alone: it reads EOF at HAProxy's
+// prompt, so a parser can never read into what follows, and whatever it
+// leaves unread is an error. A severity message in its place becomes an
+// error that keeps the connection.
+func (c *Client) readData(ctx context.Context, command string, fresh bool, parse func(*bufio.Reader) error) error {
 	var refused error
-	err := c.exchange(ctx, command, func(r *bufio.Reader) error {
+	err := c.exchange(ctx, command, fresh, func(cn *conn) error {
+		r := cn.reply()
 		message, err := skipBlank(r)
 		if err != nil {
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF
-			}
-			return err
+			return noEOF(err)
 		}
 		if message {
 			b, err := io.ReadAll(r)
@@ -187,7 +157,13 @@ func (c *Client) readData(ctx context.Context, command string, parse func(*bufio
 			}
 			return nil
 		}
-		return parse(r)
+		if err := parse(r); err != nil {
+			return err
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n > 0 {
+			return errors.Join(fmt.Errorf("%d bytes after the reply's end: %w", n, ErrUnexpectedReply), err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package runtimeapi_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -72,8 +73,16 @@ func TestRestartChangesIdentity(t *testing.T) {
 	}
 }
 
-// fakeSocket serves one canned reply per connection, or none at all.
+// fakeSocket answers the prompt-mode preamble as HAProxy does, then
+// serves one canned reply per connection to what it reads next, or none
+// at all.
 func fakeSocket(t *testing.T, reply string, hang bool) string {
+	t.Helper()
+	return fakeSocketWith(t, "\n> \n> ", reply, hang)
+}
+
+// fakeSocketWith is fakeSocket answering the preamble with preamble.
+func fakeSocketWith(t *testing.T, preamble, reply string, hang bool) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.sock")
 	l, err := net.Listen("unix", path)
@@ -89,10 +98,17 @@ func fakeSocket(t *testing.T, reply string, hang bool) string {
 			}
 			go func() {
 				defer conn.Close()
+				r := bufio.NewReader(conn)
+				for range 2 { // "prompt", "set severity-output number"
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+				}
+				_, _ = conn.Write([]byte(preamble))
 				buf := make([]byte, 4096)
-				_, _ = conn.Read(buf)
+				_, _ = r.Read(buf)
 				if hang {
-					_, _ = conn.Read(buf) // until the client gives up
+					_, _ = r.Read(buf) // until the client gives up
 					return
 				}
 				_, _ = conn.Write([]byte(reply))

@@ -26,12 +26,13 @@
 // client-native's runtime client is still measured side by side in the
 // benchmarks, so the choice stays honest as either side changes.
 //
-// Every call opens one connection, sends one command prefixed with
-// "set severity-output number", reads until HAProxy closes, and returns; a
-// Client is therefore safe for concurrent use. Batch sends many server
-// commands (Command, built by SetAddrCommand and its siblings) over one
-// connection in HAProxy's interactive "prompt" mode, where each reply ends
-// at the "> " prompt, and returns each command's reply and error apart. Fake implements the same
+// A Client keeps one connection to its HAProxy in the CLI's interactive
+// "prompt" mode, where each reply ends at a "> " prompt, and sends one
+// command at a time over it; it is safe for concurrent use. conn.go says
+// when a connection is replaced, and why a command is never sent twice.
+// Batch sends many server commands (Command, built by SetAddrCommand and
+// its siblings) over that connection in one go and returns each
+// command's reply and error apart. Fake implements the same
 // operations in memory with HAProxy's semantics and error replies; a
 // contract test runs one scenario on both and compares what it observes.
 package runtimeapi

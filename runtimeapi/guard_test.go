@@ -12,6 +12,11 @@ import (
 	"testing"
 )
 
+func readReply(cn *conn) error {
+	_, err := readPromptReply(cn.r)
+	return err
+}
+
 // The guard in exchange refuses a command that would reach HAProxy as two,
 // and sends nothing at all: the socket sees no connection.
 func TestExchangeRefusesCommandSeparators(t *testing.T) {
@@ -29,9 +34,16 @@ func TestExchangeRefusesCommandSeparators(t *testing.T) {
 				return
 			}
 			accepted.Add(1)
-			_, _ = bufio.NewReader(conn).ReadString('\n')
-			_, _ = conn.Write([]byte("\n[3]: ok\n"))
-			conn.Close()
+			go func() {
+				defer conn.Close()
+				r := bufio.NewReader(conn)
+				for { // every command, the preamble's too, answered with an empty reply
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					_, _ = conn.Write([]byte("\n> "))
+				}
+			}()
 		}
 	}()
 	c, err := New(sock)
@@ -51,7 +63,7 @@ func TestExchangeRefusesCommandSeparators(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.command(context.Background(), tt.command)
+			err := c.exchange(context.Background(), tt.command, false, readReply)
 			t.Log(err)
 			if !errors.Is(err, ErrUnsafeArgument) {
 				t.Fatalf("command(%q) = %v, want ErrUnsafeArgument", tt.command, err)
@@ -67,7 +79,7 @@ func TestExchangeRefusesCommandSeparators(t *testing.T) {
 		t.Errorf("%d connections reached the socket, want none", n)
 	}
 	// A clean command still goes through the same exchange.
-	if err := c.exchange(context.Background(), "show info", func(r *bufio.Reader) error { _, err := r.ReadString('\n'); return err }); err != nil {
+	if err := c.exchange(context.Background(), "show info", false, readReply); err != nil {
 		t.Fatalf("clean command: %v", err)
 	}
 	if n := accepted.Load(); n != 1 {

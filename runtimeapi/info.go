@@ -12,7 +12,7 @@ import (
 // Info reads "show info".
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	var info Info
-	err := c.readData(ctx, "show info", func(r *bufio.Reader) error {
+	err := c.readData(ctx, "show info", true, func(r *bufio.Reader) error {
 		var err error
 		info, err = ParseInfo(r)
 		return err

@@ -98,13 +98,17 @@ func (c *Client) DelServer(ctx context.Context, backend, server string) error {
 	return c.run(ctx, DelServerCommand(backend, server))
 }
 
-// run sends one server command on a connection of its own.
+// run sends one server command and checks its reply.
 func (c *Client) run(ctx context.Context, cmd Command) error {
 	line, err := cmd.Line()
 	if err != nil {
 		return err
 	}
-	reply, err := c.command(ctx, line)
+	var reply string
+	err = c.exchange(ctx, line, false, func(cn *conn) (err error) {
+		reply, err = readPromptReply(cn.r)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func (c *Client) ServersState(ctx context.Context, backend string) ([]ServerStat
 		cmd += " " + backend
 	}
 	var out []ServerState
-	err := c.readData(ctx, cmd, func(r *bufio.Reader) error {
+	err := c.readData(ctx, cmd, false, func(r *bufio.Reader) error {
 		var err error
 		out, err = ParseServersState(r)
 		return err
@@ -48,7 +48,7 @@ func (c *Client) ServersState(ctx context.Context, backend string) ([]ServerStat
 // replaces a good file.
 func (c *Client) DumpServersState(ctx context.Context) ([]byte, error) {
 	var raw []byte
-	err := c.readData(ctx, "show servers state", func(r *bufio.Reader) error {
+	err := c.readData(ctx, "show servers state", false, func(r *bufio.Reader) error {
 		var err error
 		if raw, err = io.ReadAll(r); err != nil {
 			return err

@@ -41,7 +41,7 @@ func (c *Client) Stats(ctx context.Context, backend string) ([]Backend, error) {
 		target = backend
 	}
 	var out []Backend
-	err := c.readData(ctx, "show stat "+target+" 6 -1", func(r *bufio.Reader) error {
+	err := c.readData(ctx, "show stat "+target+" 6 -1", false, func(r *bufio.Reader) error {
 		var err error
 		out, err = ParseStats(r)
 		return err

@@ -5,67 +5,133 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// WithServerStateFile returns lb that, after every slot change it makes,
-// rewrites HAProxy's server state file (atomically) with what dump returns
-// ("show servers state"). HAProxy never writes that file itself; kept
-// current, it lets an operator's reload restore every slot bound and
-// serving before slotscaler re-applies anything.
-func WithServerStateFile(lb LB, dump func(context.Context) ([]byte, error), path string, log *slog.Logger) LB {
-	return &stateFileLB{LB: lb, dump: dump, path: path, log: log}
-}
-
-type stateFileLB struct {
+// ServerStateFile is an LB that keeps HAProxy's server state file current
+// with what dump returns ("show servers state"), written atomically.
+// HAProxy never writes that file itself; kept current, it lets an
+// operator's reload restore every slot bound and serving before slotscaler
+// re-applies anything.
+//
+// A change a reload must not undo is written before the call returns:
+// every admin state change, and a weight raised above 0. The loop reads
+// what HAProxy restored from the file as deliberate: a maint at the
+// address a slot is bound to, or a weight 0 on a ready slot without a
+// start in flight, as an operator's, kept until they undo it; an operator's
+// drain would be lost; and a container is removed right after its slot's
+// maint, so a file still saying ready there would send requests to a
+// container that is gone.
+//
+// The other changes only mark the file out of date: an address and a
+// weight 0 (a bind's first steps, on a slot still in maint: restored, it
+// stays in maint and serves nothing; its state change writes them), and
+// adding or deleting a dynamic server (HAProxy ignores those in the file).
+// They are written with the next change that is written at once, or at the
+// end of the tick (AtTickEnd), or when the loop stops (Flush). A bind
+// costs two writes (ready, then the weight once its check passed), not
+// four.
+type ServerStateFile struct {
 	LB
-	dump func(context.Context) ([]byte, error)
-	path string
-	log  *slog.Logger
-	mu   sync.Mutex // one dump and write at a time, in order
+	dump  func(context.Context) ([]byte, error)
+	path  string
+	log   *slog.Logger
+	dirty atomic.Bool // a change was made since the last write began
+	mu    sync.Mutex  // one dump and write at a time, in order
 }
 
-// changed saves the state after a successful change.
-func (s *stateFileLB) changed(ctx context.Context, err error) {
-	if err != nil {
-		return
-	}
+// WithServerStateFile returns lb keeping the server state file at path.
+func WithServerStateFile(lb LB, dump func(context.Context) ([]byte, error), path string, log *slog.Logger) *ServerStateFile {
+	return &ServerStateFile{LB: lb, dump: dump, path: path, log: log}
+}
+
+// flushTimeout bounds a write at a tick's end.
+const flushTimeout = 5 * time.Second
+
+// Flush writes the file if a change was made since it was last written.
+// A failure is logged and leaves the file out of date: the next Flush
+// tries again.
+func (s *ServerStateFile) Flush(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := s.dump(context.WithoutCancel(ctx))
+	// Cleared before the dump: a change made while it runs marks the file
+	// again, and the next Flush writes it.
+	if !s.dirty.Swap(false) {
+		return
+	}
+	data, err := s.dump(ctx)
 	if err == nil {
 		err = writeAtomic(s.path, data, ServerStateFileMode)
 	}
 	if err != nil {
+		s.dirty.Store(true)
 		s.log.Error("server state file not updated; an operator's reload now would lose recent slot changes", "path", s.path, "err", err)
 	}
 }
 
-func (s *stateFileLB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
+// AtTickEnd returns o (none when nil) that also writes the file at the end
+// of every tick.
+func (s *ServerStateFile) AtTickEnd(o Observer) Observer {
+	if o == nil {
+		o = nopObserver{}
+	}
+	return tickEnd{Observer: o, file: s}
+}
+
+type tickEnd struct {
+	Observer
+	file *ServerStateFile
+}
+
+func (t tickEnd) Tick(took time.Duration, services []ServiceStatus, hosts []HostStatus) {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	t.file.Flush(ctx)
+	cancel()
+	t.Observer.Tick(took, services, hosts)
+}
+
+// changed marks the file out of date after a successful change.
+func (s *ServerStateFile) changed(err error) {
+	if err == nil {
+		s.dirty.Store(true)
+	}
+}
+
+func (s *ServerStateFile) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
 	err := s.LB.SetAddr(ctx, backend, server, addr, port)
-	s.changed(ctx, err)
+	s.changed(err)
 	return err
 }
 
-func (s *stateFileLB) SetState(ctx context.Context, backend, server string, state AdminState) error {
+// SetState is written at once (see ServerStateFile).
+func (s *ServerStateFile) SetState(ctx context.Context, backend, server string, state AdminState) error {
 	err := s.LB.SetState(ctx, backend, server, state)
-	s.changed(ctx, err)
+	s.changed(err)
+	if err == nil {
+		s.Flush(context.WithoutCancel(ctx))
+	}
 	return err
 }
 
-func (s *stateFileLB) SetWeight(ctx context.Context, backend, server string, percent int) error {
+// SetWeight is written at once when it raises the weight above 0.
+func (s *ServerStateFile) SetWeight(ctx context.Context, backend, server string, percent int) error {
 	err := s.LB.SetWeight(ctx, backend, server, percent)
-	s.changed(ctx, err)
+	s.changed(err)
+	if err == nil && percent > 0 {
+		s.Flush(context.WithoutCancel(ctx))
+	}
 	return err
 }
 
-func (s *stateFileLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
+func (s *ServerStateFile) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
 	err := s.LB.AddServer(ctx, backend, server, addr, port, opts)
-	s.changed(ctx, err)
+	s.changed(err)
 	return err
 }
 
-func (s *stateFileLB) DelServer(ctx context.Context, backend, server string) error {
+func (s *ServerStateFile) DelServer(ctx context.Context, backend, server string) error {
 	err := s.LB.DelServer(ctx, backend, server)
-	s.changed(ctx, err)
+	s.changed(err)
 	return err
 }

@@ -33,7 +33,8 @@ type Options struct {
 	Log        *slog.Logger // default: discard
 	WrapLB     func(scaler.LB) scaler.LB
 	WrapEngine func(scaler.Engine) scaler.Engine
-	Now        func() time.Time // the loop's clock (default: time.Now)
+	State      scaler.StateStore // default: state.json in StateDir
+	Now        func() time.Time  // the loop's clock (default: time.Now)
 }
 
 // New builds a loop for the config in yaml, whose one service "web" has
@@ -60,7 +61,7 @@ func New(t testing.TB, yaml string, o Options) *Fixture {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: f.StateDir, Observer: o.Observer, Log: o.Log, Now: o.Now,
+	f.Loop, err = scaler.New(scaler.Options{Config: cfg, LB: lb, StateDir: f.StateDir, State: o.State, Observer: o.Observer, Log: o.Log, Now: o.Now,
 		Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 8, Preferred: true, Engine: engine}}})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type Metrics struct {
 	hostCapacity        *prometheus.GaugeVec
 	scheduleActive      *prometheus.GaugeVec
 	restarts            prometheus.Counter
+	stateWriteFailures  prometheus.Counter
 	wake                wakeMetrics // scale to zero: wake.go
 }
 
@@ -66,9 +67,10 @@ func New() *Metrics {
 		hostCapacity:        prometheus.NewGaugeVec(prometheus.GaugeOpts(f("host_capacity", "max_containers of a Docker host.")), []string{"host"}),
 		scheduleActive:      prometheus.NewGaugeVec(prometheus.GaugeOpts(f("schedule_active", "1 while a schedule window of the service is active.")), []string{"service"}),
 		restarts:            prometheus.NewCounter(prometheus.CounterOpts(f("haproxy_restarts_detected_total", "HAProxy restarts or reloads seen (process id or start time changed)."))),
+		stateWriteFailures:  prometheus.NewCounter(prometheus.CounterOpts(f("state_write_failures_total", "Writes of state_dir/state.json that failed (the API call that needed one answered 503; /readyz is 503 until one succeeds)."))),
 	}
 	m.reg.MustRegister(m.replicas, m.desired, m.signal, m.scaleEvents, m.rollouts, m.containerOps, m.containerOpDuration,
-		m.runtimeRequests, m.runtimeDuration, m.tickDuration, m.hostContainers, m.hostCapacity, m.scheduleActive, m.restarts,
+		m.runtimeRequests, m.runtimeDuration, m.tickDuration, m.hostContainers, m.hostCapacity, m.scheduleActive, m.restarts, m.stateWriteFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.wake = newWakeMetrics(m.reg)
 	return m
@@ -194,6 +196,25 @@ func (i *instrumentedLB) AddServer(ctx context.Context, backend, server string, 
 func (i *instrumentedLB) DelServer(ctx context.Context, backend, server string) (err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.DelServer(ctx, backend, server)
+}
+
+// StateStore wraps the loop's store (state.json) so every failed write is
+// counted.
+func (m *Metrics) StateStore(s scaler.StateStore) scaler.StateStore {
+	return &countedStore{StateStore: s, failures: m.stateWriteFailures}
+}
+
+type countedStore struct {
+	scaler.StateStore
+	failures prometheus.Counter
+}
+
+func (c *countedStore) Save(ctx context.Context, data []byte) error {
+	err := c.StateStore.Save(ctx, data)
+	if err != nil {
+		c.failures.Inc()
+	}
+	return err
 }
 
 // Engine wraps a Docker host so every operation is counted and timed.
