@@ -155,26 +155,33 @@ func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v 
 	switch {
 	case current > r.Replicas && len(old) > 0:
 		step("draining an old replica")
-		l.scaleDown(ctx, log, s, 1, old, now)
+		l.apply(ctx, log, s, planDrains(old, 1, now))
 	case len(old) > 0 && len(v.free) > 0 && l.canPlace(s, inv):
 		step("surge: starting a new replica, health check pending")
-		l.scaleUp(ctx, log, s, 1, view{free: v.free}, inv, r.Target)
+		l.rolloutStart(ctx, log, s, 1, v.free, inv, r.Target)
 	case len(old) > 0 && current >= r.Replicas:
 		// Drain first goes one below the count held, never further: with
 		// fewer serving than held it drained what little served (sim:
 		// "serving floor").
 		step("no free slot or host capacity: draining an old replica first")
-		l.scaleDown(ctx, log, s, 1, old, now)
+		l.apply(ctx, log, s, planDrains(old, 1, now))
 	case len(old) > 0 && len(v.free) == 0:
 		step(fmt.Sprintf("waiting: %d of %d replicas serve and no slot is free", current, r.Replicas))
 	case current < r.Replicas:
 		step("starting a new replica, health check pending")
-		l.scaleUp(ctx, log, s, r.Replicas-current, view{free: v.free}, inv, r.Target)
+		l.rolloutStart(ctx, log, s, r.Replicas-current, v.free, inv, r.Target)
 	case r.State == RolloutRollingBack:
 		l.endRollout(s, RolloutRolledBack, fmt.Sprintf("%s never became healthy; every replica runs %s again", r.Image, r.Previous))
 	default:
 		l.endRollout(s, RolloutSucceeded, fmt.Sprintf("every replica runs %s", r.Image))
 	}
+}
+
+// rolloutStart starts n replicas of image in free slots.
+func (l *Loop) rolloutStart(ctx context.Context, log *slog.Logger, s *service, n int, free []string, inv inventory, image string) {
+	acts, short := planScaleUp(n, nil, free, l.hostLoads(s, inv), image)
+	l.shortOfRoom(s, short)
+	l.apply(ctx, log, s, acts)
 }
 
 func (l *Loop) canPlace(s *service, inv inventory) bool {

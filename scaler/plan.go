@@ -1,0 +1,351 @@
+package scaler
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The plan: pure functions from what a tick observed of a service, what
+// slotscaler and its operators intend, and the decision, to what each slot
+// is and the actions that make the world follow. Nothing here reads a
+// clock, takes a lock or calls a port; the tick (loop.go) observes, Decide
+// (decision.go) decides, the functions below plan and the executor
+// (apply.go) carries the actions out. The invariants of DESIGN.md that a
+// plan decides are marked "Invariant:".
+
+// observed is one tick's immutable observation of a service.
+type observed struct {
+	Now      time.Time
+	Complete bool        // every Docker host answered: a missing container is missing
+	Slots    []slotSeen  // in slot order
+	Strays   []Container // containers of the service labelled with no slot of it
+	Intents  intents
+
+	DrainTimeout   time.Duration // drain_timeout
+	UnhealthyAfter time.Duration // unhealthy_after
+}
+
+// slotSeen is one slot as HAProxy (merged over its instances) and the
+// Docker hosts show it.
+type slotSeen struct {
+	Name         string
+	Server       Server
+	Exists       bool        // false: a dynamic slot with no server
+	Mine         []Container // containers labelled with the slot
+	Bound        *Container  // the running one of Mine the server points at
+	OnSilentHost bool        // the server points at a host that did not answer
+	Op           opKind      // the operation that owns the slot (opNone: none)
+}
+
+// addr is where the slot's server points.
+func (s slotSeen) addr() netip.AddrPort {
+	return netip.AddrPortFrom(s.Server.Addr, uint16(s.Server.Port))
+}
+
+// intents are what slotscaler remembers of a service's slots.
+type intents struct {
+	Draining  map[string]time.Time      // slotscaler's own drains and maints, since when
+	Binding   map[string]bool           // slots slotscaler brings up at weight 0
+	Held      map[string]bool           // an operator's maint
+	LastBound map[string]netip.AddrPort // where a slot last pointed at its container out of maint
+}
+
+// slotPlan is what a tick concludes about a service's slots and does to them.
+type slotPlan struct {
+	States  []SlotState // per slot of observed.Slots
+	Actions []Action
+}
+
+// planSlots classifies every slot and lists the actions that make each slot
+// and its containers agree (HAProxy's admin state says what must exist),
+// then the removal of stray containers.
+func planSlots(o observed) slotPlan {
+	var p slotPlan
+	for _, seen := range o.Slots {
+		if at, ok := o.Intents.LastBound[seen.Name]; seen.Bound != nil && seen.Exists && seen.Server.Admin != AdminMaint && (!ok || at != seen.addr()) {
+			p.Actions = append(p.Actions, NoteBound{Slot: seen.Name, At: seen.addr()})
+		}
+		// Invariant: one operation per slot. A slot an operation owns is
+		// only counted: as starting while a start owns it (the replica the
+		// decision counts), else busy.
+		state := SlotBusy
+		switch seen.Op {
+		case opStart:
+			state = SlotStarting
+		case opNone:
+			var acts []Action
+			state, acts = planSlot(o, seen)
+			p.Actions = append(p.Actions, acts...)
+		}
+		p.States = append(p.States, state)
+	}
+	// Invariant: nothing is removed on incomplete data.
+	if o.Complete {
+		for _, c := range o.Strays {
+			p.Actions = append(p.Actions, Discard{Container: c, Reason: "no such slot"})
+		}
+	}
+	return p
+}
+
+// planSlot is one slot no operation owns: what it is, and what to do.
+func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
+	name, srv, bound, mine, in := seen.Name, seen.Server, seen.Bound, seen.Mine, o.Intents
+	var acts []Action
+	switch {
+	case !seen.Exists || srv.Admin == AdminMaint:
+		_, draining := in.Draining[name]
+		held := in.Held[name]
+		// Invariant: operator intents kept. slotscaler records a draining
+		// intent before each maint of its own: a maint without one, on a
+		// slot that points at its container, is an operator's (even of a
+		// slot still starting). So is one at the address the slot had when
+		// last seen out of maint and bound: its container may have died
+		// since or be on a host that does not answer, and the hold is what
+		// keeps the operator's maint after that. The slot stays theirs,
+		// not to be filled again until they enable it.
+		at, wasBound := in.LastBound[name]
+		if seen.Exists && !draining && !held && (bound != nil || wasBound && at == seen.addr()) {
+			acts = append(acts, Hold{Slot: name})
+			held = true
+		}
+		if len(mine) == 0 && seen.Exists && seen.OnSilentHost {
+			// Its container may be on the host that did not answer: not
+			// free (sim: an operator's maint of such a slot was taken for
+			// a free slot and filled).
+			if held {
+				return SlotOperator, acts
+			}
+			return SlotBusy, acts
+		}
+		if len(mine) == 0 {
+			if _, ok := in.LastBound[name]; ok || draining {
+				acts = append(acts, Retired{Slot: name})
+			}
+			if in.Binding[name] {
+				acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding})
+			}
+			if held {
+				return SlotOperator, acts
+			}
+			return SlotFree, acts
+		}
+		// Invariant: nothing destructive on incomplete data.
+		if !o.Complete {
+			return SlotBusy, acts // its containers may be on the host that did not answer
+		}
+		// A running container the slot does not point at: HAProxy
+		// restarted (template slots came back with the placeholder,
+		// dynamic ones are gone) or a start was cut short. Bind it again
+		// rather than churn it. One that the slot still points at was put
+		// in maint on purpose: remove it.
+		if bound == nil && len(mine) == 1 && mine[0].Running && !held {
+			return SlotStarting, append(acts, Rebind{Slot: name, Container: mine[0]})
+		}
+		if in.Binding[name] {
+			acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding})
+		}
+		return SlotBusy, append(acts, Remove{Slot: name, Containers: mine, Reason: "slot in maint"})
+	case srv.Admin == AdminDrain:
+		if bound != nil {
+			acts = append(acts, discardOthers(mine, bound)...)
+		}
+		since, ours := in.Draining[name]
+		if !ours {
+			return SlotOperator, acts // Invariant: operator intents kept
+		}
+		// Invariant: nothing is set to maint on data not complete for the
+		// slot: its container may be on the host that did not answer.
+		if !o.Complete {
+			return SlotDraining, acts
+		}
+		if srv.Sessions == 0 && srv.Queue == 0 || o.Now.Sub(since) >= o.DrainTimeout || bound == nil {
+			return SlotBusy, append(acts, Retire{Slot: name, Containers: mine, Reason: RetireDrained})
+		}
+		return SlotDraining, acts
+	}
+	// Ready.
+	if _, ok := in.Draining[name]; ok {
+		acts = append(acts, ClearIntent{Slot: name, Intent: intentDraining})
+	}
+	if srv.Weight == 0 && !in.Binding[name] {
+		// Invariant: operator intents kept. Weighted out by someone else:
+		// not capacity, and neither replaced nor cleaned up until they
+		// weight it back, whatever its container does.
+		return SlotOperator, acts
+	}
+	if bound != nil || o.Complete {
+		acts = append(acts, discardOthers(mine, bound)...)
+	}
+	if bound == nil {
+		if !o.Complete {
+			// Cannot tell: trust HAProxy's view of it.
+			if srv.Serving() && srv.Weight > 0 {
+				return SlotServing, acts
+			}
+			return SlotStarting, acts
+		}
+		return SlotBusy, append(acts, Retire{Slot: name, Reason: RetireMissing})
+	}
+	switch {
+	case srv.Health == HealthDown && time.Duration(srv.LastChange)*time.Second >= o.UnhealthyAfter:
+		return SlotBusy, append(acts, Retire{Slot: name, Containers: []Container{*bound}, Reason: RetireUnhealthy})
+	case srv.Weight == 0:
+		// Bound by an earlier run that stopped before the first check passed.
+		if checkPassed(srv) {
+			acts = append(acts, RestoreWeight{Slot: name})
+		}
+		return SlotStarting, acts
+	case srv.Serving():
+		if in.Binding[name] {
+			acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding}) // a start whose last reply was lost
+		}
+		return SlotServing, acts
+	}
+	return SlotStarting, acts
+}
+
+// discardOthers removes the containers of a slot but bound (all of them
+// when bound is nil).
+func discardOthers(mine []Container, bound *Container) []Action {
+	var acts []Action
+	for _, c := range mine {
+		if bound == nil || c.ID != bound.ID {
+			acts = append(acts, Discard{Container: c, Reason: "not the slot's container"})
+		}
+	}
+	return acts
+}
+
+// startInFlight is a start of a new container under way, as a scale-down
+// may call it off.
+type startInFlight struct {
+	Slot  string
+	Began time.Time
+}
+
+// shortage says why a scale-up starts fewer containers than it wants.
+type shortage struct {
+	Reason  string // no_free_slot or no_host_capacity
+	Message string
+}
+
+// scaling is what planning a service's scaling takes beyond its slots.
+type scaling struct {
+	Decision  Decision
+	Complete  bool            // every Docker host answered
+	BackedOff bool            // starts of the image failed lately: wait
+	Draining  []string        // slots slotscaler is draining
+	Free      []string        // slots that may be filled
+	Serving   []SlotLoad      // serving slots, as victim selection sees them
+	Starts    []startInFlight // starts of new containers under way (scale-down only)
+	Hosts     []HostLoad      // the hosts' room (scale-up only)
+	Image     string          // what new containers run
+	Now       time.Time
+}
+
+// scaleStep is what a tick does with a decision.
+type scaleStep int
+
+const (
+	stepSteady    scaleStep = iota
+	stepUp                  // add replicas
+	stepBackedOff           // a scale-up waits: starts of the image failed lately
+	stepDown                // remove replicas
+	stepPostponed           // a scale-down waits: a Docker host did not answer
+)
+
+// scalePlan is the step a decision takes and its actions.
+type scalePlan struct {
+	Step    scaleStep
+	Actions []Action
+	Short   []shortage // a scale-up short of slots, then of room
+}
+
+// planScale plans the decision: a scale-up (unless starts of the image
+// back off and no drained slot can be taken back) or a scale-down.
+func planScale(in scaling) scalePlan {
+	d := in.Decision
+	switch {
+	case d.Desired > d.Current && len(in.Draining) == 0 && in.BackedOff:
+		return scalePlan{Step: stepBackedOff}
+	case d.Desired > d.Current:
+		acts, short := planScaleUp(d.Desired-d.Current, in.Draining, in.Free, in.Hosts, in.Image)
+		return scalePlan{Step: stepUp, Actions: acts, Short: short}
+	case d.Desired < d.Current && !in.Complete:
+		// Invariant: nothing drained on incomplete data.
+		return scalePlan{Step: stepPostponed}
+	case d.Desired < d.Current:
+		return scalePlan{Step: stepDown, Actions: planScaleDown(d.Current, d.Desired, in.Starts, in.Serving, in.Now)}
+	}
+	return scalePlan{Step: stepSteady}
+}
+
+// planScaleUp adds n replicas running image: slots of slotscaler's still
+// draining come back first (no container to start), then new containers in
+// the free slots on the hosts placement chooses.
+func planScaleUp(n int, draining, free []string, hosts []HostLoad, image string) ([]Action, []shortage) {
+	var acts []Action
+	for _, slot := range draining[:min(n, len(draining))] {
+		acts = append(acts, Undrain{Slot: slot})
+	}
+	n -= len(acts)
+	var short []shortage
+	if n > len(free) {
+		short = append(short, shortage{Reason: "no_free_slot", Message: fmt.Sprintf("want %d more replicas, %d free slots", n, len(free))})
+		n = len(free)
+	}
+	placed, err := Place(hosts, n)
+	if err != nil {
+		short = append(short, shortage{Reason: "no_host_capacity", Message: fmt.Sprintf("placed %d of %d new containers: %v", len(placed), n, err)})
+	}
+	for i, host := range placed {
+		acts = append(acts, Start{Slot: free[i], Host: host, Image: image})
+	}
+	return acts, short
+}
+
+// planScaleDown takes a service from current down to desired replicas.
+// Invariant: the serving floor, min(desired, serving). Starts still under
+// way are called off first (newest first), and only serving slots beyond
+// desired are drained. Draining current-desired serving slots instead once
+// took serving to 1 under a pin of 2 while the starts of an earlier pin of
+// 4 ran (sim scenario TestScenarioPinDownWhileStarting).
+func planScaleDown(current, desired int, starts []startInFlight, serving []SlotLoad, now time.Time) []Action {
+	excess := current - desired
+	starts = slices.Clone(starts)
+	slices.SortFunc(starts, func(a, b startInFlight) int {
+		return cmp.Or(b.Began.Compare(a.Began), strings.Compare(a.Slot, b.Slot))
+	})
+	var acts []Action
+	for _, st := range starts[:min(excess, len(starts))] {
+		acts = append(acts, CancelStart{Slot: st.Slot})
+	}
+	excess -= len(acts)
+	if n := min(excess, len(serving)-desired); n > 0 {
+		acts = append(acts, planDrains(serving, n, now)...)
+	}
+	return acts
+}
+
+// planDrains drains n victims among serving.
+func planDrains(serving []SlotLoad, n int, now time.Time) []Action {
+	var acts []Action
+	for _, slot := range Victims(serving, n) {
+		acts = append(acts, Drain{Slot: slot, Sessions: sessionsOf(slot, serving), At: now})
+	}
+	return acts
+}
+
+func sessionsOf(slot string, loads []SlotLoad) int {
+	for _, sl := range loads {
+		if sl.Slot == slot {
+			return sl.Sessions
+		}
+	}
+	return 0
+}
