@@ -332,6 +332,93 @@ func planScaleDown(current, desired int, starts []startInFlight, serving []SlotL
 	return acts
 }
 
+// rolloutSeen is an active rollout as a tick plans its next step.
+type rolloutSeen struct {
+	Rollout    Rollout // as it stands (a copy)
+	Generation string  // of the image converged to (Rollout.Target)
+	Failed     bool    // a start of that generation failed since it became the target
+	Now        time.Time
+	Complete   bool // every Docker host answered
+	Min        int  // min_replicas in force
+	Busy       bool // a start, a drain of slotscaler's or a removal is under way
+	Serving    []SlotLoad
+	Free       []string
+	Hosts      []HostLoad
+}
+
+// rolloutStep is a rollout's next step.
+type rolloutStep struct {
+	End      RolloutState // RolloutRollingBack: turn back; a final state: the rollout ends; "": it goes on
+	Message  string       // the step's or the end's; "": unchanged
+	Counted  bool         // Updated and Replicas were counted on this tick's observation
+	Updated  int          // replicas serving the target
+	Replicas int          // held
+	Started  bool         // a scale-up was planned: Short says whether it lacked room
+	Short    []shortage
+	Actions  []Action
+}
+
+// planRollout moves an active rollout one step: it waits while a start or
+// a drain is under way, then drains an old replica when there is one too
+// many, or starts a new one (in a free slot; when none, an old one is
+// drained first), and ends when every replica runs the target image.
+func planRollout(in rolloutSeen) rolloutStep {
+	r := in.Rollout
+	switch {
+	case in.Failed && r.State == RolloutRunning:
+		return rolloutStep{End: RolloutRollingBack, Message: fmt.Sprintf("a container of %s never became healthy", r.Image)}
+	case in.Now.After(r.Deadline) && r.State == RolloutRunning:
+		return rolloutStep{End: RolloutRollingBack, Message: "timed out"}
+	case in.Failed:
+		return rolloutStep{End: RolloutFailed, Message: fmt.Sprintf("rolling back to %s failed too: a container did not become healthy", r.Previous)}
+	case in.Busy:
+		return rolloutStep{} // one step at a time
+	case !in.Complete:
+		// Invariant: nothing on incomplete data. A replica on a host that
+		// did not answer may be old or new: wait.
+		return rolloutStep{}
+	}
+	var old []SlotLoad
+	step := rolloutStep{Counted: true}
+	for _, sl := range in.Serving {
+		if sl.Generation == in.Generation {
+			step.Updated++
+		} else {
+			old = append(old, sl)
+		}
+	}
+	// Invariant: a rollout never holds fewer replicas than the service's
+	// min, which a schedule may raise.
+	step.Replicas = max(r.Replicas, in.Min)
+	current := len(in.Serving)
+	canPlace := func() bool { placed, _ := Place(in.Hosts, 1); return len(placed) == 1 }
+	start := func(n int, msg string) rolloutStep {
+		step.Message, step.Started = msg, true
+		step.Actions, step.Short = planScaleUp(n, nil, in.Free, in.Hosts, r.Target)
+		return step
+	}
+	switch {
+	case current > step.Replicas && len(old) > 0:
+		step.Message, step.Actions = "draining an old replica", planDrains(old, 1, in.Now)
+	case len(old) > 0 && len(in.Free) > 0 && canPlace():
+		return start(1, "surge: starting a new replica, health check pending")
+	case len(old) > 0 && current >= step.Replicas:
+		// Invariant: the serving floor. Drain first goes one below the
+		// count held, never further: with fewer serving than held it
+		// drained what little served.
+		step.Message, step.Actions = "no free slot or host capacity: draining an old replica first", planDrains(old, 1, in.Now)
+	case len(old) > 0 && len(in.Free) == 0:
+		step.Message = fmt.Sprintf("waiting: %d of %d replicas serve and no slot is free", current, step.Replicas)
+	case current < step.Replicas:
+		return start(step.Replicas-current, "starting a new replica, health check pending")
+	case r.State == RolloutRollingBack:
+		step.End, step.Message = RolloutRolledBack, fmt.Sprintf("%s never became healthy; every replica runs %s again", r.Image, r.Previous)
+	default:
+		step.End, step.Message = RolloutSucceeded, fmt.Sprintf("every replica runs %s", r.Image)
+	}
+	return step
+}
+
 // planDrains drains n victims among serving.
 func planDrains(serving []SlotLoad, n int, now time.Time) []Action {
 	var acts []Action

@@ -272,3 +272,74 @@ func TestPlanScaleUpShortOfRoom(t *testing.T) {
 		t.Errorf("shortage %+v, want no_free_slot then no_host_capacity", short)
 	}
 }
+
+func TestPlanRollout(t *testing.T) {
+	old := func(slot string) SlotLoad { return SlotLoad{Slot: slot, Generation: "old", HostPreferred: true} }
+	updated := func(slot string) SlotLoad { return SlotLoad{Slot: slot, Generation: "new", HostPreferred: true} }
+	room := []HostLoad{{Name: "h1", Capacity: 4, Total: 2, Preferred: true}}
+	full := []HostLoad{{Name: "h1", Capacity: 2, Total: 2, Preferred: true}}
+	running := Rollout{Image: "web:2", Previous: "web:1", Target: "web:2", State: RolloutRunning, Replicas: 2, Deadline: planNow.Add(time.Minute)}
+	for _, tc := range []struct {
+		name string
+		in   rolloutSeen
+		want rolloutStep
+	}{
+		{
+			name: "nothing on incomplete data",
+			in:   rolloutSeen{Rollout: running, Complete: false, Serving: []SlotLoad{old("slot1"), old("slot2")}, Free: []string{"slot3"}, Hosts: room},
+			want: rolloutStep{},
+		},
+		{
+			name: "one step at a time: waits while a start or drain is under way",
+			in:   rolloutSeen{Rollout: running, Complete: true, Busy: true, Serving: []SlotLoad{old("slot1"), old("slot2")}, Free: []string{"slot3"}, Hosts: room},
+			want: rolloutStep{},
+		},
+		{
+			name: "never below min: the count held is raised to min, surge first",
+			in:   rolloutSeen{Rollout: running, Complete: true, Min: 3, Serving: []SlotLoad{old("slot1"), old("slot2"), old("slot3")}, Free: []string{"slot4"}, Hosts: room},
+			want: rolloutStep{Counted: true, Replicas: 3, Started: true, Message: "surge: starting a new replica, health check pending",
+				Actions: []Action{Start{Slot: "slot4", Host: "h1", Image: "web:2"}}},
+		},
+		{
+			name: "serving floor: no room, drain first only at the count held",
+			in:   rolloutSeen{Rollout: running, Complete: true, Serving: []SlotLoad{old("slot1"), old("slot2")}, Free: []string{"slot3"}, Hosts: full},
+			want: rolloutStep{Counted: true, Replicas: 2, Message: "no free slot or host capacity: draining an old replica first",
+				Actions: []Action{Drain{Slot: "slot2", At: planNow}}},
+		},
+		{
+			name: "serving floor: fewer serving than held and no slot free, waits",
+			in:   rolloutSeen{Rollout: running, Complete: true, Serving: []SlotLoad{old("slot1")}, Hosts: room},
+			want: rolloutStep{Counted: true, Replicas: 2, Message: "waiting: 1 of 2 replicas serve and no slot is free"},
+		},
+		{
+			name: "one too many after a surge: an old replica drains",
+			in:   rolloutSeen{Rollout: running, Complete: true, Serving: []SlotLoad{old("slot1"), old("slot2"), updated("slot3")}, Hosts: room},
+			want: rolloutStep{Counted: true, Updated: 1, Replicas: 2, Message: "draining an old replica", Actions: []Action{Drain{Slot: "slot2", At: planNow}}},
+		},
+		{
+			name: "every replica updated: succeeded",
+			in:   rolloutSeen{Rollout: running, Complete: true, Serving: []SlotLoad{updated("slot1"), updated("slot2")}, Hosts: room},
+			want: rolloutStep{Counted: true, Updated: 2, Replicas: 2, End: RolloutSucceeded, Message: "every replica runs web:2"},
+		},
+		{
+			name: "a start of the new image failed: roll back",
+			in:   rolloutSeen{Rollout: running, Failed: true, Complete: true, Serving: []SlotLoad{old("slot1"), old("slot2")}, Hosts: room},
+			want: rolloutStep{End: RolloutRollingBack, Message: "a container of web:2 never became healthy"},
+		},
+		{
+			name: "past its deadline: roll back",
+			in:   rolloutSeen{Rollout: running, Now: planNow.Add(time.Hour), Complete: true, Serving: []SlotLoad{old("slot1"), old("slot2")}, Hosts: room},
+			want: rolloutStep{End: RolloutRollingBack, Message: "timed out"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Generation = "new"
+			if tc.in.Now.IsZero() {
+				tc.in.Now = planNow
+			}
+			if got := planRollout(tc.in); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("step\n %+v\nwant\n %+v", got, tc.want)
+			}
+		})
+	}
+}
