@@ -51,7 +51,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, plan io.Write
 	m := metrics.New()
 	var current atomic.Pointer[config.Config] // what a reload installed
 	current.Store(cfg)
-	lb, err := runtimeAPI(cfg, m, &current, log)
+	lb, mirror, err := runtimeAPI(cfg, m, &current, log)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, plan io.Write
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Hosts: hosts, DryRun: dryRun, PlanOut: plan, Observer: m, Log: log, GenerationKey: state.generationKey})
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, PlanOut: plan, Observer: m, Log: log, GenerationKey: state.generationKey})
 	if err != nil {
 		return err
 	}
@@ -118,14 +118,14 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, plan io.Write
 }
 
 // runtimeAPI connects to the HAProxy instances of haproxy.runtime_api,
-// each counted in the metrics; several are kept in step by a Mirror whose
-// first is the primary. The server state file follows the primary.
-func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, error) {
+// each counted in the metrics; several are kept in step by a Mirror (no
+// primary), returned too. The server state file follows the first.
+func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[config.Config], log *slog.Logger) (scaler.LB, *scaler.Mirror, error) {
 	var lbs []scaler.LB
 	for i, addr := range cfg.HAProxy.RuntimeAPI {
 		client, err := runtimeapi.New(addr)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		lb := m.LB(haproxy.New(client), client.String())
 		if path := cfg.HAProxy.ServerStateFile; path != "" && i == 0 {
@@ -134,7 +134,7 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		lbs = append(lbs, lb)
 	}
 	if len(lbs) == 1 {
-		return lbs[0], nil
+		return lbs[0], nil, nil
 	}
 	opts := func(backend string) (scaler.ServerOptions, bool) {
 		for _, s := range current.Load().Services {
@@ -144,5 +144,6 @@ func runtimeAPI(cfg *config.Config, m *metrics.Metrics, current *atomic.Pointer[
 		}
 		return scaler.ServerOptions{}, false
 	}
-	return scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log), nil
+	mirror := scaler.NewMirror(lbs, cfg.HAProxy.RuntimeAPI, opts, scaler.WallClock{}, log)
+	return mirror, mirror, nil
 }

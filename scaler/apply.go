@@ -18,7 +18,9 @@ import (
 // person to Options.PlanOut.
 
 // apply carries out actions for service s, or shows them in a dry run.
-func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []Action) {
+// False when a Hold could not be saved: the actions after it are not
+// carried out (see hold).
+func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []Action) bool {
 	if l.dryRun {
 		for _, a := range acts {
 			log.Info("dry run: planned", append([]any{"action", a.Kind()}, a.Attrs()...)...)
@@ -26,14 +28,16 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 				fmt.Fprintf(l.planOut, "%s: %s\n", s.cfg.Name, a)
 			}
 		}
-		return
+		return true
 	}
 	for _, a := range acts {
 		switch a := a.(type) {
 		case NoteBound:
 			l.boundTo(s, a.Slot, a.At)
 		case Hold:
-			l.hold(log, s, a.Slot)
+			if l.hold(log, s, a.Slot) != nil {
+				return false
+			}
 		case Retired:
 			l.retired(s, a.Slot)
 		case ClearIntent:
@@ -62,6 +66,7 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 			panic(fmt.Sprintf("scaler: no executor for action %T", a))
 		}
 	}
+	return true
 }
 
 // intents is the map of intents of kind k.

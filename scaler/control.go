@@ -34,15 +34,24 @@ func (l *Loop) serviceLocked(name string) *service {
 }
 
 // hold records an operator's maint of a slot: it is not filled again until
-// the operator enables it.
-func (l *Loop) hold(log *slog.Logger, s *service, slot string) {
+// the operator enables it. Unsaved, the hold would not outlive a restart,
+// and removing the container (deleting a dynamic slot) would erase the
+// only other record of the operator's maint: so the hold is undone and the
+// error returned, for the caller to leave both in place and the next tick
+// to try again (sim seed 1602: a hold lost to a full disk, then a crash).
+func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 	l.mu.Lock()
 	s.held[slot] = true
 	l.mu.Unlock()
-	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_maint", Message: "set to maint by an operator: container removed, slot kept out until enabled"})
 	if err := l.persist(); err != nil {
-		log.Warn("operator maint kept in memory only", "slot", slot, "err", err)
+		l.mu.Lock()
+		delete(s.held, slot)
+		l.mu.Unlock()
+		log.Warn("operator maint not recorded yet: its container stays until it is", "slot", slot, "err", err)
+		return err
 	}
+	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_maint", Message: "set to maint by an operator: container removed, slot kept out until enabled"})
+	return nil
 }
 
 // Pin holds a service at n replicas until Resume.

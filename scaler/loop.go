@@ -48,6 +48,9 @@ type Options struct {
 	Clock    Clock            // default: WallClock
 	Now      func() time.Time // the wall clock with another time (tests); ignored with Clock
 	Log      *slog.Logger     // default slog.Default()
+	// Mirror is the Mirror behind LB, if any: the instances' processes it
+	// last brought in step are kept in state.json (see InStepProcess).
+	Mirror *Mirror
 	// GenerationKey keys the generation label (see Generation); run.go
 	// keeps it in state_dir. Nil: an HMAC with an empty key.
 	GenerationKey []byte
@@ -68,6 +71,7 @@ type Loop struct {
 	dryRun   bool
 	planOut  io.Writer  // a dry run's plan, for a person
 	store    StateStore // nil: nothing is kept across restarts
+	mirror   *Mirror    // nil: one instance
 	observer Observer
 	clock    Clock
 	log      *slog.Logger
@@ -160,7 +164,7 @@ func New(o Options) (*Loop, error) {
 		return nil, errors.New("scaler: config, runtime API and at least one host are required")
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun, planOut: o.PlanOut,
-		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey}
+		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey, mirror: o.Mirror}
 	if l.store == nil {
 		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
 			l.store = FileStore(dir)
@@ -188,6 +192,9 @@ func New(o Options) (*Loop, error) {
 	l.cfg = o.Config
 	if err := l.restore(); err != nil {
 		return nil, err
+	}
+	if l.mirror != nil {
+		l.mirror.onRebuilt = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
 	}
 	return l, nil
 }
@@ -510,12 +517,20 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	}
 	o := l.observed(s, now, inv, r)
 	p := planSlots(o)
-	l.apply(ctx, log, s, p.Actions)
+	for i := range p.Slots {
+		if !l.apply(ctx, log, s, p.Slots[i].Actions) {
+			// An operator's maint whose hold could not be saved: the slot
+			// and its container are left as they are, for the next tick to
+			// hold it (sim seed 1602).
+			p.Slots[i].State = SlotOperator
+		}
+	}
+	l.apply(ctx, log, s, p.Strays)
 
 	v := view{obs: Observation{Now: now, Queue: float64(r.backend.Queue), CPU: r.cpu, Limits: LimitsAt(s.cfg, now)}}
 	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now}
 	for i, seen := range o.Slots {
-		state, srv := p.States[i], seen.Server
+		state, srv := p.Slots[i].State, seen.Server
 		v.obs.Queue += float64(srv.Queue)
 		switch state {
 		case SlotFree:

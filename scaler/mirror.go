@@ -16,9 +16,10 @@ import (
 // it. Every read reads all of them (any failure fails the read, so nothing
 // is decided on part of the traffic) and merges:
 //
-//   - An instance that restarted since it was last read (show info: another
-//     PID or start time; before the first read, every slot in maint beside
-//     an instance with slots out of it) lost its runtime state: it is
+//   - An instance that restarted since it was last brought in step (show
+//     info: another PID or start time than InStep, which the Loop keeps in
+//     state.json; with no history at all, every slot in maint beside an
+//     instance with slots out of it) lost its runtime state: it is
 //     rebuilt from the instances that did not restart, and its own reset
 //     view is left out.
 //     Copying a restarted instance's view onto the others once set every
@@ -39,13 +40,30 @@ type Mirror struct {
 	mu    sync.Mutex
 	lbs   []LB
 	names []string
-	seen  map[string][]ProcessInfo // per backend and instance, the process last read and synced
+	// seen: per backend and instance, the process last read and synced.
+	// Written under mu and seenMu, read under either: saving it (InStep)
+	// must not wait for a read's I/O.
+	seen   map[string][]ProcessInfo
+	seenMu sync.Mutex
 	// rebuilding: per backend and instance, a rebuild begun and not yet
 	// completed (a half-rebuilt instance must not be followed).
 	rebuilding map[string][]bool
 	opts       func(backend string) (ServerOptions, bool)
 	clock      Clock
 	log        *slog.Logger
+	// onRebuilt, when set, is called (outside mu) after a read brought a
+	// restarted instance back in step: the Loop saves InStep then.
+	onRebuilt func()
+}
+
+// InStepProcess is an instance's process as the Mirror last brought it in
+// step, kept in state.json: after slotscaler restarts, an instance whose
+// process differs restarted meanwhile and is rebuilt, even half rebuilt
+// by the run before (whose maints of it were otherwise taken for an
+// operator's on that instance and copied onto the others: sim seed 1112).
+type InStepProcess struct {
+	PID       int   `json:"pid"`
+	StartTime int64 `json:"start_time"`
 }
 
 var _ LB = (*Mirror)(nil)
@@ -55,6 +73,43 @@ var _ LB = (*Mirror)(nil)
 // instance that lost them.
 func NewMirror(lbs []LB, names []string, opts func(backend string) (ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
 	return &Mirror{lbs: lbs, names: names, seen: map[string][]ProcessInfo{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
+}
+
+// InStep returns, per backend and instance name, the process last brought
+// in step.
+func (m *Mirror) InStep() map[string]map[string]InStepProcess {
+	lockOn(m.clock, &m.seenMu)
+	defer m.seenMu.Unlock()
+	out := map[string]map[string]InStepProcess{}
+	for backend, seen := range m.seen {
+		for i, p := range seen {
+			if p.PID == 0 {
+				continue
+			}
+			if out[backend] == nil {
+				out[backend] = map[string]InStepProcess{}
+			}
+			out[backend][m.names[i]] = InStepProcess(p)
+		}
+	}
+	return out
+}
+
+// restoreInStep takes what InStep returned in the run before.
+func (m *Mirror) restoreInStep(saved map[string]map[string]InStepProcess) {
+	lockOn(m.clock, &m.mu)
+	defer m.mu.Unlock()
+	lockOn(m.clock, &m.seenMu)
+	defer m.seenMu.Unlock()
+	for backend, byName := range saved {
+		seen := make([]ProcessInfo, len(m.lbs))
+		for i, name := range m.names {
+			if p, ok := byName[name]; ok {
+				seen[i] = ProcessInfo(p)
+			}
+		}
+		m.seen[backend] = seen
+	}
 }
 
 // Info is the first instance's, with the latest start time of all, so that
@@ -77,12 +132,23 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
+	b, rebuilt, err := m.read(ctx, name)
+	if rebuilt && m.onRebuilt != nil {
+		m.onRebuilt()
+	}
+	return b, err
+}
+
+// read is Backend under the lock; rebuilt reports a rebuild completed.
+func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool, _ error) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
 		seen = make([]ProcessInfo, len(m.lbs))
+		lockOn(m.clock, &m.seenMu)
 		m.seen[name] = seen
+		m.seenMu.Unlock()
 	}
 	views := make([]Backend, len(m.lbs))
 	reset := make([]bool, len(m.lbs))
@@ -90,18 +156,18 @@ func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
 	for i, lb := range m.lbs {
 		b, err := lb.Backend(ctx, name)
 		if err != nil {
-			return Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
+			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		// Read after the backend: a restart before that read shows here.
 		info, err := lb.Info(ctx)
 		if err != nil {
-			return Backend{}, fmt.Errorf("%s: %w", m.names[i], err)
+			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		views[i], infos[i] = b, info
 		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
 	}
-	if seen[0].PID == 0 {
-		// No history (slotscaler just started): an instance as a restart
+	if !slices.ContainsFunc(seen, func(p ProcessInfo) bool { return p.PID != 0 }) {
+		// No history (slotscaler's first start): an instance as a restart
 		// leaves it, beside one with slots out of maint, restarted while
 		// slotscaler was away (sim: a restart just before the first read
 		// wiped the other instance's slots).
@@ -178,12 +244,15 @@ func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
 		// In step: the next read compares it to what it is now. One not
 		// brought in step is rebuilt again (rebuilding it from its own
 		// half-built view would take the slots still missing for maints).
+		rebuilt = rebuilt || rebuilding[i]
+		lockOn(m.clock, &m.seenMu)
 		seen[i], rebuilding[i] = infos[i], false
+		m.seenMu.Unlock()
 	}
 	if !synced {
-		return Backend{}, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+		return Backend{}, false, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
-	return merged, nil
+	return merged, rebuilt, nil
 }
 
 // pristineBeside reports whether v looks as a restart leaves an instance

@@ -97,3 +97,63 @@ func TestMirrorKeepsInstancesInStep(t *testing.T) {
 		})
 	}
 }
+
+// slotscaler restarts while an instance that restarted is half rebuilt (a
+// slot back at its address but still in maint): the new run knows from
+// state.json that this instance's process is not the one last in step,
+// rebuilds it, and does not copy its maint onto the other instance (which
+// looked like an operator's maint there: sim seed 1112).
+func TestMirrorRebuildsAfterSlotscalerRestart(t *testing.T) {
+	cfg, err := config.Parse(fmt.Appendf(nil, harnessConfig, 10, config.ModeTemplate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := fakeengine.New("local", 30000)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+	var lbs []scaler.LB
+	for _, f := range fakes {
+		f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+		f.SetClock(clock)
+		f.DeclareBackend("web", "roundrobin")
+		f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+		lbs = append(lbs, haproxy.New(f))
+	}
+	opts := func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{}, false }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	run := func() *scaler.Loop {
+		mirror := scaler.NewMirror(lbs, []string{"a", "b"}, opts, scaler.WallClock{}, log)
+		loop, err := scaler.New(scaler.Options{Config: cfg, LB: mirror, Mirror: mirror, StateDir: dir, Log: log, Now: clock,
+			Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 10, Preferred: true, Engine: engine}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loop
+	}
+	tick := func(l *scaler.Loop) { l.Tick(context.Background()); l.Wait(); now = now.Add(time.Second) }
+	first := run()
+	tick(first)
+	tick(first)
+	served := summary(t, fakes[1])
+	if !strings.HasPrefix(served, "slot1=ready/") {
+		t.Fatalf("not serving after two ticks: %s", served)
+	}
+	// The first instance restarts; the run before slotscaler's crash got
+	// as far as pointing slot1 back at its container.
+	fakes[0].Restart()
+	b, _ := fakes[1].Backend(context.Background(), "web")
+	slot1, _ := b.Server("slot1")
+	if err := fakes[0].SetAddr(context.Background(), "web", "slot1", slot1.Addr, slot1.Port); err != nil {
+		t.Fatal(err)
+	}
+	second := run()
+	tick(second)
+	if got := summary(t, fakes[1]); got != served {
+		t.Errorf("the instance that did not restart changed:\n was: %s\n now: %s", served, got)
+	}
+	if a, b := summary(t, fakes[0]), summary(t, fakes[1]); a != b {
+		t.Errorf("the restarted instance was not rebuilt:\n a: %s\n b: %s", a, b)
+	}
+}

@@ -159,6 +159,10 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		return
 	}
 	l.boundTo(s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port)))
+	// Ready again under a start of ours: a drain of ours from before (a
+	// re-bind after HAProxy restarted mid-drain) is over, or an operator's
+	// maint of the slot would pass for it (sim seed 1179).
+	l.setIntent(s.draining, slot, time.Time{})
 	switch err := l.waitUp(ctx, s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port))); {
 	case errors.Is(err, errDrainedMeanwhile):
 		// An operator drained the slot while it came up: theirs now, as
@@ -167,7 +171,10 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		return
 	case errors.Is(err, errMaintMeanwhile):
 		// An operator's maint: the container goes, the slot stays theirs.
-		l.hold(log, s, slot)
+		if l.hold(log, s, slot) != nil {
+			keepBinding = true // the next tick finds the maint on a start of ours and holds it
+			return
+		}
 		undo("operator maint", err)
 		return
 	case err != nil:

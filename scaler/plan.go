@@ -54,9 +54,17 @@ type intents struct {
 	LastBound map[string]netip.AddrPort // where a slot last pointed at its container out of maint
 }
 
-// slotPlan is what a tick concludes about a service's slots and does to them.
+// slotPlan is what a tick concludes about a service's slots and does to
+// them: the desired slot table, and the removal of stray containers.
 type slotPlan struct {
-	States  []SlotState // per slot of observed.Slots
+	Slots  []plannedSlot // per slot of observed.Slots
+	Strays []Action
+}
+
+// plannedSlot is one slot's state and the actions for it, in order. A Hold
+// guards what follows it: the executor stops there when it cannot save it.
+type plannedSlot struct {
+	State   SlotState
 	Actions []Action
 }
 
@@ -66,27 +74,29 @@ type slotPlan struct {
 func planSlots(o observed) slotPlan {
 	var p slotPlan
 	for _, seen := range o.Slots {
+		var ps plannedSlot
 		if at, ok := o.Intents.LastBound[seen.Name]; seen.Bound != nil && seen.Exists && seen.Server.Admin != AdminMaint && (!ok || at != seen.addr()) {
-			p.Actions = append(p.Actions, NoteBound{Slot: seen.Name, At: seen.addr()})
+			ps.Actions = append(ps.Actions, NoteBound{Slot: seen.Name, At: seen.addr()})
 		}
 		// Invariant: one operation per slot. A slot an operation owns is
 		// only counted: as starting while a start owns it (the replica the
 		// decision counts), else busy.
-		state := SlotBusy
 		switch seen.Op {
 		case opStart:
-			state = SlotStarting
+			ps.State = SlotStarting
+		case opRemove:
+			ps.State = SlotBusy
 		case opNone:
 			var acts []Action
-			state, acts = planSlot(o, seen)
-			p.Actions = append(p.Actions, acts...)
+			ps.State, acts = planSlot(o, seen)
+			ps.Actions = append(ps.Actions, acts...)
 		}
-		p.States = append(p.States, state)
+		p.Slots = append(p.Slots, ps)
 	}
 	// Invariant: nothing is removed on incomplete data.
 	if o.Complete {
 		for _, c := range o.Strays {
-			p.Actions = append(p.Actions, Discard{Container: c, Reason: "no such slot"})
+			p.Strays = append(p.Strays, Discard{Container: c, Reason: "no such slot"})
 		}
 	}
 	return p
@@ -102,14 +112,17 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		held := in.Held[name]
 		// Invariant: operator intents kept. slotscaler records a draining
 		// intent before each maint of its own: a maint without one, on a
-		// slot that points at its container, is an operator's (even of a
-		// slot still starting). So is one at the address the slot had when
-		// last seen out of maint and bound: its container may have died
-		// since or be on a host that does not answer, and the hold is what
-		// keeps the operator's maint after that. The slot stays theirs,
-		// not to be filled again until they enable it.
+		// slot that points at its container, is an operator's. So is one at
+		// the address the slot had when last seen out of maint and bound:
+		// its container may have died since or be on a host that does not
+		// answer, and the hold is what keeps the operator's maint after
+		// that. The slot stays theirs, not to be filled again until they
+		// enable it. A start of ours that a restart cut short before its
+		// "state ready" also points a maint slot at its container: with a
+		// binding intent, only an address its bind got to the end with
+		// counts (sim seed 589 held such a slot for an operator's).
 		at, wasBound := in.LastBound[name]
-		if seen.Exists && !draining && !held && (bound != nil || wasBound && at == seen.addr()) {
+		if seen.Exists && !draining && !held && (bound != nil && !in.Binding[name] || wasBound && at == seen.addr()) {
 			acts = append(acts, Hold{Slot: name})
 			held = true
 		}

@@ -116,6 +116,13 @@ func TestPlanSlots(t *testing.T) {
 			acts: []Action{Hold{Slot: "slot1"}, Remove{Slot: "slot1", Containers: []Container{c1}, Reason: "slot in maint"}},
 		},
 		{
+			name: "a start of ours cut short before its state ready is not taken for an operator's maint", complete: true,
+			seen:    bound(slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminMaint, HealthUp, 0, 30001), Mine: []Container{c1}}),
+			intents: func(in *intents) { in.Binding["slot1"] = true },
+			want:    SlotBusy,
+			acts:    []Action{ClearIntent{Slot: "slot1", Intent: intentBinding}, Remove{Slot: "slot1", Containers: []Container{c1}, Reason: "slot in maint"}},
+		},
+		{
 			name: "operator intents kept: a maint where the slot was last bound, container gone, is held", complete: true,
 			seen:    slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminMaint, HealthUp, 100, 30001)},
 			intents: func(in *intents) { in.LastBound["slot1"] = netip.MustParseAddrPort("10.0.0.1:30001") },
@@ -190,11 +197,11 @@ func TestPlanSlots(t *testing.T) {
 			}
 			p := planSlots(observed{Now: planNow, Complete: tc.complete, Slots: []slotSeen{tc.seen}, Strays: tc.strays, Intents: in,
 				DrainTimeout: 4 * time.Second, UnhealthyAfter: 4 * time.Second})
-			if p.States[0] != tc.want {
-				t.Errorf("state %s, want %s", p.States[0], tc.want)
+			if got := p.Slots[0].State; got != tc.want {
+				t.Errorf("state %s, want %s", got, tc.want)
 			}
-			if !reflect.DeepEqual(p.Actions, tc.acts) {
-				t.Errorf("actions\n %v\nwant\n %v", p.Actions, tc.acts)
+			if got := append(p.Slots[0].Actions, p.Strays...); !reflect.DeepEqual(got, tc.acts) {
+				t.Errorf("actions\n %v\nwant\n %v", got, tc.acts)
 			}
 		})
 	}

@@ -55,6 +55,9 @@ type savedState struct {
 	// Version counts the saves; a state never replaces a newer one.
 	Version  int                     `json:"version"`
 	Services map[string]savedService `json:"services"`
+	// InStep: per backend and HAProxy instance, its process as last brought
+	// in step (several instances only).
+	InStep map[string]map[string]InStepProcess `json:"in_step,omitempty"`
 }
 
 type savedService struct {
@@ -79,9 +82,13 @@ func (l *Loop) persist() error {
 	}
 	lockOn(l.clock, &l.saveMu)
 	defer l.saveMu.Unlock()
+	var inStep map[string]map[string]InStepProcess
+	if l.mirror != nil {
+		inStep = l.mirror.InStep()
+	}
 	l.mu.Lock()
 	l.version++
-	st := savedState{Version: l.version, Services: map[string]savedService{}}
+	st := savedState{Version: l.version, Services: map[string]savedService{}, InStep: inStep}
 	for _, s := range l.services {
 		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held)), Bound: maps.Clone(s.lastBound)}
 		if s.image != s.cfg.Container.Image {
@@ -162,6 +169,9 @@ func (l *Loop) restore() error {
 		return fmt.Errorf("state %v: %w (move it away to start afresh)", l.store, err)
 	}
 	l.version = st.Version
+	if l.mirror != nil {
+		l.mirror.restoreInStep(st.InStep)
+	}
 	for _, s := range l.services {
 		ss, ok := st.Services[s.cfg.Name]
 		if !ok {

@@ -138,16 +138,32 @@ func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool
 	return false
 }
 
+// weight0Anywhere reports whether an instance has the slot at weight 0.
+func (w *world) weight0Anywhere(backend, slot string) bool {
+	for _, h := range w.haproxies {
+		if s := h.backend(backend).server(slot); s != nil && s.weight == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Drain, Enable, Scale, Pause, Resume and Rollout are lbctl's commands.
 func (w *World) Drain(backend, slot string) {
 	if w.loop == nil {
 		return // slotscaler is down: lbctl fails at once
 	}
 	key := backend + "/" + slot
+	was, had := w.operator[key]
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
 		if err != nil && w.operator[key] == "drain" && !w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			delete(w.operator, key) // it failed, and took nowhere
+			// It failed, and took nowhere: what was theirs before stays.
+			if had {
+				w.operator[key] = was
+			} else {
+				delete(w.operator, key)
+			}
 		}
 	})
 }
@@ -160,8 +176,11 @@ func (w *World) Enable(backend, slot string) {
 	was := w.operator[key]
 	delete(w.operator, key) // before the call: its own "ready" is the operator's
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
-		if err != nil && was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			w.operator[key] = was // it failed: still theirs
+		// Failed, what it did not undo is still theirs; unsaved, it is done
+		// in memory and any later save of slotscaler's keeps it.
+		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && (was == "drain" && w.anywhere(backend, slot, runtimeapi.AdminDrain) ||
+			was == "maint" && w.anywhere(backend, slot, runtimeapi.AdminMaint) || was == "weight0" && w.weight0Anywhere(backend, slot)) {
+			w.operator[key] = was
 		}
 	})
 }
@@ -171,22 +190,21 @@ func (w *World) Scale(service string, n int) {
 		return // slotscaler is down: lbctl fails at once
 	}
 	old, pinned := w.pins[service]
-	if pinned {
-		w.pins[service] = min(old, n) // the lower of the old and new target while it changes
+	if !pinned {
+		old = scaler.LimitsAt(w.service(service), w.sched.Now()).Min
 	}
+	w.pins[service] = min(old, n) // the lower of the old and new target while it changes
 	w.api(fmt.Sprintf("scale %s %d", service, n), func(l *scaler.Loop) error { return l.Pin(service, n) }, func(err error) {
 		switch {
 		case err == nil:
 			w.pins[service] = n
 		case errors.Is(err, scaler.ErrNotSaved):
 			// In force until a restart brings back what was saved: the
-			// lower of both is the floor.
-			if !pinned {
-				old = scaler.LimitsAt(w.service(service), w.sched.Now()).Min
-			}
-			w.pins[service] = min(old, n)
+			// lower of both stays the floor.
 		case pinned:
 			w.pins[service] = old
+		default:
+			delete(w.pins, service)
 		}
 	})
 }
@@ -363,6 +381,12 @@ func (w *World) KillContainer(backend, slot string) {
 			}
 		}
 	}
+}
+
+// DiskFull makes every write of state_dir fail for d (scenarios).
+func (w *World) DiskFull(d time.Duration) {
+	w.faults, w.store.failP = true, 1
+	w.after(d, func() { w.faults, w.store.failP = false, 0 })
 }
 
 // Loop is the slotscaler process running now (scenarios).

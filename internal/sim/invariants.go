@@ -95,23 +95,36 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	undoes := intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server") ||
 		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server") ||
 		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server")
+	// The same command as the operator's: one of slotscaler's that would
+	// have been made anyway, from the same state.
+	same := what == "state "+intent || intent == "weight0" && what == "weight 0%"
 	m, bySocket := w.socketAt[key]
 	switch {
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
 		// the operator's command: the next read follows their command.
-	case !undoes:
+	case !undoes && !same:
 	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
 		// The operator's command landed after slotscaler's last read of
 		// their instance: a change decided before it could be seen. On
 		// that instance the Runtime API has no compare-and-set, the later
-		// command wins and the operator's is overwritten (README); on
-		// another, theirs still stands where they made it.
+		// command wins and the operator's is overwritten, or absorbed
+		// into slotscaler's same one (README); on another instance,
+		// theirs still stands where they made it.
 		if m.on == h {
 			w.trace("operator's %s of %s on %s raced process %d's %s: overwritten", intent, key, h.name, proc, what)
 			delete(w.operator, key)
 			intent = ""
 		}
+	case same:
+	case intent == "weight0" && what == "weight 100%" && w.bindSaved[key] == proc && bySocket && m.at.Before(w.bootedAt):
+		// This process started with the slot's bind saved as under way (the
+		// run before was killed between the bind's weight 100% and saving
+		// it done): a weight 0 made before is the bind's own to lift
+		// (README).
+		w.trace("operator's weight 0 of %s taken by process %d for the weight 0 of its saved bind", key, proc)
+		delete(w.operator, key)
+		intent = ""
 	case w.elsewhere(h, b.name, server, what):
 		// Brought in step with another instance: no decision of its own.
 		// On the very instance the operator used, within rebuildWindow of

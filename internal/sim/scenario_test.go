@@ -200,3 +200,17 @@ func TestScenarioOperatorMaintThenContainerDies(t *testing.T) {
 		}})
 	}
 }
+
+// An operator sets a slot to maint while state_dir cannot be written, and
+// slotscaler is killed before it can: the slot stays theirs after the
+// restart ("operator intents kept"), its container kept meanwhile.
+func TestScenarioOperatorMaintWhileDiskFull(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		runScenario(t, Options{Dynamic: dynamic, Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 5) })
+			w.At(10*time.Second, func() { w.DiskFull(3 * time.Second) })
+			w.At(10*time.Second+10*time.Millisecond, func() { w.OnSocket(0, "web", "slot1", "maint") })
+			w.At(12*time.Second, func() { w.KillSlotscaler() })
+		}})
+	}
+}

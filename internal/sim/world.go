@@ -11,6 +11,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,16 +79,18 @@ type world struct {
 	ticking bool
 	tickSeq int
 
-	load     map[string]int          // concurrent sessions wanted per backend
-	pins     map[string]int          // lbctl scale in force
-	operator map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
-	listFail map[string]int          // host -> tick whose listing failed
-	cuts     map[string]int          // backend -> tick whose observation was cut
-	observed map[string]int          // instance/backend -> tick that read it
-	readAt   map[string]readMark     // instance/backend -> the last read that came back whole
-	socketAt map[string]socketMark   // backend/slot -> an operator's last command on a socket
-	rolling  map[string]bool         // services with a rollout asked for
-	removed  map[*container]struct{} // removals under way (the container may still run)
+	load      map[string]int          // concurrent sessions wanted per backend
+	pins      map[string]int          // lbctl scale in force
+	operator  map[string]string       // backend/slot -> what an operator did: drain, maint, weight0
+	listFail  map[string]int          // host -> tick whose listing failed
+	cuts      map[string]int          // backend -> tick whose observation was cut
+	observed  map[string]int          // instance/backend -> tick that read it
+	readAt    map[string]readMark     // instance/backend -> the last read that came back whole
+	socketAt  map[string]socketMark   // backend/slot -> an operator's last command on a socket
+	bindSaved map[string]int          // backend/slot -> the process that started with its bind saved as under way
+	bootedAt  time.Time               // when the running process started
+	rolling   map[string]bool         // services with a rollout asked for
+	removed   map[*container]struct{} // removals under way (the container may still run)
 
 	trail   []string
 	failure *Failure
@@ -138,7 +141,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, socketAt: map[string]socketMark{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -218,6 +221,7 @@ func (w *world) boot() {
 		names = append(names, h.name)
 	}
 	var theLB = lbs[0]
+	var mirror *scaler.Mirror
 	if len(lbs) > 1 {
 		opts := func(backend string) (scaler.ServerOptions, bool) {
 			for _, s := range w.cfg.Services {
@@ -227,10 +231,12 @@ func (w *world) boot() {
 			}
 			return scaler.ServerOptions{}, false
 		}
-		theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, discard)
+		mlog := discard
 		if w.opts.Log != nil {
-			theLB = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, slog.New(slog.NewTextHandler(w.opts.Log, nil)))
+			mlog = slog.New(slog.NewTextHandler(w.opts.Log, nil))
 		}
+		mirror = scaler.NewMirror(lbs, names, opts, clock{s: w.sched, proc: proc}, mlog)
+		theLB = mirror
 	}
 	var hosts []scaler.Host
 	for i, hc := range w.cfg.Docker.Hosts {
@@ -246,7 +252,7 @@ func (w *world) boot() {
 				return a
 			}})).With("process", proc)
 	}
-	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Hosts: hosts, State: procStore{s: w.store, proc: proc},
+	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Mirror: mirror, Hosts: hosts, State: procStore{s: w.store, proc: proc},
 		Clock: clock{s: w.sched, proc: proc}, Log: log})
 	if err != nil {
 		w.violate("state_dir parses", "restart from state_dir: %v", err)
@@ -254,6 +260,19 @@ func (w *world) boot() {
 	}
 	w.loop = loop
 	w.trace("slotscaler process %d started", proc)
+	w.bootedAt = w.sched.Now()
+	var saved struct {
+		Services map[string]struct {
+			Binding map[string]any `json:"binding"`
+		} `json:"services"`
+	}
+	if json.Unmarshal(w.store.data, &saved) == nil {
+		for _, sc := range w.cfg.Services {
+			for slot := range saved.Services[sc.Name].Binding {
+				w.bindSaved[sc.Backend+"/"+slot] = proc
+			}
+		}
+	}
 	if w.opts.Log != nil {
 		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
 	}
