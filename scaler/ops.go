@@ -158,11 +158,18 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("bind", err)
 		return
 	}
+	// Ready under a start of ours: a drain of ours from before (a re-bind
+	// after HAProxy restarted mid-drain) is over, or an operator's maint
+	// of the slot would pass for it (sim seed 1179). Where the bind got to
+	// is saved now, not with the next write: after a restart, a maint found
+	// at this address is an operator's, not a start of ours cut short
+	// before its state ready (sim seeds 459 and 589, one each way). A
+	// failed save is logged and leaves that one case ambiguous.
 	l.boundTo(s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port)))
-	// Ready again under a start of ours: a drain of ours from before (a
-	// re-bind after HAProxy restarted mid-drain) is over, or an operator's
-	// maint of the slot would pass for it (sim seed 1179).
-	l.setIntent(s.draining, slot, time.Time{})
+	l.mu.Lock()
+	delete(s.draining, slot)
+	l.mu.Unlock()
+	_ = l.persist()
 	switch err := l.waitUp(ctx, s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port))); {
 	case errors.Is(err, errDrainedMeanwhile):
 		// An operator drained the slot while it came up: theirs now, as

@@ -75,7 +75,12 @@ func planSlots(o observed) slotPlan {
 	var p slotPlan
 	for _, seen := range o.Slots {
 		var ps plannedSlot
-		if at, ok := o.Intents.LastBound[seen.Name]; seen.Bound != nil && seen.Exists && seen.Server.Admin != AdminMaint && (!ok || at != seen.addr()) {
+		// Out of maint at its container, or where a bind of ours (its
+		// intent saved) pointed it: a later maint there without a draining
+		// intent is an operator's (sim seed 71: a host that did not answer
+		// hid the container of a start a restart had cut short).
+		at, noted := o.Intents.LastBound[seen.Name]
+		if seen.Exists && seen.Server.Admin != AdminMaint && (seen.Bound != nil || o.Intents.Binding[seen.Name]) && (!noted || at != seen.addr()) {
 			ps.Actions = append(ps.Actions, NoteBound{Slot: seen.Name, At: seen.addr()})
 		}
 		// Invariant: one operation per slot. A slot an operation owns is

@@ -81,6 +81,13 @@ func TestPlanSlots(t *testing.T) {
 			acts:    []Action{nb},
 		},
 		{
+			name: "a bind of ours out of maint, its container on a silent host: where it points is noted", complete: false,
+			seen:    slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminReady, HealthUp, 0, 30001), OnSilentHost: true},
+			intents: func(in *intents) { in.Binding["slot1"] = true },
+			want:    SlotStarting,
+			acts:    []Action{nb},
+		},
+		{
 			name: "incomplete data: an empty maint slot on the silent host is not free", complete: false,
 			seen: slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminMaint, HealthUp, 100, 30001), OnSilentHost: true},
 			want: SlotBusy,
