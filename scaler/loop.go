@@ -555,25 +555,15 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	d, h := Decide(s.policy, v.obs, s.history)
 	s.history = h
 	l.mu.Lock()
-	hold, rolling, image := s.hold, s.rollout != nil && s.rollout.active(), s.image
-	held := 0
-	if rolling {
-		held = s.rollout.Replicas
-	}
+	mode, held := s.controlLocked()
+	image := s.image
 	l.mu.Unlock()
-	switch {
-	case rolling:
-		d.Desired, d.Reason, d.LimitedBy = held, ReasonRollout, ""
-	case hold != nil && hold.paused:
-		d.Desired, d.Reason, d.LimitedBy = hold.replicas, ReasonPaused, ""
-	case hold != nil:
-		d.Desired, d.Reason, d.LimitedBy = hold.replicas, ReasonPinned, ""
-	}
+	d = controlled(d, mode, held)
 	st.Desired, st.Reason, st.LimitedBy = d.Desired, d.Reason, d.LimitedBy
 	attrs := []any{"current", d.Current, "desired", d.Desired, "reason", d.Reason, "limited_by", d.LimitedBy,
 		"serving", v.obs.Serving, "starting", v.obs.Starting, "sessions", v.obs.Sessions, "queue", v.obs.Queue,
 		"cpu", v.obs.CPU, "min", v.obs.Limits.Min, "max", v.obs.Limits.Max, "dry_run", l.dryRun}
-	if rolling {
+	if mode == ControlRollout {
 		l.rolloutStep(ctx, log, s, v, inv)
 	} else {
 		l.scale(ctx, log, s, d, v, inv, image, attrs)

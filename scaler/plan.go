@@ -252,6 +252,21 @@ type shortage struct {
 	Message string
 }
 
+// controlled is the decision with the count an operator or a rollout holds
+// in force. Invariant: operator intents kept: a pin or a pause holds the
+// count it set, whatever the rules decide (a rollout, the count it holds).
+func controlled(d Decision, mode ControlMode, held int) Decision {
+	switch mode {
+	case ControlRollout:
+		d.Desired, d.Reason, d.LimitedBy = held, ReasonRollout, ""
+	case ControlPaused:
+		d.Desired, d.Reason, d.LimitedBy = held, ReasonPaused, ""
+	case ControlPinned:
+		d.Desired, d.Reason, d.LimitedBy = held, ReasonPinned, ""
+	}
+	return d
+}
+
 // scaling is what planning a service's scaling takes beyond its slots.
 type scaling struct {
 	Decision  Decision

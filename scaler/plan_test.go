@@ -357,3 +357,21 @@ func TestPlanRollout(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanControlled(t *testing.T) {
+	d := Decision{Current: 3, Desired: 5, Reason: ReasonSessions, LimitedBy: ReasonStep}
+	for _, tc := range []struct {
+		mode ControlMode
+		held int
+		want Decision
+	}{
+		{ControlAuto, 0, d},
+		{ControlPinned, 2, Decision{Current: 3, Desired: 2, Reason: ReasonPinned}},
+		{ControlPaused, 3, Decision{Current: 3, Desired: 3, Reason: ReasonPaused}},
+		{ControlRollout, 4, Decision{Current: 3, Desired: 4, Reason: ReasonRollout}},
+	} {
+		if got := controlled(d, tc.mode, tc.held); got != tc.want {
+			t.Errorf("%s %d: %+v, want %+v", tc.mode, tc.held, got, tc.want)
+		}
+	}
+}
