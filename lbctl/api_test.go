@@ -101,7 +101,7 @@ func TestAPIStatusScalePauseEvents(t *testing.T) {
 	if out, err = run("resume", "web"); err != nil || out != "web: auto\n" {
 		t.Fatalf("resume: %q %v", out, err)
 	}
-	if out, err = run("pause", "web"); err != nil || out != "web: paused\n" {
+	if out, err = run("pause", "web"); err != nil || !strings.HasPrefix(out, "web: paused at ") {
 		t.Fatalf("pause: %q %v", out, err)
 	}
 	if out, err = run("drain", "web/slot1", "--wait", "--timeout", "5s"); err != nil || !strings.Contains(out, "web/slot1: drained") {

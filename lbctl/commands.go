@@ -66,7 +66,7 @@ func status(c *cli.Context) error {
 			fmt.Fprintln(w)
 		}
 		control := string(s.Control)
-		if s.Control == scaler.ControlPinned {
+		if s.Control == scaler.ControlPinned || s.Control == scaler.ControlPaused {
 			control = fmt.Sprintf("%s at %d", s.Control, s.Pinned)
 		}
 		fmt.Fprintf(w, "SERVICE %s  backend %s (%s)  image %s\n", s.Name, s.Backend, s.Mode, s.Image)
@@ -208,7 +208,7 @@ func postControl(c *cli.Context, name, action string, body any) error {
 		return writeJSON(c, s)
 	}
 	msg := string(s.Control)
-	if s.Control == scaler.ControlPinned {
+	if s.Control == scaler.ControlPinned || s.Control == scaler.ControlPaused {
 		msg = fmt.Sprintf("%s at %d replicas until resume", s.Control, s.Pinned)
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: %s\n", name, msg)

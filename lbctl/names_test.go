@@ -124,7 +124,7 @@ func TestControlModeNames(t *testing.T) {
 		want string
 	}{
 		{scaler.ControlAuto, "control auto"},
-		{scaler.ControlPaused, "control paused"},
+		{scaler.ControlPaused, "control paused at 2"},
 		{scaler.ControlPinned, "control pinned at 2"},
 		{scaler.ControlRollout, "control rollout"},
 	} {

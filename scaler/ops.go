@@ -116,19 +116,12 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
 		defer cancel()
-		// A maint of slotscaler's is recorded first (a draining intent):
-		// one without it is an operator's.
-		if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
-			// Unrecorded, the maint would pass for an operator's: left
-			// to the ticks as a start of ours.
-			log.Warn("undo postponed: its intent could not be saved", "slot", slot, "err", err)
-			keepBinding = true
-			return
-		}
-		if err := l.lb.SetState(cleanup, s.cfg.Backend, slot, AdminMaint); err != nil && !errors.Is(err, ErrNoSuchServer) {
-			// HAProxy may still send it traffic: the container stays, and
-			// the slot stays a start of ours for the ticks to finish.
-			log.Warn("set maint: container kept for the next tick", "slot", slot, "err", err)
+		switch err := l.takeOutStart(cleanup, s, slot, c.Name); {
+		case errors.Is(err, errDrainedMeanwhile):
+			return // theirs now, container and all
+		case err != nil:
+			// The slot stays a start of ours for the ticks to finish.
+			log.Warn("undo postponed", "slot", slot, "err", err)
 			keepBinding = true
 			return
 		}
@@ -209,6 +202,32 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	l.wakeServing(s, netip.AddrPortFrom(h.Addr, uint16(c.Port))) // wake (issue 13)
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventServing, Message: "slot serving " + c.Name},
 		"host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)).String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
+}
+
+// takeOutStart sets a start's slot to maint for its undo. It runs under
+// tickMu, which an operator's drain through the API holds too: read under
+// it, the slot shows a drain that landed while the start failed, and that
+// drain is theirs to keep, container and all (errDrainedMeanwhile; sim
+// seed 985 took the slot out from under them).
+func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container string) error {
+	lockOn(l.clock, &l.tickMu)
+	defer l.tickMu.Unlock()
+	if b, err := l.lb.Backend(ctx, s.cfg.Backend); err == nil {
+		if srv, ok := b.Server(slot); ok && srv.Admin == AdminDrain {
+			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + container + " kept"})
+			return errDrainedMeanwhile
+		}
+	}
+	// A maint of slotscaler's is recorded first (a draining intent): one
+	// without it is an operator's.
+	if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
+		return fmt.Errorf("its intent could not be saved: %w", err)
+	}
+	if err := l.lb.SetState(ctx, s.cfg.Backend, slot, AdminMaint); err != nil && !errors.Is(err, ErrNoSuchServer) {
+		// HAProxy may still send it traffic: the container stays.
+		return fmt.Errorf("set maint (container kept for the next tick): %w", err)
+	}
+	return nil
 }
 
 // spec is the container a slot runs.

@@ -24,7 +24,7 @@ type ServiceStatus struct {
 	Queue      float64      `json:"queue"`
 	CPU        float64      `json:"cpu_percent"` // -1 when not measured
 	Control    ControlMode  `json:"control"`
-	Pinned     int          `json:"pinned,omitempty"`
+	Pinned     int          `json:"pinned,omitempty"` // the count a pin or pause holds
 	Slots      []SlotStatus `json:"slots"`
 	Rollout    *Rollout     `json:"rollout,omitempty"`
 	Error      string       `json:"error,omitempty"` // why the last tick was skipped
@@ -252,8 +252,8 @@ func (s *service) statusLocked() ServiceStatus {
 	st.Slots = slices.Clone(st.Slots)
 	st.Image, st.Generation = s.image, s.generation()
 	st.Control, st.Pinned = s.controlLocked()
-	if st.Control != ControlPinned {
-		st.Pinned = 0
+	if st.Control == ControlRollout {
+		st.Pinned = 0 // the count a pin or pause holds
 	}
 	if s.rollout != nil {
 		r := *s.rollout

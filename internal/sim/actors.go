@@ -157,8 +157,10 @@ func (w *World) Drain(backend, slot string) {
 	was, had := w.operator[key]
 	w.operator[key] = "drain"
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
-		if err != nil && w.operator[key] == "drain" && !w.anywhere(backend, slot, runtimeapi.AdminDrain) {
-			// It failed, and took nowhere: what was theirs before stays.
+		// It failed (the operator saw an error), and took nowhere or left a
+		// drain slotscaler's saved state lists as its own (a drain of its own
+		// stays its own): what was theirs before stays.
+		if err != nil && w.operator[key] == "drain" && (!w.anywhere(backend, slot, runtimeapi.AdminDrain) || w.savedDrain(backend, slot)) {
 			if had {
 				w.operator[key] = was
 			} else {
@@ -210,7 +212,17 @@ func (w *World) Scale(service string, n int) {
 }
 
 func (w *World) Pause(service string) {
-	w.api("pause "+service, func(l *scaler.Loop) error { return l.Pause(service) }, nil)
+	if w.loop == nil {
+		return // slotscaler is down: lbctl fails at once
+	}
+	// A pause holds the count it finds: a pin at that count, once known.
+	w.api("pause "+service, func(l *scaler.Loop) error {
+		err := l.Pause(service)
+		if st, serr := l.Service(service); (err == nil || errors.Is(err, scaler.ErrNotSaved)) && serr == nil && st.Control == scaler.ControlPaused {
+			w.pins[service] = st.Pinned
+		}
+		return err
+	}, nil)
 }
 
 func (w *World) Resume(service string) {
@@ -309,8 +321,7 @@ func (w *world) containerFault() {
 	}
 	c := h.containers[w.sched.intn(len(h.containers))]
 	if w.sched.chance(0.5) {
-		c.Running = false
-		w.trace("docker %s: %s died", h.name, c.ID)
+		w.die(h, c)
 	} else {
 		c.healthy = false
 		w.trace("docker %s: %s turned sick", h.name, c.ID)
@@ -374,8 +385,7 @@ func (w *World) KillContainer(backend, slot string) {
 	for _, h := range w.hosts {
 		for _, c := range h.containers {
 			if c.Running && c.Port == s.port && h.addr == s.addr {
-				c.Running = false
-				w.trace("docker %s: %s died", h.name, c.ID)
+				w.die(h, c)
 				w.spread()
 				return
 			}

@@ -28,7 +28,31 @@ type host struct {
 
 type container struct {
 	scaler.Container
-	healthy bool // its app answers checks (a "bad" image never does)
+	healthy bool      // its app answers checks (a "bad" image never does)
+	diedAt  time.Time // when it died (not when it was removed)
+}
+
+// die makes c exit on its own.
+func (w *world) die(h *host, c *container) {
+	c.Running, c.diedAt = false, w.sched.Now()
+	w.trace("docker %s: %s died", h.name, c.ID)
+}
+
+// diedUnseen finds a container published at addr:port that died after
+// process proc last listed its host: to slotscaler it still runs.
+func (w *world) diedUnseen(addr netip.Addr, port, proc int) *container {
+	for _, h := range w.hosts {
+		r, ok := w.listedAt[h.name]
+		if h.addr != addr || !ok || r.proc != proc {
+			continue
+		}
+		for _, c := range h.containers {
+			if c.Port == port && !c.Running && !c.diedAt.IsZero() && c.diedAt.After(r.at) {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 // healthyAt reports whether a running, healthy container is published at
@@ -77,6 +101,7 @@ func (e engine) Containers(context.Context) ([]scaler.Container, error) {
 		}
 		return nil, err
 	}
+	e.h.w.listedAt[e.h.name] = readMark{e.proc, e.h.w.sched.Now()}
 	var out []scaler.Container
 	for _, c := range e.h.containers {
 		out = append(out, c.Container)

@@ -266,7 +266,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		return fmt.Errorf("%s: %w", what, runtimeapi.ErrNoSuchBackend)
 	}
 	s := b.server(serverName)
-	before := w.servingOn(b)
+	before := w.servingOn(l.h, b, l.proc)
 	var target *container
 	if s != nil {
 		target, _ = w.containerAt(s.addr, s.port)

@@ -36,27 +36,48 @@ import (
 //     slot every instance has out of maint, and every slot out of maint
 //     points at a running container.
 
-// servingOn counts the slots of b that take traffic and point at a
-// running container, leaving out those an instance's checks found down:
-// what slotscaler can know (HAProxy's checks, not the truth, say whether
-// the app answers), and replacing a slot found down is its job.
-func (w *world) servingOn(b *backend) int {
+// servingOn counts the slots of b (on instance h) that take traffic and
+// point at a running container, leaving out those an instance's checks
+// found down: what slotscaler can know (HAProxy's checks, not the truth,
+// say whether the app answers), and replacing a slot found down is its
+// job. A check that failed, or an operator's command on the socket, after
+// process proc last read that instance, or a container that died after it
+// last listed its host, is not known to it yet: that slot still counts.
+func (w *world) servingOn(h *haproxy, b *backend, proc int) int {
 	n := 0
 	for _, s := range b.servers {
-		if c, _ := w.containerAt(s.addr, s.port); s.takesTraffic() && c != nil && !w.downAnywhere(b.name, s.name) {
+		c, _ := w.containerAt(s.addr, s.port)
+		if c == nil {
+			c = w.diedUnseen(s.addr, s.port, proc)
+		}
+		// An operator's command on it after proc's last read of h is not
+		// known to slotscaler either: it still serves as far as it knows.
+		m, bySocket := w.socketAt[b.name+"/"+s.name]
+		unseen := bySocket && m.on == h && !w.seenSince(proc, h, b.name, m.at)
+		if (unseen || s.admin == runtimeapi.AdminReady && s.weight > 0) && w.upAsSeen(h, b.name, s, proc) && c != nil && !w.downAnywhere(b.name, s.name, proc) {
 			n++
 		}
 	}
 	return n
 }
 
-func (w *world) downAnywhere(backend, slot string) bool {
+func (w *world) downAnywhere(backend, slot string, proc int) bool {
 	for _, h := range w.haproxies {
-		if s := h.backend(backend).server(slot); s != nil && s.admin != runtimeapi.AdminMaint && !s.up {
+		if s := h.backend(backend).server(slot); s != nil && s.admin != runtimeapi.AdminMaint && !w.upAsSeen(h, backend, s, proc) {
 			return true
 		}
 	}
 	return false
+}
+
+// upAsSeen reports whether s is up on h, or went down after process
+// proc's last read of h.
+func (w *world) upAsSeen(h *haproxy, backend string, s *server, proc int) bool {
+	if s.up {
+		return true
+	}
+	r, ok := w.readAt[h.name+"/"+backend]
+	return ok && r.proc == proc && s.lastChange.After(r.at)
 }
 
 // target is the replica count the floor protects for backend.
@@ -95,14 +116,18 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	undoes := intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server") ||
 		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server") ||
 		intent == "weight0" && (strings.HasPrefix(what, "weight") && what != "weight 0%" || what == "state maint" || what == "del server")
-	// The same command as the operator's: one of slotscaler's that would
-	// have been made anyway, from the same state.
-	same := what == "state "+intent || intent == "weight0" && what == "weight 0%"
+	// A command of slotscaler's that takes the slot out of traffic at least
+	// as far as the operator's did: theirs is subsumed in it.
+	same := what == "state "+intent || intent == "drain" && what == "state maint" ||
+		intent == "weight0" && (what == "weight 0%" || what == "state drain" || what == "state maint")
 	m, bySocket := w.socketAt[key]
 	switch {
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
 		// the operator's command: the next read follows their command.
+	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
+		// An operator's own lbctl drain or enable racing their command on
+		// a socket: theirs to sort out.
 	case !undoes && !same:
 	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
 		// The operator's command landed after slotscaler's last read of
@@ -135,13 +160,10 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			delete(w.operator, key)
 			intent = ""
 		}
-	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
-		// An operator's own lbctl drain or enable racing their command on
-		// a socket: theirs to sort out.
 	case what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight"):
 		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
 	}
-	if after := w.servingOn(b); intent == "" && after < before && !w.elsewhere(h, b.name, server, what) {
+	if after := w.servingOn(h, b, proc); intent == "" && after < before && !w.elsewhere(h, b.name, server, what) {
 		if floor := min(before, w.target(b.name)); after < floor {
 			pin, pinned := w.pins[b.name]
 			w.violate("serving floor", "%s on %s/%s left %d serving (was %d, target %d: pinned %t at %d, rolling %t)", what, h.name, key, after, before, w.target(b.name), pinned, pin, w.rolling[b.name])
@@ -255,7 +277,9 @@ func (w *world) table(h *haproxy) string {
 	for _, b := range h.backends {
 		for _, s := range b.servers {
 			row := fmt.Sprintf("%s/%s %s", b.name, s.name, s.admin)
-			if w.operator[b.name+"/"+s.name] == "" { // the weights of an operator's slot are theirs
+			// The weights of an operator's slot are theirs; a slot in maint
+			// carries no traffic, and every bind sets its weight.
+			if w.operator[b.name+"/"+s.name] == "" && s.admin != runtimeapi.AdminMaint {
 				row += fmt.Sprintf(" w0=%t", s.weight == 0)
 			}
 			if s.admin != runtimeapi.AdminMaint {

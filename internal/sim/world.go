@@ -86,6 +86,7 @@ type world struct {
 	cuts      map[string]int          // backend -> tick whose observation was cut
 	observed  map[string]int          // instance/backend -> tick that read it
 	readAt    map[string]readMark     // instance/backend -> the last read that came back whole
+	listedAt  map[string]readMark     // host -> the last listing of its containers
 	socketAt  map[string]socketMark   // backend/slot -> an operator's last command on a socket
 	bindSaved map[string]int          // backend/slot -> the process that started with its bind saved as under way
 	bootedAt  time.Time               // when the running process started
@@ -141,7 +142,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -289,6 +290,23 @@ func (w *world) crash() {
 	w.sched.kill(w.proc)
 	w.loop = nil
 	w.after(w.sched.between(100*time.Millisecond, 3*time.Second), w.boot)
+}
+
+// savedDrain reports whether slotscaler's saved state lists the slot of
+// backend as its own drain.
+func (w *world) savedDrain(backend, slot string) bool {
+	var saved struct {
+		Services map[string]struct {
+			Draining map[string]any `json:"draining"`
+		} `json:"services"`
+	}
+	_ = json.Unmarshal(w.store.data, &saved)
+	for _, sc := range w.cfg.Services {
+		if _, ours := saved.Services[sc.Name].Draining[slot]; sc.Backend == backend && ours {
+			return true
+		}
+	}
+	return false
 }
 
 // tick runs one tick of the loop, as Run does: never two at once.
