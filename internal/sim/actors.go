@@ -156,7 +156,9 @@ func (w *World) Drain(backend, slot string) {
 	key := backend + "/" + slot
 	was, had := w.operator[key]
 	w.operator[key] = "drain"
+	w.lbctlDrains[key]++
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
+		w.lbctlDrains[key]--
 		// It failed (the operator saw an error), and took nowhere or left a
 		// drain slotscaler's saved state lists as its own (a drain of its own
 		// stays its own): what was theirs before stays.
@@ -347,9 +349,15 @@ func (w *World) RestartHAProxy(i int) {
 					w.operator[key] == "maint" && s.admin == runtimeapi.AdminMaint || w.operator[key] == "weight0" && s.weight == 0
 			}
 		}
-		if !held {
-			delete(w.operator, key)
+		if held || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+			continue
 		}
+		if m, ok := w.socketAt[key]; ok && m.on == h && w.seenSince(w.proc, h, backend, m.at) {
+			// slotscaler read it before the restart: its copy to the other
+			// instances may still be under way (it becomes theirs there).
+			w.copying[key] = w.operator[key]
+		}
+		delete(w.operator, key)
 	}
 	w.spread()
 	w.trace("%s restarted (pid %d): runtime state lost", h.name, h.pid)

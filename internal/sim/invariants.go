@@ -112,6 +112,14 @@ const rebuildWindow = 10 * time.Second
 func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
 	key := b.name + "/" + server
+	if was, ok := w.copying[key]; ok {
+		// slotscaler copying an operator's command it read before their
+		// instance restarted: theirs everywhere. Anything else ends it.
+		delete(w.copying, key)
+		if what == "state "+was && w.sched.label() == "tick" {
+			w.operator[key] = was
+		}
+	}
 	intent := w.operator[key]
 	undoes := intent == "drain" && (what == "state ready" || what == "state maint" || what == "del server") ||
 		intent == "maint" && (what == "state ready" || what == "state drain" || what == "del server") ||
