@@ -54,7 +54,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage: "run the control loop next to HAProxy",
 				Flags: []cli.Flag{
 					configFlag,
-					&cli.BoolFlag{Name: "dry-run", Usage: "decide and log every decision, change nothing"},
+					&cli.BoolFlag{Name: "dry-run", Usage: "observe, decide and plan every tick; print the plan on stdout, change nothing"},
 					&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or text"},
 					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 				},
@@ -69,7 +69,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					}
 					ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, os.Interrupt)
 					defer stop()
-					return runLoop(ctx, c.String("config"), cfg, c.Bool("dry-run"), log)
+					var plan io.Writer // a dry run prints each tick's plan
+					if c.Bool("dry-run") {
+						plan = stdout
+					}
+					return runLoop(ctx, c.String("config"), cfg, plan, log)
 				},
 			},
 			{

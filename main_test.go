@@ -101,8 +101,8 @@ func TestExampleHAProxyConfigValid(t *testing.T) {
 }
 
 // TestRunDryRun runs "slotscaler run --dry-run" against a real haproxy and
-// the real Docker engine: it decides to start the minimum replicas, says
-// so, and changes nothing.
+// the real Docker engine: it decides to start the minimum replicas, logs
+// and prints that plan, and changes nothing.
 func TestRunDryRun(t *testing.T) {
 	raw := dockertest.Client(t)
 	service := dockertest.ServiceName(t, "dry")
@@ -115,8 +115,11 @@ func TestRunDryRun(t *testing.T) {
 	if err := newApp(&out, &logs).RunContext(ctx, []string{"slotscaler", "run", "--config", path, "--dry-run", "--log-format", "text"}); err != nil {
 		t.Fatalf("run: %v\n%s", err, logs.String())
 	}
-	if !strings.Contains(logs.String(), "dry run: would start a container on local") || !strings.Contains(logs.String(), "desired=2") {
-		t.Errorf("dry run did not log its decision:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `msg="dry run: planned"`) || !strings.Contains(logs.String(), "action=start") || !strings.Contains(logs.String(), "desired=2") {
+		t.Errorf("dry run did not log its decision and plan:\n%s", logs.String())
+	}
+	if !strings.Contains(out.String(), ": start a container on local for ") {
+		t.Errorf("dry run did not print its plan on stdout:\n%s", out.String())
 	}
 	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
 		t.Errorf("dry run created %d containers", n)

@@ -34,8 +34,10 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 // runLoop wires the runtime API, the Docker hosts, the metrics and the HTTP
-// API into the control loop and runs it until ctx ends.
-func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, log *slog.Logger) error {
+// API into the control loop and runs it until ctx ends. With a plan writer
+// it is a dry run: each tick's plan is written there, nothing applied.
+func runLoop(ctx context.Context, path string, cfg *config.Config, plan io.Writer, log *slog.Logger) error {
+	dryRun := plan != nil
 	pre, err := preflight(cfg)
 	if err != nil {
 		return err
@@ -71,7 +73,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, dryRun bool, 
 		cancel()
 		hosts = append(hosts, scaler.Host{Name: h.Name, Addr: h.IP(), Capacity: h.MaxContainers, Preferred: h.Preferred(), Engine: m.Engine(e, h.Name)})
 	}
-	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, Observer: observer, Log: log, GenerationKey: state.generationKey,
+	loop, err := scaler.New(scaler.Options{Config: cfg, LB: lb, Mirror: mirror, Hosts: hosts, DryRun: dryRun, PlanOut: plan, Observer: observer, Log: log, GenerationKey: state.generationKey,
 		State: m.StateStore(scaler.FileStore(cfg.StateDir))})
 	if err != nil {
 		return err

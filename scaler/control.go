@@ -33,13 +33,6 @@ func (l *Loop) serviceLocked(name string) *service {
 	return nil
 }
 
-// held reports whether an operator holds the slot in maint.
-func (l *Loop) held(s *service, slot string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return s.held[slot]
-}
-
 // hold records an operator's maint of a slot: it is not filled again until
 // the operator enables it. Unsaved, the hold would not outlive a restart,
 // and removing the container (deleting a dynamic slot) would erase the

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -38,7 +40,8 @@ type Options struct {
 	Config   *config.Config
 	LB       LB
 	Hosts    []Host
-	DryRun   bool             // decide and log, change nothing
+	DryRun   bool             // observe, decide and plan; log the plan, apply nothing
+	PlanOut  io.Writer        // with DryRun: each action planned, one line each, for a person (default: none)
 	StateDir string           // default: the config's state_dir
 	State    StateStore       // default: state.json in StateDir (none without one)
 	Observer Observer         // default: none
@@ -54,8 +57,9 @@ type Options struct {
 }
 
 // Loop is slotscaler's control loop: every interval it observes each
-// service's backend and containers, decides its replicas, and starts,
-// binds, drains and removes so that containers follow slot state. Slow
+// service's backend and containers, decides its replicas, plans what each
+// slot is and the actions that make containers follow slot state (plan.go),
+// and applies the plan: starts, binds, drains and removes (apply.go). Slow
 // work (container start and stop, waiting for a first health check) runs
 // in operations the Loop owns; a slot with an operation in flight is left
 // alone by the ticks, and counted, until the operation ends.
@@ -65,6 +69,7 @@ type Loop struct {
 	cfg      *config.Config
 	interval time.Duration
 	dryRun   bool
+	planOut  io.Writer  // a dry run's plan, for a person
 	store    StateStore // nil: nothing is kept across restarts
 	mirror   *Mirror    // nil: one instance
 	observer Observer
@@ -158,7 +163,7 @@ func New(o Options) (*Loop, error) {
 	if o.Config == nil || o.LB == nil || len(o.Hosts) == 0 {
 		return nil, errors.New("scaler: config, runtime API and at least one host are required")
 	}
-	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun,
+	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun, planOut: o.PlanOut,
 		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey, mirror: o.Mirror}
 	if l.store == nil {
 		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
@@ -283,8 +288,10 @@ func backoff(interval time.Duration, failures int) time.Duration {
 // Wait blocks until every operation in flight has ended.
 func (l *Loop) Wait() { l.ops.Wait() }
 
-// Tick runs one pass over every service; false when the runtime API did
-// not answer and nothing was done.
+// Tick runs one pass: it observes (HAProxy, every Docker host, every
+// service's backend), then per service decides (decision.go), plans
+// (plan.go) and applies the plan (apply.go). False when the runtime API
+// did not answer and nothing was done.
 func (l *Loop) Tick(ctx context.Context) bool {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
@@ -331,9 +338,13 @@ func (l *Loop) Tick(ctx context.Context) bool {
 			faults = append(faults, "docker host "+h.Name+": "+inv.down[h.Name].Error())
 		}
 	}
+	reads := make([]serviceRead, len(services))
+	for i, s := range services {
+		reads[i] = l.read(ctx, s, inv)
+	}
 	statuses := make([]ServiceStatus, 0, len(services))
-	for _, s := range services {
-		st := l.tickService(ctx, s, now, inv)
+	for i, s := range services {
+		st := l.tickService(ctx, s, now, inv, reads[i])
 		if st.Error != "" {
 			faults = append(faults, "service "+s.cfg.Name+": "+st.Error)
 		}
@@ -414,6 +425,74 @@ func (s *service) slotNames(b Backend) []string {
 	return names
 }
 
+// serviceRead is what a tick read of one service's backend and containers.
+type serviceRead struct {
+	backend    Backend
+	names      []string // its slots
+	containers []Container
+	cpu        float64 // -1: not measured
+	err        error   // the backend could not be read: the service is skipped
+}
+
+// read observes one service: its backend (merged over the HAProxy
+// instances), its containers, and their CPU when a target uses it.
+func (l *Loop) read(ctx context.Context, s *service, inv inventory) serviceRead {
+	b, err := l.lb.Backend(ctx, s.cfg.Backend)
+	r := serviceRead{backend: b, names: s.slotNames(b), cpu: -1, err: err}
+	if err == nil && len(r.names) == 0 {
+		r.err = fmt.Errorf("backend %s has no %q slots", s.cfg.Backend, s.cfg.Slots.Prefix)
+	}
+	if r.err != nil {
+		return r
+	}
+	r.containers = inv.of(s.cfg.Name)
+	if s.policy.CPUPercent > 0 {
+		r.cpu = l.cpu(ctx, s, b, r.containers)
+	}
+	return r
+}
+
+// observed is the service's read with slotscaler's intents and operations,
+// as the plan takes it.
+func (l *Loop) observed(s *service, now time.Time, inv inventory, r serviceRead) observed {
+	o := observed{Now: now, Complete: inv.complete, DrainTimeout: s.cfg.DrainTimeout.Duration, UnhealthyAfter: s.cfg.UnhealthyAfter.Duration}
+	for _, name := range r.names {
+		srv, exists := r.backend.Server(name)
+		seen := slotSeen{Name: name, Server: srv, Exists: exists, Op: inv.busy[s][name]}
+		for _, c := range r.containers {
+			if c.Slot == name {
+				seen.Mine = append(seen.Mine, c)
+			}
+		}
+		seen.Bound = l.bound(srv, seen.Mine)
+		seen.OnSilentHost = l.onSilentHost(srv, inv)
+		o.Slots = append(o.Slots, seen)
+	}
+	for _, c := range r.containers {
+		if !slices.Contains(r.names, c.Slot) {
+			o.Strays = append(o.Strays, c)
+		}
+	}
+	l.mu.Lock()
+	o.Intents = intents{Draining: maps.Clone(s.draining), Binding: map[string]bool{}, Held: maps.Clone(s.held), LastBound: maps.Clone(s.lastBound)}
+	for slot := range s.binding {
+		o.Intents.Binding[slot] = true
+	}
+	l.mu.Unlock()
+	return o
+}
+
+// onSilentHost reports whether srv points at a host that did not answer
+// this tick's listing.
+func (l *Loop) onSilentHost(srv Server, inv inventory) bool {
+	for _, h := range l.hosts {
+		if inv.down[h.Name] != nil && h.Addr == srv.Addr {
+			return true
+		}
+	}
+	return false
+}
+
 // view is one tick's picture of a service.
 type view struct {
 	obs        Observation
@@ -423,55 +502,39 @@ type view struct {
 	busy       int // slots with a removal in flight
 }
 
-// tickService observes, reconciles, decides and acts for one service, and
-// returns (and keeps) its status.
-func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv inventory) ServiceStatus {
+// tickService plans and applies the slots of one service, decides its
+// replicas, plans and applies the scaling, and returns (and keeps) its
+// status.
+func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv inventory, r serviceRead) ServiceStatus {
 	log := l.log.With("service", s.cfg.Name)
-	b, err := l.lb.Backend(ctx, s.cfg.Backend)
-	names := s.slotNames(b)
-	if err == nil && len(names) == 0 {
-		err = fmt.Errorf("backend %s has no %q slots", s.cfg.Backend, s.cfg.Slots.Prefix)
-	}
-	if err != nil {
-		log.Warn("stats read failed: tick skipped, nothing changed", "err", err)
+	if r.err != nil {
+		log.Warn("stats read failed: tick skipped, nothing changed", "err", r.err)
 		l.mu.Lock()
-		s.status.Error, s.status.Updated = err.Error(), now
+		s.status.Error, s.status.Updated = r.err.Error(), now
 		st := s.statusLocked()
 		l.mu.Unlock()
 		return st
 	}
-	containers := inv.of(s.cfg.Name)
-	v := view{obs: Observation{Now: now, Queue: float64(b.Queue), CPU: -1, Limits: LimitsAt(s.cfg, now)}}
+	o := l.observed(s, now, inv, r)
+	p := planSlots(o)
+	for i := range p.Slots {
+		if !l.apply(ctx, log, s, p.Slots[i].Actions) {
+			// An operator's maint whose hold could not be saved: the slot
+			// and its container are left as they are, for the next tick to
+			// hold it (sim seed 1602).
+			p.Slots[i].State = SlotOperator
+		}
+	}
+	l.apply(ctx, log, s, p.Strays)
+
+	v := view{obs: Observation{Now: now, Queue: float64(r.backend.Queue), CPU: r.cpu, Limits: LimitsAt(s.cfg, now)}}
 	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now}
-	for _, name := range names {
-		srv, exists := b.Server(name)
+	for i, seen := range o.Slots {
+		state, srv := p.Slots[i].State, seen.Server
 		v.obs.Queue += float64(srv.Queue)
-		var mine []Container
-		for _, c := range containers {
-			if c.Slot == name {
-				mine = append(mine, c)
-			}
-		}
-		bound := l.bound(srv, mine)
-		// Out of maint at its container, or where a bind of ours (its
-		// intent saved) pointed it: a later maint there without a draining
-		// intent is an operator's (sim seed 71: a host that did not answer
-		// hid the container of a start a restart had cut short).
-		if exists && srv.Admin != AdminMaint && (bound != nil || l.has(s.binding, name)) {
-			l.boundTo(s, name, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
-		}
-		state := SlotBusy
-		kind, isBusy := inv.busy[s][name]
-		if !isBusy {
-			state = l.reconcileSlot(ctx, log, s, name, srv, exists, mine, bound, inv, now)
-			kind = l.opKind(s, name)
-		}
-		if state == SlotBusy && kind == opStart {
-			state = SlotStarting // a start owns it: the same replica the decision counts
-		}
 		switch state {
 		case SlotFree:
-			v.free = append(v.free, name)
+			v.free = append(v.free, seen.Name)
 		case SlotBusy:
 			v.busy++
 		case SlotStarting:
@@ -479,16 +542,12 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		case SlotServing:
 			v.obs.Serving++
 			v.obs.Sessions += float64(srv.Sessions)
-			v.serving = append(v.serving, l.slotLoad(name, bound, srv.Sessions, inv))
+			v.serving = append(v.serving, l.slotLoad(seen.Name, seen.Bound, srv.Sessions, inv))
 		case SlotDraining:
-			v.ownDrained = append(v.ownDrained, name)
+			v.ownDrained = append(v.ownDrained, seen.Name)
 		}
 		*st.Replicas.count(state)++
-		st.Slots = append(st.Slots, slotStatus(name, state, srv, exists, bound, mine))
-	}
-	l.removeStrays(ctx, log, s, names, containers, inv)
-	if s.policy.CPUPercent > 0 {
-		v.obs.CPU = l.cpu(ctx, s, b, containers)
+		st.Slots = append(st.Slots, slotStatus(seen.Name, state, srv, seen.Exists, seen.Bound, seen.Mine))
 	}
 	st.Sessions, st.Queue, st.CPU = v.obs.Sessions, v.obs.Queue, v.obs.CPU
 
@@ -496,41 +555,18 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	d, h := Decide(s.policy, v.obs, s.history)
 	s.history = h
 	l.mu.Lock()
-	hold, rolling, image := s.hold, s.rollout != nil && s.rollout.active(), s.image
-	held := 0
-	if rolling {
-		held = s.rollout.Replicas
-	}
+	mode, held := s.controlLocked()
+	image := s.image
 	l.mu.Unlock()
-	switch {
-	case rolling:
-		d.Desired, d.Reason, d.LimitedBy = held, ReasonRollout, ""
-	case hold != nil && hold.paused:
-		d.Desired, d.Reason, d.LimitedBy = hold.replicas, ReasonPaused, ""
-	case hold != nil:
-		d.Desired, d.Reason, d.LimitedBy = hold.replicas, ReasonPinned, ""
-	}
+	d = controlled(d, mode, held)
 	st.Desired, st.Reason, st.LimitedBy = d.Desired, d.Reason, d.LimitedBy
 	attrs := []any{"current", d.Current, "desired", d.Desired, "reason", d.Reason, "limited_by", d.LimitedBy,
 		"serving", v.obs.Serving, "starting", v.obs.Starting, "sessions", v.obs.Sessions, "queue", v.obs.Queue,
 		"cpu", v.obs.CPU, "min", v.obs.Limits.Min, "max", v.obs.Limits.Max, "dry_run", l.dryRun}
-	switch {
-	case rolling:
+	if mode == ControlRollout {
 		l.rolloutStep(ctx, log, s, v, inv)
-	case d.Desired > d.Current && len(v.ownDrained) == 0 && l.backedOff(s, s.generationOf(image), now):
-		log.Debug("scale up postponed: starts of this image failed, backing off", attrs...)
-	case d.Desired > d.Current:
-		if s.noCapacity == "" { // while room lacks, said once (no_capacity)
-			l.event(Event{Service: s.cfg.Name, Kind: EventScaleUp, Reason: string(d.Reason), Message: "scale up"}, attrs...)
-		}
-		l.scaleUp(ctx, log, s, d.Desired-d.Current, v, inv, image)
-	case d.Desired < d.Current && !inv.complete:
-		log.Warn("scale down postponed: a docker host did not answer", attrs...)
-	case d.Desired < d.Current:
-		l.event(Event{Service: s.cfg.Name, Kind: EventScaleDown, Reason: string(d.Reason), Message: "scale down"}, attrs...)
-		l.shrink(ctx, log, s, d, v, now)
-	default:
-		log.Debug("steady", attrs...)
+	} else {
+		l.scale(ctx, log, s, d, v, inv, image, attrs)
 	}
 	l.mu.Lock()
 	s.status = st
@@ -539,6 +575,39 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	l.mu.Unlock()
 	l.wakePublish(s, st) // wake (issue 13)
 	return out
+}
+
+// scale plans the decision's scaling and applies it.
+func (l *Loop) scale(ctx context.Context, log *slog.Logger, s *service, d Decision, v view, inv inventory, image string, attrs []any) {
+	in := scaling{Decision: d, Complete: inv.complete, Draining: v.ownDrained, Free: v.free, Serving: v.serving, Image: image, Now: v.obs.Now}
+	// Read only when the count changes: a tick with nothing to do stays cheap.
+	if d.Desired > d.Current {
+		in.BackedOff = l.backedOff(s, s.generationOf(image), v.obs.Now)
+		in.Hosts = l.hostLoads(s, inv)
+	}
+	if d.Desired < d.Current {
+		in.Starts = l.startsInFlight(s)
+	}
+	p := planScale(in)
+	switch p.Step {
+	case stepBackedOff:
+		log.Debug("scale up postponed: starts of this image failed, backing off", attrs...)
+		return
+	case stepUp:
+		if s.noCapacity == "" { // while room lacks, said once (no_capacity)
+			l.event(Event{Service: s.cfg.Name, Kind: EventScaleUp, Reason: string(d.Reason), Message: "scale up"}, attrs...)
+		}
+		l.shortOfRoom(s, p.Short)
+	case stepPostponed:
+		log.Warn("scale down postponed: a docker host did not answer", attrs...)
+		return
+	case stepDown:
+		l.event(Event{Service: s.cfg.Name, Kind: EventScaleDown, Reason: string(d.Reason), Message: "scale down"}, attrs...)
+	default:
+		log.Debug("steady", attrs...)
+		return
+	}
+	l.apply(ctx, log, s, p.Actions)
 }
 
 func slotStatus(name string, state SlotState, srv Server, exists bool, bound *Container, mine []Container) SlotStatus {

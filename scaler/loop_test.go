@@ -74,6 +74,7 @@ type harnessOpt struct {
 	mode     string
 	capacity int
 	dryRun   bool
+	planOut  *bytes.Buffer // a dry run's plan, for a person
 	tune     func(*config.Config)
 	hosts    []scaler.Host // default: one host "local" on h.engine
 }
@@ -113,12 +114,16 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	}
 	h.lb = &flakyLB{LB: haproxy.New(fake), Fake: fake}
 	h.cfg, h.hosts, h.stateDir = cfg, o.hosts, t.TempDir()
-	h.loop, err = scaler.New(scaler.Options{
+	opts := scaler.Options{
 		Config: cfg, LB: h.lb, DryRun: o.dryRun, StateDir: h.stateDir,
 		Hosts: o.hosts,
 		Now:   func() time.Time { return h.now },
 		Log:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if o.planOut != nil {
+		opts.PlanOut = o.planOut
+	}
+	h.loop, err = scaler.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,14 +286,18 @@ func TestLoopFailedReadChangesNothing(t *testing.T) {
 }
 
 func TestLoopDryRunChangesNothing(t *testing.T) {
-	h := newHarness(t, harnessOpt{dryRun: true})
+	plan := &bytes.Buffer{}
+	h := newHarness(t, harnessOpt{dryRun: true, planOut: plan})
 	before := h.slots()
 	h.ticks(3)
 	if got := h.slots(); got != before || h.engine.Count() != 0 {
 		t.Fatalf("dry run changed things: %s, %d containers", got, h.engine.Count())
 	}
-	if !strings.Contains(h.logs.String(), "dry run: would start a container on local") {
-		t.Errorf("dry run did not say what it would do:\n%s", h.logs.String())
+	if !strings.Contains(h.logs.String(), `msg="dry run: planned" service=web action=start slot=slot1 host=local image=web:1`) {
+		t.Errorf("dry run did not log its plan:\n%s", h.logs.String())
+	}
+	if want := "web: start a container on local for slot1 (image web:1)\n"; !strings.HasPrefix(plan.String(), want) {
+		t.Errorf("dry run wrote %q, want lines %q", plan.String(), want)
 	}
 }
 

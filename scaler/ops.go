@@ -1,13 +1,11 @@
 package scaler
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,53 +13,33 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
-// scaleUp adds n replicas running image: slots still draining first, then
-// new containers in free slots on the hosts placement chooses.
-func (l *Loop) scaleUp(ctx context.Context, log *slog.Logger, s *service, n int, v view, inv inventory, image string) {
-	// Slots still draining come back at once: no container to start.
-	for _, name := range v.ownDrained {
-		if n == 0 {
-			return
-		}
-		if err := l.act(ctx, func(ctx context.Context) error {
-			return l.lb.SetState(ctx, s.cfg.Backend, name, AdminReady)
-		}); err != nil {
-			log.Warn("re-enable draining slot", "slot", name, "err", err)
-			continue
-		}
-		l.setIntent(s.draining, name, time.Time{})
-		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventUndrain, Message: "draining slot taken back"}, "dry_run", l.dryRun)
-		n--
-	}
-	short := ""
-	if n > len(v.free) {
-		short = fmt.Sprintf("want %d more replicas, %d free slots", n, len(v.free))
-		l.noCapacity(s, "no_free_slot", short)
-		n = len(v.free)
-	}
-	hosts, err := Place(l.hostLoads(s, inv), n)
-	if err != nil {
-		short = fmt.Sprintf("placed %d of %d new containers: %v", len(hosts), n, err)
-		l.noCapacity(s, "no_host_capacity", short)
-	}
-	if short == "" {
+// shortOfRoom reports a lack of room once, not at every tick while it
+// lasts (the event ring and scale_events_total would fill with it); none:
+// there was room.
+func (l *Loop) shortOfRoom(s *service, short []shortage) {
+	if len(short) == 0 {
 		s.noCapacity = ""
 	}
-	for i, host := range hosts {
-		slot, h := v.free[i], l.host(host)
-		spec := s.spec(slot, h, image, l.clock.Now())
-		l.launch(ctx, log, s, slot, &op{kind: opStart, host: host, fresh: true}, "start a container on "+host, func(ctx context.Context) { l.start(ctx, log, s, slot, h, spec, nil) })
+	for _, sh := range short {
+		if s.noCapacity != sh.Message {
+			s.noCapacity = sh.Message
+			l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: sh.Reason, Message: sh.Message})
+		}
 	}
 }
 
-// noCapacity reports a lack of room once, not at every tick while it lasts
-// (the event ring and scale_events_total would fill with it).
-func (l *Loop) noCapacity(s *service, reason, msg string) {
-	if s.noCapacity == msg {
-		return
+// startsInFlight are the starts of new containers under way that a
+// scale-down may call off.
+func (l *Loop) startsInFlight(s *service) []startInFlight {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []startInFlight
+	for slot, o := range s.ops {
+		if o.kind == opStart && o.fresh && !o.cancelled {
+			out = append(out, startInFlight{Slot: slot, Began: o.began})
+		}
 	}
-	s.noCapacity = msg
-	l.event(Event{Service: s.cfg.Name, Kind: EventNoCapacity, Reason: reason, Message: msg})
+	return out
 }
 
 // hostLoads counts every managed container per host, plus starts whose
@@ -98,88 +76,6 @@ func (l *Loop) hostLoads(s *service, inv inventory) []HostLoad {
 		}
 	}
 	return loads
-}
-
-// scaleDown drains n victims. The intent is saved before the drain: killed
-// in between, the next run finds a drain it knows to be its own (or an
-// intent for a slot still ready, which it forgets), never a drain it would
-// take for an operator's.
-func (l *Loop) scaleDown(ctx context.Context, log *slog.Logger, s *service, n int, serving []SlotLoad, now time.Time) {
-	for _, name := range Victims(serving, n) {
-		if !l.dryRun {
-			if err := l.setIntent(s.draining, name, now); err != nil {
-				log.Warn("drain postponed: its intent could not be saved", "slot", name, "err", err)
-				continue
-			}
-		}
-		if err := l.act(ctx, func(ctx context.Context) error {
-			return l.lb.SetState(ctx, s.cfg.Backend, name, AdminDrain)
-		}); err != nil {
-			log.Warn("drain", "slot", name, "err", err)
-			l.settle(ctx, s, name, AdminDrain)
-			continue
-		}
-		l.event(Event{Service: s.cfg.Name, Slot: name, Kind: EventDrain, Message: "draining slot"}, "sessions", sessionsOf(name, serving), "dry_run", l.dryRun)
-	}
-}
-
-// settle follows a change of slotscaler's that failed: a reply lost on the
-// way back may hide a change that took, which without its intent would
-// pass for an operator's, so the intent was kept. The slot is read again
-// at once: if the change did not take anywhere, the intent goes now, not at
-// the next tick, so that an operator's drain or maint meanwhile is not
-// taken for slotscaler's (sim: "operator intents kept"). A read that fails
-// keeps the intent; the next tick settles it.
-func (l *Loop) settle(ctx context.Context, s *service, slot string, want AdminState) {
-	b, err := l.lb.Backend(ctx, s.cfg.Backend)
-	if err != nil {
-		return
-	}
-	if srv, ok := b.Server(slot); ok && srv.Admin < want {
-		l.setIntent(s.draining, slot, time.Time{})
-	}
-}
-
-// shrink takes a service from d.Current down to d.Desired and keeps the
-// serving floor, min(desired, serving): starts still under way are called
-// off first (newest first), and only serving slots beyond desired are
-// drained. Draining d.Current-d.Desired serving slots instead once took
-// serving to 1 under a pin of 2 while the starts of an earlier pin of 4
-// ran (sim scenario TestScenarioPinDownWhileStarting).
-func (l *Loop) shrink(ctx context.Context, log *slog.Logger, s *service, d Decision, v view, now time.Time) {
-	excess := d.Current - d.Desired
-	excess -= l.cancelStarts(log, s, excess)
-	if n := min(excess, v.obs.Serving-d.Desired); n > 0 {
-		l.scaleDown(ctx, log, s, n, v.serving, now)
-	}
-}
-
-// errStartCalledOff ends a start that a scale-down no longer needs.
-var errStartCalledOff = errors.New("start called off: fewer replicas wanted")
-
-// cancelStarts calls off up to n starts of new containers under way,
-// newest first, and returns how many.
-func (l *Loop) cancelStarts(log *slog.Logger, s *service, n int) int {
-	l.mu.Lock()
-	var slots []string
-	for slot, o := range s.ops {
-		if o.kind == opStart && o.fresh && !o.cancelled {
-			slots = append(slots, slot)
-		}
-	}
-	slices.SortFunc(slots, func(a, b string) int {
-		return cmp.Or(s.ops[b].began.Compare(s.ops[a].began), strings.Compare(a, b))
-	})
-	slots = slots[:min(n, len(slots))]
-	for _, slot := range slots {
-		s.ops[slot].cancelled = true
-		s.ops[slot].cancel(errStartCalledOff)
-	}
-	l.mu.Unlock()
-	for _, slot := range slots {
-		log.Info("start called off: fewer replicas wanted", "slot", slot)
-	}
-	return len(slots)
 }
 
 // backedOff reports whether starts of generation wait after failures.
@@ -494,13 +390,4 @@ func (l *Loop) startFailed(s *service, generation string, e Event, attrs ...any)
 	s.retry[generation] = r
 	l.mu.Unlock()
 	l.event(e, attrs...)
-}
-
-func sessionsOf(slot string, loads []SlotLoad) int {
-	for _, sl := range loads {
-		if sl.Slot == slot {
-			return sl.Sessions
-		}
-	}
-	return 0
 }

@@ -103,83 +103,37 @@ func (l *Loop) RolloutStatus(name string) (Rollout, error) {
 	return *s.rollout, nil
 }
 
-// rolloutStep moves an active rollout one step: it waits while a start or
-// a drain is under way, then drains an old replica when there is one too
-// many, or starts a new one (in a free slot; when none, an old one is
-// drained first), and ends when every replica runs the target image.
+// rolloutStep plans an active rollout's next step (planRollout) and takes
+// it.
 func (l *Loop) rolloutStep(ctx context.Context, log *slog.Logger, s *service, v view, inv inventory) {
-	now := l.clock.Now()
 	l.mu.Lock()
 	r := s.rollout
-	gen := s.generationOf(r.Target)
-	failed := s.startFailures[gen] > r.failures
+	in := rolloutSeen{Rollout: *r, Generation: s.generationOf(r.Target), Now: l.clock.Now(), Complete: inv.complete, Min: v.obs.Limits.Min,
+		Busy: v.obs.Starting > 0 || len(v.ownDrained) > 0 || v.busy > 0, Serving: v.serving, Free: v.free}
+	in.Failed = s.startFailures[in.Generation] > r.failures
 	l.mu.Unlock()
-
-	switch {
-	case failed && r.State == RolloutRunning:
-		l.rollBack(s, fmt.Sprintf("a container of %s never became healthy", r.Image))
-		return
-	case now.After(r.Deadline) && r.State == RolloutRunning:
-		l.rollBack(s, "timed out")
-		return
-	case failed:
-		l.endRollout(s, RolloutFailed, fmt.Sprintf("rolling back to %s failed too: a container did not become healthy", r.Previous))
+	in.Hosts = l.hostLoads(s, inv)
+	step := planRollout(in)
+	if step.End == RolloutRollingBack {
+		l.rollBack(s, step.Message)
 		return
 	}
-	if v.obs.Starting > 0 || len(v.ownDrained) > 0 || v.busy > 0 {
-		return // one step at a time
-	}
-	if !inv.complete {
-		return // a replica on a host that did not answer may be old or new: wait
-	}
-	var old []SlotLoad
-	updated := 0
-	for _, sl := range v.serving {
-		if sl.Generation == gen {
-			updated++
-		} else {
-			old = append(old, sl)
-		}
-	}
-	l.mu.Lock()
-	r.Updated = updated
-	// Never fewer than the service's min, which a schedule may raise.
-	r.Replicas = max(r.Replicas, v.obs.Limits.Min)
-	l.mu.Unlock()
-	current := v.obs.Serving
-	step := func(msg string) {
+	if step.Counted {
 		l.mu.Lock()
-		r.Message = msg
+		r.Updated, r.Replicas = step.Updated, step.Replicas
+		if step.End == "" && step.Message != "" {
+			r.Message = step.Message
+		}
 		l.mu.Unlock()
 	}
-	switch {
-	case current > r.Replicas && len(old) > 0:
-		step("draining an old replica")
-		l.scaleDown(ctx, log, s, 1, old, now)
-	case len(old) > 0 && len(v.free) > 0 && l.canPlace(s, inv):
-		step("surge: starting a new replica, health check pending")
-		l.scaleUp(ctx, log, s, 1, view{free: v.free}, inv, r.Target)
-	case len(old) > 0 && current >= r.Replicas:
-		// Drain first goes one below the count held, never further: with
-		// fewer serving than held it drained what little served (sim:
-		// "serving floor").
-		step("no free slot or host capacity: draining an old replica first")
-		l.scaleDown(ctx, log, s, 1, old, now)
-	case len(old) > 0 && len(v.free) == 0:
-		step(fmt.Sprintf("waiting: %d of %d replicas serve and no slot is free", current, r.Replicas))
-	case current < r.Replicas:
-		step("starting a new replica, health check pending")
-		l.scaleUp(ctx, log, s, r.Replicas-current, view{free: v.free}, inv, r.Target)
-	case r.State == RolloutRollingBack:
-		l.endRollout(s, RolloutRolledBack, fmt.Sprintf("%s never became healthy; every replica runs %s again", r.Image, r.Previous))
-	default:
-		l.endRollout(s, RolloutSucceeded, fmt.Sprintf("every replica runs %s", r.Image))
+	if step.End != "" {
+		l.endRollout(s, step.End, step.Message)
+		return
 	}
-}
-
-func (l *Loop) canPlace(s *service, inv inventory) bool {
-	hosts, _ := Place(l.hostLoads(s, inv), 1)
-	return len(hosts) == 1
+	if step.Started {
+		l.shortOfRoom(s, step.Short)
+	}
+	l.apply(ctx, log, s, step.Actions)
 }
 
 func (l *Loop) rollBack(s *service, why string) {

@@ -233,18 +233,27 @@ func (l *Loop) Service(name string) (ServiceStatus, error) {
 	return s.statusLocked(), nil
 }
 
+// controlLocked says who sets the service's replica count, and the count
+// held unless the rules set it.
+func (s *service) controlLocked() (ControlMode, int) {
+	switch {
+	case s.rollout != nil && s.rollout.active():
+		return ControlRollout, s.rollout.Replicas
+	case s.hold != nil && s.hold.paused:
+		return ControlPaused, s.hold.replicas
+	case s.hold != nil:
+		return ControlPinned, s.hold.replicas
+	}
+	return ControlAuto, 0
+}
+
 func (s *service) statusLocked() ServiceStatus {
 	st := s.status
 	st.Slots = slices.Clone(st.Slots)
 	st.Image, st.Generation = s.image, s.generation()
-	st.Control, st.Pinned = ControlAuto, 0
-	switch {
-	case s.rollout != nil && s.rollout.active():
-		st.Control = ControlRollout
-	case s.hold != nil && s.hold.paused:
-		st.Control, st.Pinned = ControlPaused, s.hold.replicas
-	case s.hold != nil:
-		st.Control, st.Pinned = ControlPinned, s.hold.replicas
+	st.Control, st.Pinned = s.controlLocked()
+	if st.Control == ControlRollout {
+		st.Pinned = 0 // the count a pin or pause holds
 	}
 	if s.rollout != nil {
 		r := *s.rollout

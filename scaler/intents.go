@@ -1,0 +1,73 @@
+package scaler
+
+import (
+	"net/netip"
+	"time"
+)
+
+// What slotscaler intends for its slots (its own drains and maints, binds
+// under way, where each slot last pointed at its container), kept in
+// memory and saved in state_dir: after a restart, a drain, maint or weight
+// 0 not recorded is an operator's.
+
+// retired ends a maint of slotscaler's whose containers are gone: its
+// draining intent goes, and first the slot's last bound address, so that a
+// maint found there later is not taken for an operator's.
+func (l *Loop) retired(s *service, slot string) {
+	l.mu.Lock()
+	delete(s.lastBound, slot)
+	l.mu.Unlock()
+	l.setIntent(s.draining, slot, time.Time{})
+}
+
+// boundTo records where a slot points at its container. It is saved with
+// the next write of the state: a restarted slotscaler still tells an
+// operator's maint there from a free slot after the container died.
+func (l *Loop) boundTo(s *service, slot string, at netip.AddrPort) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.lastBound[slot] = at
+}
+
+// intent reads an intent of slot (a drain to scale down, a bind under
+// way) and since when.
+func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := intents[slot]
+	return t, ok
+}
+
+// has reports whether slot has an intent in intents.
+func (l *Loop) has(intents map[string]time.Time, slot string) bool {
+	_, ok := l.intent(intents, slot)
+	return ok
+}
+
+// setIntent records (or, with a zero time, forgets) an intent and saves it
+// when it changed: after a restart, a drain or a weight 0 not recorded is an
+// operator's. A recorded intent that could not be saved is an error (wrapping
+// ErrNotSaved): the change it was for must not be made.
+func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) error {
+	l.mu.Lock()
+	_, had := intents[slot]
+	if since.IsZero() {
+		delete(intents, slot)
+	} else {
+		intents[slot] = since
+	}
+	l.mu.Unlock()
+	if had == !since.IsZero() {
+		return nil
+	}
+	err := l.persist()
+	if err != nil && !had {
+		// Not saved, so the change it was for is not made: nor is the
+		// intent kept in memory, where it would make an operator's later
+		// drain of the slot pass for slotscaler's (sim).
+		l.mu.Lock()
+		delete(intents, slot)
+		l.mu.Unlock()
+	}
+	return err
+}
