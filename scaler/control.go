@@ -41,12 +41,15 @@ func (l *Loop) serviceLocked(name string) *service {
 // to try again (sim seed 1602: a hold lost to a full disk, then a crash).
 func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 	l.mu.Lock()
+	was := s.held[slot]
 	s.held[slot] = true
 	l.mu.Unlock()
 	if err := l.persist(); err != nil {
-		l.mu.Lock()
-		delete(s.held, slot)
-		l.mu.Unlock()
+		if !was {
+			l.mu.Lock()
+			delete(s.held, slot)
+			l.mu.Unlock()
+		}
 		log.Warn("operator maint not recorded yet: its container stays until it is", "slot", slot, "err", err)
 		return err
 	}
@@ -137,7 +140,8 @@ func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Serv
 	}
 	srv, ok := b.Server(slot)
 	if !ok {
-		return nil, Server{}, fmt.Errorf("slot %s/%s: %w", backend, slot, ErrUnknown)
+		// The service still, for a held dynamic slot whose server is gone.
+		return s, Server{}, fmt.Errorf("slot %s/%s: %w", backend, slot, ErrUnknown)
 	}
 	return s, srv, nil
 }
@@ -176,8 +180,23 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
-	if err != nil {
+	// A held dynamic slot's server went with its container: enabling it
+	// is releasing the hold (review: it could never be enabled).
+	absent := false
+	if s != nil && errors.Is(err, ErrUnknown) {
+		l.mu.Lock()
+		absent = s.held[slot]
+		l.mu.Unlock()
+	}
+	if err != nil && !absent {
 		return err
+	}
+	if absent {
+		l.mu.Lock()
+		delete(s.held, slot)
+		l.mu.Unlock()
+		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})
+		return l.persist()
 	}
 	// A weight 0 is the operator's too (or a start's they drained): the
 	// slot is slotscaler's again only at full weight. Weighted first: if
@@ -195,7 +214,19 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	l.mu.Lock()
 	wasHeld := s.held[slot]
 	delete(s.held, slot)
+	if srv.Admin == AdminMaint {
+		// Handed back in maint, the maint is slotscaler's now, as after a
+		// retirement of its own: its container goes and the slot is free.
+		// Left as it was, a maint at the slot's last bound address was
+		// taken for the operator's again at the next tick (review).
+		delete(s.lastBound, slot)
+	}
 	l.mu.Unlock()
+	if srv.Admin == AdminMaint {
+		if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
+			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
+		}
+	}
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})
 	if wasHeld {
 		return l.persist()

@@ -48,8 +48,9 @@ type Options struct {
 	Clock    Clock            // default: WallClock
 	Now      func() time.Time // the wall clock with another time (tests); ignored with Clock
 	Log      *slog.Logger     // default slog.Default()
-	// Mirror is the Mirror behind LB, if any: the instances' processes it
-	// last brought in step are kept in state.json (see InStepProcess).
+	// Mirror is the Mirror behind LB, if any (default: LB itself when it is
+	// one): the rebuilds it has under way are kept in state.json (see
+	// Mirror.Rebuilding).
 	Mirror *Mirror
 	// GenerationKey keys the generation label (see Generation); run.go
 	// keeps it in state_dir. Nil: an HMAC with an empty key.
@@ -165,6 +166,9 @@ func New(o Options) (*Loop, error) {
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun, planOut: o.PlanOut,
 		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey, mirror: o.Mirror}
+	if l.mirror == nil {
+		l.mirror, _ = o.LB.(*Mirror)
+	}
 	if l.store == nil {
 		if dir := cmp.Or(o.StateDir, o.Config.StateDir); dir != "" {
 			l.store = FileStore(dir)
@@ -194,7 +198,7 @@ func New(o Options) (*Loop, error) {
 		return nil, err
 	}
 	if l.mirror != nil {
-		l.mirror.onRebuilt = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
+		l.mirror.onRebuilding = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
 	}
 	return l, nil
 }

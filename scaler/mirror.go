@@ -16,10 +16,9 @@ import (
 // it. Every read reads all of them (any failure fails the read, so nothing
 // is decided on part of the traffic) and merges:
 //
-//   - An instance that restarted since it was last brought in step (show
-//     info: another PID or start time than InStep, which the Loop keeps in
-//     state.json; with no history at all, every slot in maint beside an
-//     instance with slots out of it) lost its runtime state: it is
+//   - An instance that restarted since it was last read (show info:
+//     another PID or start time; with no history, every slot in maint
+//     beside an instance with slots out of it) lost its runtime state: it is
 //     rebuilt from the instances that did not restart, and its own reset
 //     view is left out.
 //     Copying a restarted instance's view onto the others once set every
@@ -40,30 +39,19 @@ type Mirror struct {
 	mu    sync.Mutex
 	lbs   []LB
 	names []string
-	// seen: per backend and instance, the process last read and synced.
-	// Written under mu and seenMu, read under either: saving it (InStep)
-	// must not wait for a read's I/O.
-	seen   map[string][]ProcessInfo
-	seenMu sync.Mutex
+	seen  map[string][]ProcessInfo // per backend and instance, the process last read and synced
 	// rebuilding: per backend and instance, a rebuild begun and not yet
-	// completed (a half-rebuilt instance must not be followed).
+	// completed (a half-rebuilt instance must not be followed). Written
+	// under mu and flagsMu, read under either: saving it (Rebuilding) must
+	// not wait for a read's I/O.
 	rebuilding map[string][]bool
+	flagsMu    sync.Mutex
 	opts       func(backend string) (ServerOptions, bool)
 	clock      Clock
 	log        *slog.Logger
-	// onRebuilt, when set, is called (outside mu) after a read brought a
-	// restarted instance back in step: the Loop saves InStep then.
-	onRebuilt func()
-}
-
-// InStepProcess is an instance's process as the Mirror last brought it in
-// step, kept in state.json: after slotscaler restarts, an instance whose
-// process differs restarted meanwhile and is rebuilt, even half rebuilt
-// by the run before (whose maints of it were otherwise taken for an
-// operator's on that instance and copied onto the others: sim seed 1112).
-type InStepProcess struct {
-	PID       int   `json:"pid"`
-	StartTime int64 `json:"start_time"`
+	// onRebuilding, when set, is called (outside mu) after a read began or
+	// completed a rebuild: the Loop saves Rebuilding then.
+	onRebuilding func()
 }
 
 var _ LB = (*Mirror)(nil)
@@ -75,40 +63,40 @@ func NewMirror(lbs []LB, names []string, opts func(backend string) (ServerOption
 	return &Mirror{lbs: lbs, names: names, seen: map[string][]ProcessInfo{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
 }
 
-// InStep returns, per backend and instance name, the process last brought
-// in step.
-func (m *Mirror) InStep() map[string]map[string]InStepProcess {
-	lockOn(m.clock, &m.seenMu)
-	defer m.seenMu.Unlock()
-	out := map[string]map[string]InStepProcess{}
-	for backend, seen := range m.seen {
-		for i, p := range seen {
-			if p.PID == 0 {
-				continue
+// Rebuilding returns, per backend, the instances whose rebuild was begun
+// and not completed. The Loop keeps it in state.json: a rebuild that
+// slotscaler's restart cut short is taken up again, instead of the half
+// rebuilt instance's maints being copied onto the others as an operator's
+// (sim seed 1112). Only that is kept, not the processes last in step: a
+// restart of an instance while slotscaler was away that kept its state
+// (a reload with the server state file) is not taken for a lost one, and
+// an operator's command made on it since stands (review).
+func (m *Mirror) Rebuilding() map[string][]string {
+	lockOn(m.clock, &m.flagsMu)
+	defer m.flagsMu.Unlock()
+	out := map[string][]string{}
+	for backend, flags := range m.rebuilding {
+		for i, on := range flags {
+			if on {
+				out[backend] = append(out[backend], m.names[i])
 			}
-			if out[backend] == nil {
-				out[backend] = map[string]InStepProcess{}
-			}
-			out[backend][m.names[i]] = InStepProcess(p)
 		}
 	}
 	return out
 }
 
-// restoreInStep takes what InStep returned in the run before.
-func (m *Mirror) restoreInStep(saved map[string]map[string]InStepProcess) {
+// restoreRebuilding takes what Rebuilding returned in the run before.
+func (m *Mirror) restoreRebuilding(saved map[string][]string) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
-	lockOn(m.clock, &m.seenMu)
-	defer m.seenMu.Unlock()
-	for backend, byName := range saved {
-		seen := make([]ProcessInfo, len(m.lbs))
+	lockOn(m.clock, &m.flagsMu)
+	defer m.flagsMu.Unlock()
+	for backend, names := range saved {
+		flags := make([]bool, len(m.lbs))
 		for i, name := range m.names {
-			if p, ok := byName[name]; ok {
-				seen[i] = ProcessInfo(p)
-			}
+			flags[i] = slices.Contains(names, name)
 		}
-		m.seen[backend] = seen
+		m.rebuilding[backend] = flags
 	}
 }
 
@@ -132,23 +120,22 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
-	b, rebuilt, err := m.read(ctx, name)
-	if rebuilt && m.onRebuilt != nil {
-		m.onRebuilt()
+	b, flagged, err := m.read(ctx, name)
+	if flagged && m.onRebuilding != nil {
+		m.onRebuilding()
 	}
 	return b, err
 }
 
-// read is Backend under the lock; rebuilt reports a rebuild completed.
-func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool, _ error) {
+// read is Backend under the lock; flagged reports a rebuild begun or
+// completed.
+func (m *Mirror) read(ctx context.Context, name string) (_ Backend, flagged bool, _ error) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
 		seen = make([]ProcessInfo, len(m.lbs))
-		lockOn(m.clock, &m.seenMu)
 		m.seen[name] = seen
-		m.seenMu.Unlock()
 	}
 	views := make([]Backend, len(m.lbs))
 	reset := make([]bool, len(m.lbs))
@@ -166,8 +153,8 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 		views[i], infos[i] = b, info
 		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
 	}
-	if !slices.ContainsFunc(seen, func(p ProcessInfo) bool { return p.PID != 0 }) {
-		// No history (slotscaler's first start): an instance as a restart
+	if seen[0].PID == 0 {
+		// No history (slotscaler just started): an instance as a restart
 		// leaves it, beside one with slots out of maint, restarted while
 		// slotscaler was away (sim: a restart just before the first read
 		// wiped the other instance's slots).
@@ -179,6 +166,7 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 			}
 		}
 	}
+	lockOn(m.clock, &m.flagsMu)
 	rebuilding := m.rebuilding[name]
 	if rebuilding == nil {
 		rebuilding = make([]bool, len(m.lbs))
@@ -190,10 +178,11 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 			continue
 		}
 		if reset[i] {
-			rebuilding[i] = true
+			rebuilding[i], flagged = true, true
 			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", infos[i].PID)
 		}
 	}
+	m.flagsMu.Unlock()
 	source := -1 // the first instance that did not restart
 	for i := range views {
 		if !reset[i] {
@@ -244,15 +233,15 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, rebuilt bool
 		// In step: the next read compares it to what it is now. One not
 		// brought in step is rebuilt again (rebuilding it from its own
 		// half-built view would take the slots still missing for maints).
-		rebuilt = rebuilt || rebuilding[i]
-		lockOn(m.clock, &m.seenMu)
+		lockOn(m.clock, &m.flagsMu)
+		flagged = flagged || rebuilding[i]
 		seen[i], rebuilding[i] = infos[i], false
-		m.seenMu.Unlock()
+		m.flagsMu.Unlock()
 	}
 	if !synced {
-		return Backend{}, false, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+		return Backend{}, flagged, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
-	return merged, rebuilt, nil
+	return merged, flagged, nil
 }
 
 // pristineBeside reports whether v looks as a restart leaves an instance

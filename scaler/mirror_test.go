@@ -2,12 +2,14 @@ package scaler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,10 +101,10 @@ func TestMirrorKeepsInstancesInStep(t *testing.T) {
 }
 
 // slotscaler restarts while an instance that restarted is half rebuilt (a
-// slot back at its address but still in maint): the new run knows from
-// state.json that this instance's process is not the one last in step,
-// rebuilds it, and does not copy its maint onto the other instance (which
-// looked like an operator's maint there: sim seed 1112).
+// slot back at its address but still in maint, its "state ready" refused):
+// the new run knows from state.json that this instance's rebuild is under
+// way, takes it up again, and does not copy its maint onto the other
+// instance (which looked like an operator's maint there: sim seed 1112).
 func TestMirrorRebuildsAfterSlotscalerRestart(t *testing.T) {
 	cfg, err := config.Parse(fmt.Appendf(nil, harnessConfig, 10, config.ModeTemplate))
 	if err != nil {
@@ -112,20 +114,25 @@ func TestMirrorRebuildsAfterSlotscalerRestart(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+	first := &refusingLB{}
 	var lbs []scaler.LB
-	for _, f := range fakes {
+	for i, f := range fakes {
 		f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
 		f.SetClock(clock)
 		f.DeclareBackend("web", "roundrobin")
 		f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
-		lbs = append(lbs, haproxy.New(f))
+		var lb scaler.LB = haproxy.New(f)
+		if i == 0 {
+			first.LB = lb
+			lb = first
+		}
+		lbs = append(lbs, lb)
 	}
 	opts := func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{}, false }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
 	run := func() *scaler.Loop {
-		mirror := scaler.NewMirror(lbs, []string{"a", "b"}, opts, scaler.WallClock{}, log)
-		loop, err := scaler.New(scaler.Options{Config: cfg, LB: mirror, Mirror: mirror, StateDir: dir, Log: log, Now: clock,
+		loop, err := scaler.New(scaler.Options{Config: cfg, LB: scaler.NewMirror(lbs, []string{"a", "b"}, opts, scaler.WallClock{}, log), StateDir: dir, Log: log, Now: clock,
 			Hosts: []scaler.Host{{Name: "local", Addr: netip.MustParseAddr("127.0.0.1"), Capacity: 10, Preferred: true, Engine: engine}}})
 		if err != nil {
 			t.Fatal(err)
@@ -133,27 +140,44 @@ func TestMirrorRebuildsAfterSlotscalerRestart(t *testing.T) {
 		return loop
 	}
 	tick := func(l *scaler.Loop) { l.Tick(context.Background()); l.Wait(); now = now.Add(time.Second) }
-	first := run()
-	tick(first)
-	tick(first)
+	before := run()
+	tick(before)
+	tick(before)
 	served := summary(t, fakes[1])
 	if !strings.HasPrefix(served, "slot1=ready/") {
 		t.Fatalf("not serving after two ticks: %s", served)
 	}
-	// The first instance restarts; the run before slotscaler's crash got
-	// as far as pointing slot1 back at its container.
+	// The first instance restarts; the rebuild gets as far as pointing
+	// slot1 back at its container, and slotscaler is gone before it ends.
 	fakes[0].Restart()
-	b, _ := fakes[1].Backend(context.Background(), "web")
-	slot1, _ := b.Server("slot1")
-	if err := fakes[0].SetAddr(context.Background(), "web", "slot1", slot1.Addr, slot1.Port); err != nil {
-		t.Fatal(err)
-	}
-	second := run()
-	tick(second)
+	first.refuse(true)
+	tick(before)
+	first.refuse(false)
+	after := run()
+	tick(after)
 	if got := summary(t, fakes[1]); got != served {
 		t.Errorf("the instance that did not restart changed:\n was: %s\n now: %s", served, got)
 	}
 	if a, b := summary(t, fakes[0]), summary(t, fakes[1]); a != b {
 		t.Errorf("the restarted instance was not rebuilt:\n a: %s\n b: %s", a, b)
 	}
+}
+
+// refusingLB refuses every admin state change while told to.
+type refusingLB struct {
+	scaler.LB
+	mu  sync.Mutex
+	off bool
+}
+
+func (r *refusingLB) refuse(on bool) { r.mu.Lock(); r.off = on; r.mu.Unlock() }
+
+func (r *refusingLB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) error {
+	r.mu.Lock()
+	off := r.off
+	r.mu.Unlock()
+	if off {
+		return errors.New("set server state: connection reset by peer")
+	}
+	return r.LB.SetState(ctx, backend, server, state)
 }

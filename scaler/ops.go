@@ -137,7 +137,22 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		l.retired(s, slot)
 	}
 	// Saved before the weight goes to 0: a restart in between must not
-	// take the weight 0 for an operator's.
+	// take the weight 0 for an operator's. The slot's last bound address
+	// goes with it: this bind may point the slot there again (a re-bind
+	// after HAProxy restarted), and until its state ready a maint there is
+	// this start's, not an operator's (review: killed before it, the slot
+	// was held for good).
+	l.mu.Lock()
+	_, hadBound := s.lastBound[slot]
+	delete(s.lastBound, slot)
+	_, hadBinding := s.binding[slot]
+	l.mu.Unlock()
+	if hadBound && hadBinding { // setIntent saves only a change of the intent
+		if err := l.persist(); err != nil {
+			undo("save state", err)
+			return
+		}
+	}
 	if err := l.setIntent(s.binding, slot, l.clock.Now()); err != nil {
 		undo("save state", err)
 		return

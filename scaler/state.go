@@ -55,21 +55,21 @@ type savedState struct {
 	// Version counts the saves; a state never replaces a newer one.
 	Version  int                     `json:"version"`
 	Services map[string]savedService `json:"services"`
-	// InStep: per backend and HAProxy instance, its process as last brought
-	// in step (several instances only).
-	InStep map[string]map[string]InStepProcess `json:"in_step,omitempty"`
+	// Rebuilding: per backend, the HAProxy instances whose rebuild was
+	// begun and not completed (several instances only).
+	Rebuilding map[string][]string `json:"rebuilding,omitempty"`
 }
 
 type savedService struct {
-	Image    string                    `json:"image,omitempty"`
-	Base     string                    `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
-	Paused   bool                      `json:"paused,omitempty"`
-	Pinned   *int                      `json:"pinned,omitempty"`
-	Draining map[string]time.Time      `json:"draining,omitempty"`
-	Binding  map[string]time.Time      `json:"binding,omitempty"`
-	Held     []string                  `json:"held,omitempty"`  // slots an operator set to maint
-	Bound    map[string]netip.AddrPort `json:"bound,omitempty"` // where each slot last pointed at a container of ours
-	Rollout  *Rollout                  `json:"rollout,omitempty"`
+	Image    string               `json:"image,omitempty"`
+	Base     string               `json:"base,omitempty"` // the container.image Image replaced: another one in the YAML wins
+	Paused   bool                 `json:"paused,omitempty"`
+	Pinned   *int                 `json:"pinned,omitempty"`
+	Draining map[string]time.Time `json:"draining,omitempty"`
+	Binding  map[string]time.Time `json:"binding,omitempty"`
+	Held     []string             `json:"held,omitempty"`  // slots an operator set to maint
+	Bound    map[string]string    `json:"bound,omitempty"` // where each slot last pointed at a container of ours (addr:port; a bad one is dropped)
+	Rollout  *Rollout             `json:"rollout,omitempty"`
 }
 
 // persist saves the state. Snapshot and write happen under saveMu, so the
@@ -82,15 +82,15 @@ func (l *Loop) persist() error {
 	}
 	lockOn(l.clock, &l.saveMu)
 	defer l.saveMu.Unlock()
-	var inStep map[string]map[string]InStepProcess
+	var rebuilding map[string][]string
 	if l.mirror != nil {
-		inStep = l.mirror.InStep()
+		rebuilding = l.mirror.Rebuilding()
 	}
 	l.mu.Lock()
 	l.version++
-	st := savedState{Version: l.version, Services: map[string]savedService{}, InStep: inStep}
+	st := savedState{Version: l.version, Services: map[string]savedService{}, Rebuilding: rebuilding}
 	for _, s := range l.services {
-		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held)), Bound: maps.Clone(s.lastBound)}
+		ss := savedService{Draining: maps.Clone(s.draining), Binding: maps.Clone(s.binding), Held: slices.Sorted(maps.Keys(s.held)), Bound: boundText(s.lastBound)}
 		if s.image != s.cfg.Container.Image {
 			ss.Image, ss.Base = s.image, s.cfg.Container.Image
 		}
@@ -170,7 +170,7 @@ func (l *Loop) restore() error {
 	}
 	l.version = st.Version
 	if l.mirror != nil {
-		l.mirror.restoreInStep(st.InStep)
+		l.mirror.restoreRebuilding(st.Rebuilding)
 	}
 	for _, s := range l.services {
 		ss, ok := st.Services[s.cfg.Name]
@@ -185,11 +185,31 @@ func (l *Loop) restore() error {
 		}
 		maps.Copy(s.draining, ss.Draining)
 		maps.Copy(s.binding, ss.Binding)
-		maps.Copy(s.lastBound, ss.Bound)
+		for slot, at := range ss.Bound {
+			// A hint, not an intent: a bad one is dropped, never a reason
+			// to refuse the state and its intents.
+			if ap, err := netip.ParseAddrPort(at); err == nil {
+				s.lastBound[slot] = ap
+			} else {
+				l.log.Warn("state: a slot's last bound address dropped", "service", s.cfg.Name, "slot", slot, "bound", at)
+			}
+		}
 		for _, slot := range ss.Held {
 			s.held[slot] = true
 		}
 		s.rollout = ss.Rollout
 	}
 	return nil
+}
+
+// boundText is lastBound as state.json keeps it.
+func boundText(bound map[string]netip.AddrPort) map[string]string {
+	if len(bound) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(bound))
+	for slot, at := range bound {
+		out[slot] = at.String()
+	}
+	return out
 }

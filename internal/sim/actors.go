@@ -92,6 +92,7 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		return
 	}
 	w.operator[backend+"/"+slot] = what
+	w.touched[backend+"/"+slot] = true
 	w.socketAt[backend+"/"+slot] = socketMark{hp, w.sched.Now()}
 	switch what {
 	case "drain":
@@ -170,6 +171,7 @@ func (w *World) Drain(backend, slot string) {
 	key := backend + "/" + slot
 	was, had := w.operator[key]
 	w.operator[key] = "drain"
+	w.touched[key] = true
 	w.lbctlDrains[key]++
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
 		w.lbctlDrains[key]--
@@ -192,6 +194,7 @@ func (w *World) Enable(backend, slot string) {
 	}
 	key := backend + "/" + slot
 	was := w.operator[key]
+	w.touched[key] = true
 	delete(w.operator, key) // before the call: its own "ready" is the operator's
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
 		// Failed, what it did not undo is still theirs; unsaved, it is done
@@ -429,6 +432,44 @@ func (w *World) KillContainer(backend, slot string) {
 func (w *World) DiskFull(d time.Duration) {
 	w.faults, w.store.failP = true, 1
 	w.after(d, func() { w.faults, w.store.failP = false, 0 })
+}
+
+// KillAfter kills slotscaler right after the first change of an
+// operation's that match accepts (scenarios).
+func (w *World) KillAfter(match func(server, what string) bool) {
+	w.killOn = func(server, what string) bool {
+		if w.sched.label() == "tick" || !match(server, what) {
+			return false
+		}
+		w.killOn = nil
+		w.trace("scenario: kill right after %s of %s", what, server)
+		w.after(50*time.Microsecond, w.crash)
+		return true
+	}
+}
+
+// StopSlotscaler kills slotscaler and keeps it down until StartSlotscaler
+// (scenarios).
+func (w *World) StopSlotscaler() {
+	if w.loop == nil {
+		return
+	}
+	w.trace("slotscaler process %d stopped", w.proc)
+	w.sched.kill(w.proc)
+	w.loop = nil
+}
+
+// StartSlotscaler starts slotscaler from state_dir (scenarios).
+func (w *World) StartSlotscaler() { w.boot() }
+
+// ReloadHAProxy reloads instance i keeping its runtime state, as a reload
+// with the server state file does: a new process, the same slots
+// (scenarios).
+func (w *World) ReloadHAProxy(i int) {
+	h := w.haproxies[i]
+	h.pid++
+	h.start = w.sched.Now()
+	w.trace("%s reloaded with its server state (pid %d)", h.name, h.pid)
 }
 
 // Loop is the slotscaler process running now (scenarios).

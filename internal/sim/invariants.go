@@ -31,6 +31,8 @@ import (
 //     container's host did not answer its listing, or whose backend read
 //     (the tick's observation, not a later re-read) came back cut short.
 //   - "no panic".
+//   - "no false hold": after the faults stop, no slot that no operator
+//     ever touched is kept out as an operator's.
 //   - "converged": after the faults stop, within Options.Quiet, every
 //     instance shows the same slot table, every container is bound by a
 //     slot every instance has out of maint, and every slot out of maint
@@ -114,6 +116,9 @@ const rebuildWindow = 10 * time.Second
 // before is what served on it before.
 func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
+	if w.killOn != nil {
+		w.killOn(server, what)
+	}
 	key := b.name + "/" + server
 	if was, ok := w.copying[key]; ok {
 		// slotscaler copying an operator's command it read before their
@@ -166,10 +171,15 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		// On the very instance the operator used, within rebuildWindow of
 		// its restart, slotscaler may still be rebuilding it from the
 		// others: their command is rebuilt over (README).
-		if bySocket && m.on == h && m.at.Sub(h.start) < rebuildWindow {
+		// Later than that, bringing their instance in step with the
+		// others over their command undoes it.
+		switch {
+		case bySocket && m.on == h && m.at.Sub(h.start) < rebuildWindow:
 			w.trace("operator's %s of %s on %s, %s after its restart, rebuilt over by process %d's %s", intent, key, h.name, m.at.Sub(h.start), proc, what)
 			delete(w.operator, key)
 			intent = ""
+		case bySocket && m.on == h && (what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight")):
+			w.violate("operator intents kept", "%s on %s undid an operator's %s on %s, %s after its restart", what, key, intent, h.name, m.at.Sub(h.start))
 		}
 	case what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight"):
 		w.violate("operator intents kept", "%s on %s undid an operator's %s", what, key, intent)
@@ -238,6 +248,18 @@ func (w *world) removing(proc int, h *host, c *container) {
 
 // checkConverged checks the world after the quiet period.
 func (w *world) checkConverged() {
+	// "no false hold": a slot slotscaler keeps out as an operator's that no
+	// operator ever touched is capacity lost for good.
+	if w.loop != nil {
+		for _, st := range w.loop.Services() {
+			for _, sl := range st.Slots {
+				if key := st.Backend + "/" + sl.Name; sl.State == scaler.SlotOperator && !w.touched[key] {
+					w.violate("no false hold", "%s is kept out as an operator's (%s), and no operator touched it", key, sl.Admin)
+					return
+				}
+			}
+		}
+	}
 	table := w.table
 	first := table(w.haproxies[0])
 	for _, h := range w.haproxies[1:] {

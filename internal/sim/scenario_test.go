@@ -214,3 +214,66 @@ func TestScenarioOperatorMaintWhileDiskFull(t *testing.T) {
 		}})
 	}
 }
+
+// A re-bind after HAProxy restarted (the slot pointed back at the address
+// its container had), killed between its "set addr" or "add server" and
+// its "state ready": the slot in maint at its old address under a bind of
+// ours is not taken for an operator's maint ("no false hold"; found by
+// review).
+func TestScenarioRebindKilledBeforeReady(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		runScenario(t, Options{Dynamic: dynamic, Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 3) })
+			w.At(10*time.Second, func() {
+				w.KillAfter(func(_, what string) bool { return what == "set addr" || what == "add server" })
+				w.RestartHAProxy(0)
+			})
+		}})
+	}
+}
+
+// An operator's maint of a slot whose host does not answer is held; they
+// enable it while the host is still silent: the slot is slotscaler's
+// again, not held anew at the next tick (found by review).
+func TestScenarioEnableWhileHostSilent(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		var after scaler.SlotState
+		runScenario(t, Options{Dynamic: dynamic, Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 3) })
+			w.At(10*time.Second, func() { w.HostDown(0, 8*time.Second) })
+			w.At(10*time.Second+200*time.Millisecond, func() { w.OnSocket(0, "web", "slot1", "maint") })
+			w.At(13*time.Second, func() { w.Enable("web", "slot1") })
+			w.At(28*time.Second, func() {
+				for _, sl := range w.Loop().Services()[0].Slots {
+					if sl.Name == "slot1" {
+						after = sl.State
+					}
+				}
+			})
+		}})
+		if after == scaler.SlotOperator {
+			t.Errorf("dynamic=%t: lbctl enable web/slot1 lost: the slot is held again", dynamic)
+		}
+	}
+}
+
+// slotscaler is down; one instance reloads keeping its slots (new process,
+// same runtime state), and later an operator drains a slot on its socket:
+// when slotscaler is back, that instance is not rebuilt over the drain
+// (found by review: a saved "process last in step" made it one to rebuild).
+func TestScenarioReloadWhileDownThenSocketDrain(t *testing.T) {
+	var admin string
+	runScenario(t, Options{Instances: 2, Script: func(w *World) {
+		w.At(time.Second, func() { w.Scale("web", 3) })
+		w.At(8*time.Second, func() { w.StopSlotscaler() })
+		w.At(8*time.Second+100*time.Millisecond, func() { w.ReloadHAProxy(0) })
+		w.At(20*time.Second, func() { w.OnSocket(0, "web", "slot1", "drain") })
+		w.At(22*time.Second, func() { w.StartSlotscaler() })
+		w.At(26*time.Second, func() {
+			admin = w.haproxies[0].backend("web").server("slot1").admin.String() + "/" + w.haproxies[1].backend("web").server("slot1").admin.String()
+		})
+	}})
+	if admin != "drain/drain" {
+		t.Errorf("operator's socket drain of web/slot1 on haproxy1: %s (haproxy1/haproxy2) once slotscaler was back, want drain/drain", admin)
+	}
+}
