@@ -49,8 +49,9 @@ type Mirror struct {
 	opts       func(backend string) (ServerOptions, bool)
 	clock      Clock
 	log        *slog.Logger
-	// onRebuilding, when set, is called (outside mu) after a read began or
-	// completed a rebuild: the Loop saves Rebuilding then.
+	// onRebuilding, when set, is called when a read begins a rebuild
+	// (under mu, before its first change) and after one completed it
+	// (outside mu): the Loop saves Rebuilding then. It must not take mu.
 	onRebuilding func()
 }
 
@@ -120,16 +121,16 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
-	b, flagged, err := m.read(ctx, name)
-	if flagged && m.onRebuilding != nil {
+	b, completed, err := m.read(ctx, name)
+	if completed && m.onRebuilding != nil {
 		m.onRebuilding()
 	}
 	return b, err
 }
 
-// read is Backend under the lock; flagged reports a rebuild begun or
-// completed.
-func (m *Mirror) read(ctx context.Context, name string) (_ Backend, flagged bool, _ error) {
+// read is Backend under the lock; completed reports a rebuild completed.
+func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bool, _ error) {
+	begun := false
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	seen := m.seen[name] // per backend: each backend's read must see a restart
@@ -178,11 +179,18 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, flagged bool
 			continue
 		}
 		if reset[i] {
-			rebuilding[i], flagged = true, true
+			rebuilding[i], begun = true, true
 			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", infos[i].PID)
 		}
 	}
 	m.flagsMu.Unlock()
+	if begun && m.onRebuilding != nil {
+		// Saved before the first change of the rebuild: killed in the
+		// middle, the next run must know (sim seeds 242, 248). A failed
+		// save is logged; the rebuild goes on, as an instance that lost
+		// its slots serves nothing until it is rebuilt.
+		m.onRebuilding()
+	}
 	source := -1 // the first instance that did not restart
 	for i := range views {
 		if !reset[i] {
@@ -234,14 +242,14 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, flagged bool
 		// brought in step is rebuilt again (rebuilding it from its own
 		// half-built view would take the slots still missing for maints).
 		lockOn(m.clock, &m.flagsMu)
-		flagged = flagged || rebuilding[i]
+		completed = completed || rebuilding[i]
 		seen[i], rebuilding[i] = infos[i], false
 		m.flagsMu.Unlock()
 	}
 	if !synced {
-		return Backend{}, flagged, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+		return Backend{}, completed, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
-	return merged, flagged, nil
+	return merged, completed, nil
 }
 
 // pristineBeside reports whether v looks as a restart leaves an instance
