@@ -12,6 +12,11 @@ import (
 type LB interface {
 	Info(ctx context.Context) (ProcessInfo, error)
 	Backend(ctx context.Context, name string) (Backend, error)
+	// Backends reads the named backends in one pass where the LB can (one
+	// show stat and one show servers state: a tick over many services then
+	// costs about one bare read); a backend the reply lacks is left out.
+	// errors.ErrUnsupported: read them one by one with Backend.
+	Backends(ctx context.Context, names []string) (map[string]Backend, error)
 	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
 	SetState(ctx context.Context, backend, server string, state AdminState) error
 	SetWeight(ctx context.Context, backend, server string, percent int) error

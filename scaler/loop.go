@@ -342,9 +342,10 @@ func (l *Loop) Tick(ctx context.Context) bool {
 			faults = append(faults, "docker host "+h.Name+": "+inv.down[h.Name].Error())
 		}
 	}
+	backends := l.readBackends(ctx, services)
 	reads := make([]serviceRead, len(services))
 	for i, s := range services {
-		reads[i] = l.read(ctx, s, inv)
+		reads[i] = l.read(ctx, s, inv, backends)
 	}
 	statuses := make([]ServiceStatus, 0, len(services))
 	for i, s := range services {
@@ -438,10 +439,40 @@ type serviceRead struct {
 	err        error   // the backend could not be read: the service is skipped
 }
 
+// backendsRead is every service's backend as one pass read it.
+type backendsRead struct {
+	byName map[string]Backend
+	err    error // the pass failed: no service is read (nothing on part of the data)
+	each   bool  // the LB reads one backend at a time (a Mirror): read each with Backend
+}
+
+// readBackends reads the services' backends in one pass where the LB can.
+func (l *Loop) readBackends(ctx context.Context, services []*service) backendsRead {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.cfg.Backend
+	}
+	bs, err := l.lb.Backends(ctx, names)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return backendsRead{each: true}
+	}
+	return backendsRead{byName: bs, err: err}
+}
+
 // read observes one service: its backend (merged over the HAProxy
 // instances), its containers, and their CPU when a target uses it.
-func (l *Loop) read(ctx context.Context, s *service, inv inventory) serviceRead {
-	b, err := l.lb.Backend(ctx, s.cfg.Backend)
+func (l *Loop) read(ctx context.Context, s *service, inv inventory, all backendsRead) serviceRead {
+	var b Backend
+	err := all.err
+	switch {
+	case all.each:
+		b, err = l.lb.Backend(ctx, s.cfg.Backend)
+	case err == nil:
+		var ok bool
+		if b, ok = all.byName[s.cfg.Backend]; !ok {
+			err = fmt.Errorf("backend %s is not in HAProxy's stats", s.cfg.Backend)
+		}
+	}
 	r := serviceRead{backend: b, names: s.slotNames(b), cpu: -1, err: err}
 	if err == nil && len(r.names) == 0 {
 		r.err = fmt.Errorf("backend %s has no %q slots", s.cfg.Backend, s.cfg.Slots.Prefix)

@@ -39,6 +39,15 @@ func (f *flakyLB) Backend(ctx context.Context, name string) (scaler.Backend, err
 	return f.LB.Backend(ctx, name)
 }
 
+func (f *flakyLB) Backends(ctx context.Context, names []string) (map[string]scaler.Backend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return nil, errors.New("read: connection reset by peer")
+	}
+	return f.LB.Backends(ctx, names)
+}
+
 type harness struct {
 	t        *testing.T
 	cfg      *config.Config

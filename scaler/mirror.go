@@ -118,6 +118,12 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 	return out, nil
 }
 
+// Backends is not one pass over several instances: each backend is read,
+// merged and synced on its own (Backend).
+func (m *Mirror) Backends(context.Context, []string) (map[string]Backend, error) {
+	return nil, errors.ErrUnsupported
+}
+
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {

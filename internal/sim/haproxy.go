@@ -251,6 +251,23 @@ func (l lb) Backend(_ context.Context, name string) (runtimeapi.Backend, error) 
 	return runtimeapi.Backend{}, fmt.Errorf("show stat %s: backend missing: %w", name, runtimeapi.ErrNoSuchBackend)
 }
 
+// Backends reads every backend ("") or one, each as Backend does (the
+// simulated instances have one backend, so one read).
+func (l lb) Backends(ctx context.Context, name string) ([]runtimeapi.Backend, error) {
+	var out []runtimeapi.Backend
+	for _, b := range l.h.backends {
+		if name != "" && b.name != name {
+			continue
+		}
+		got, err := l.Backend(ctx, b.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got)
+	}
+	return out, nil
+}
+
 // change runs a server command: it applies on the instance (unless
 // refused), and its reply may still be lost on the way back.
 func (l lb) change(backendName, serverName, what string, apply func(b *backend, s *server) error) error {

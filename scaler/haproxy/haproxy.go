@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
@@ -20,6 +21,7 @@ import (
 type Client interface {
 	Info(ctx context.Context) (runtimeapi.Info, error)
 	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
+	Backends(ctx context.Context, backend string) ([]runtimeapi.Backend, error) // "": every backend
 	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
 	SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error
 	SetWeight(ctx context.Context, backend, server string, percent int) error
@@ -60,8 +62,28 @@ func (l *LB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
 	if err != nil {
 		return scaler.Backend{}, mapErr(err)
 	}
-	// One allocation per backend read: it runs for every service at every
-	// tick.
+	return backend(b), nil
+}
+
+// Backends reads every backend in one show stat and one show servers
+// state, and keeps the named ones.
+func (l *LB) Backends(ctx context.Context, names []string) (map[string]scaler.Backend, error) {
+	bs, err := l.c.Backends(ctx, "")
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(map[string]scaler.Backend, len(names))
+	for _, b := range bs {
+		if slices.Contains(names, b.Name) {
+			out[b.Name] = backend(b)
+		}
+	}
+	return out, nil
+}
+
+// backend converts one backend: one allocation, as it runs for every
+// service at every tick.
+func backend(b runtimeapi.Backend) scaler.Backend {
 	servers := make([]scaler.Server, len(b.Servers))
 	for i, s := range b.Servers {
 		servers[i] = scaler.Server{
@@ -70,10 +92,9 @@ func (l *LB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
 			Admin: admin(s.Admin),
 		}
 	}
-	return scaler.Backend{Name: b.Name, Queue: b.Queue, Servers: servers}, nil
+	return scaler.Backend{Name: b.Name, Queue: b.Queue, Servers: servers}
 }
 
-// SetAddr points the server at addr:port.
 func (l *LB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
 	return mapErr(l.c.SetAddr(ctx, backend, server, addr, port))
 }

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"time"
@@ -166,6 +167,16 @@ func (i *instrumentedLB) Info(ctx context.Context) (info scaler.ProcessInfo, err
 func (i *instrumentedLB) Backend(ctx context.Context, name string) (b scaler.Backend, err error) {
 	defer i.done(time.Now(), &err)
 	return i.lb.Backend(ctx, name)
+}
+
+func (i *instrumentedLB) Backends(ctx context.Context, names []string) (bs map[string]scaler.Backend, err error) {
+	start := time.Now()
+	bs, err = i.lb.Backends(ctx, names)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, err // no request was made
+	}
+	i.done(start, &err)
+	return bs, err
 }
 
 func (i *instrumentedLB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) (err error) {
