@@ -75,6 +75,11 @@ func TestAutoscaleOnCPU(t *testing.T) {
 		s.Target = config.Target{CPUPercent: 50, Tolerance: 0.1}
 		s.Container.CPUs = 0.2
 		s.Container.Env = map[string]string{"ECHO_BURN": "20ms"}
+		// The load saturates the only container's CPU on purpose, which
+		// slows its /healthz too: with the suite's 200 ms checks and fall 2
+		// HAProxy once took it DOWN for the seconds the scale-up takes (a
+		// flake: no server, 503s). Its checks get room, not the others'.
+		s.Check.Inter.Duration, s.Check.Fall = time.Second, 5
 	})
 	e.startLoop()
 	e.waitFor("min replicas serving", 20*time.Second, func() bool { return e.slots().serving == 1 })
