@@ -129,34 +129,13 @@ func (w *world) api(what string, call func(*scaler.Loop) error, done func(error)
 	})
 }
 
-// anywhere reports whether an instance has the slot in state.
-func (w *world) anywhere(backend, slot string, state runtimeapi.AdminState) bool {
+// holds reports whether an operator's intent on the slot ("drain",
+// "maint", "weight0") is in force on some instance other than except (a
+// restart may have lost it).
+func (w *world) holds(backend, slot, intent string, except *haproxy) bool {
 	for _, h := range w.haproxies {
-		if s := h.backend(backend).server(slot); s != nil && s.admin == state {
-			return true
-		}
-	}
-	return false
-}
-
-// holds reports whether an operator's intent on the slot is in force on
-// some instance (a restart may have lost it).
-func (w *world) holds(backend, slot, intent string) bool {
-	switch intent {
-	case "drain":
-		return w.anywhere(backend, slot, runtimeapi.AdminDrain)
-	case "maint":
-		return w.anywhere(backend, slot, runtimeapi.AdminMaint)
-	case "weight0":
-		return w.weight0Anywhere(backend, slot)
-	}
-	return false
-}
-
-// weight0Anywhere reports whether an instance has the slot at weight 0.
-func (w *world) weight0Anywhere(backend, slot string) bool {
-	for _, h := range w.haproxies {
-		if s := h.backend(backend).server(slot); s != nil && s.weight == 0 {
+		if s := h.backend(backend).server(slot); h != except && s != nil &&
+			(intent == "drain" && s.admin == runtimeapi.AdminDrain || intent == "maint" && s.admin == runtimeapi.AdminMaint || intent == "weight0" && s.weight == 0) {
 			return true
 		}
 	}
@@ -178,8 +157,8 @@ func (w *World) Drain(backend, slot string) {
 		// It failed (the operator saw an error), and took nowhere or left a
 		// drain slotscaler's saved state lists as its own (a drain of its own
 		// stays its own): what was theirs before stays.
-		if err != nil && w.operator[key] == "drain" && (!w.anywhere(backend, slot, runtimeapi.AdminDrain) || w.savedDrain(backend, slot)) {
-			if had && w.holds(backend, slot, was) {
+		if err != nil && w.operator[key] == "drain" && (!w.holds(backend, slot, "drain", nil) || w.savedIntents("draining")[key]) {
+			if had && w.holds(backend, slot, was, nil) {
 				w.operator[key] = was
 			} else {
 				delete(w.operator, key)
@@ -199,7 +178,7 @@ func (w *World) Enable(backend, slot string) {
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
 		// Failed, what it did not undo is still theirs; unsaved, it is done
 		// in memory and any later save of slotscaler's keeps it.
-		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && w.holds(backend, slot, was) {
+		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && w.holds(backend, slot, was, nil) {
 			w.operator[key] = was
 		}
 	})
@@ -359,23 +338,14 @@ func (w *World) RestartHAProxy(i int) {
 	h.boot(w.sched.Now())
 	// It forgot the operators' runtime changes too: those no other
 	// instance holds are gone (the others' are rebuilt onto it).
-	heldElsewhere := func(backend, slot, intent string) bool {
-		for _, o := range w.haproxies {
-			if s := o.backend(backend).server(slot); o != h && s != nil &&
-				(intent == "drain" && s.admin == runtimeapi.AdminDrain || intent == "maint" && s.admin == runtimeapi.AdminMaint || intent == "weight0" && s.weight == 0) {
-				return true
-			}
-		}
-		return false
-	}
 	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
 		backend, slot, _ := strings.Cut(key, "/")
-		if heldElsewhere(backend, slot, w.operator[key]) || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+		if w.holds(backend, slot, w.operator[key], h) || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
 			continue
 		}
 		// An earlier command of theirs another instance still holds (the
 		// lost one was made over it) is theirs still.
-		if i := slices.IndexFunc([]string{"maint", "drain", "weight0"}, func(intent string) bool { return heldElsewhere(backend, slot, intent) }); i >= 0 {
+		if i := slices.IndexFunc([]string{"maint", "drain", "weight0"}, func(intent string) bool { return w.holds(backend, slot, intent, h) }); i >= 0 {
 			w.operator[key] = []string{"maint", "drain", "weight0"}[i]
 			continue
 		}
@@ -450,14 +420,7 @@ func (w *World) KillAfter(match func(server, what string) bool) {
 
 // StopSlotscaler kills slotscaler and keeps it down until StartSlotscaler
 // (scenarios).
-func (w *World) StopSlotscaler() {
-	if w.loop == nil {
-		return
-	}
-	w.trace("slotscaler process %d stopped", w.proc)
-	w.sched.kill(w.proc)
-	w.loop = nil
-}
+func (w *World) StopSlotscaler() { w.stop("stopped") }
 
 // StartSlotscaler starts slotscaler from state_dir (scenarios).
 func (w *World) StartSlotscaler() { w.boot() }

@@ -267,17 +267,8 @@ func (w *world) boot() {
 	w.loop = loop
 	w.trace("slotscaler process %d started", proc)
 	w.bootedAt = w.sched.Now()
-	var saved struct {
-		Services map[string]struct {
-			Binding map[string]any `json:"binding"`
-		} `json:"services"`
-	}
-	if json.Unmarshal(w.store.data, &saved) == nil {
-		for _, sc := range w.cfg.Services {
-			for slot := range saved.Services[sc.Name].Binding {
-				w.bindSaved[sc.Backend+"/"+slot] = proc
-			}
-		}
+	for key := range w.savedIntents("binding") {
+		w.bindSaved[key] = proc
 	}
 	if w.opts.Log != nil {
 		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
@@ -288,30 +279,39 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // crash kills slotscaler at this event and starts it again a moment later.
 func (w *world) crash() {
-	if w.loop == nil {
-		return
+	if w.stop("killed") {
+		w.after(w.sched.between(100*time.Millisecond, 3*time.Second), w.boot)
 	}
-	w.trace("slotscaler process %d killed", w.proc)
-	w.sched.kill(w.proc)
-	w.loop = nil
-	w.after(w.sched.between(100*time.Millisecond, 3*time.Second), w.boot)
 }
 
-// savedDrain reports whether slotscaler's saved state lists the slot of
-// backend as its own drain.
-func (w *world) savedDrain(backend, slot string) bool {
+// stop kills the running slotscaler process, if any; false when none ran.
+func (w *world) stop(how string) bool {
+	if w.loop == nil {
+		return false
+	}
+	w.trace("slotscaler process %d %s", w.proc, how)
+	w.sched.kill(w.proc)
+	w.loop = nil
+	return true
+}
+
+// savedIntents is the backend/slot of every intent of kind ("draining",
+// "binding") in slotscaler's saved state.
+func (w *world) savedIntents(kind string) map[string]bool {
 	var saved struct {
-		Services map[string]struct {
-			Draining map[string]any `json:"draining"`
-		} `json:"services"`
+		Services map[string]map[string]json.RawMessage `json:"services"`
 	}
 	_ = json.Unmarshal(w.store.data, &saved)
+	out := map[string]bool{}
 	for _, sc := range w.cfg.Services {
-		if _, ours := saved.Services[sc.Name].Draining[slot]; sc.Backend == backend && ours {
-			return true
+		var slots map[string]any
+		if json.Unmarshal(saved.Services[sc.Name][kind], &slots) == nil {
+			for slot := range slots {
+				out[sc.Backend+"/"+slot] = true
+			}
 		}
 	}
-	return false
+	return out
 }
 
 // tick runs one tick of the loop, as Run does: never two at once.
