@@ -180,49 +180,46 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
-	// A held dynamic slot's server went with its container: enabling it
-	// is releasing the hold (review: it could never be enabled).
-	absent := false
-	if s != nil && errors.Is(err, ErrUnknown) {
+	exists := err == nil
+	if !exists {
+		// A held dynamic slot's server went with its container: enabling
+		// it is releasing the hold (review: it could never be enabled).
+		if s == nil || !errors.Is(err, ErrUnknown) {
+			return err
+		}
 		l.mu.Lock()
-		absent = s.held[slot]
+		held := s.held[slot]
 		l.mu.Unlock()
-	}
-	if err != nil && !absent {
-		return err
-	}
-	if absent {
-		l.mu.Lock()
-		delete(s.held, slot)
-		l.mu.Unlock()
-		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_enable", Message: "returned to slotscaler by an operator"})
-		return l.persist()
+		if !held {
+			return err
+		}
 	}
 	// A weight 0 is the operator's too (or a start's they drained): the
 	// slot is slotscaler's again only at full weight. Weighted first: if
 	// that fails, the slot stays drained, the operator's, as before.
-	if srv.Admin != AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
+	if exists && srv.Admin != AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
 		if err := l.lb.SetWeight(ctx, backend, slot, 100); err != nil {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}
 	}
-	if srv.Admin == AdminDrain {
+	if exists && srv.Admin == AdminDrain {
 		if err := l.lb.SetState(ctx, backend, slot, AdminReady); err != nil {
 			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
 		}
 	}
+	// Handed back in maint, the maint is slotscaler's now, as after a
+	// retirement of its own: its container goes and the slot is free. Left
+	// as it was, a maint at the slot's last bound address was taken for the
+	// operator's again at the next tick (review).
+	maint := exists && srv.Admin == AdminMaint
 	l.mu.Lock()
 	wasHeld := s.held[slot]
 	delete(s.held, slot)
-	if srv.Admin == AdminMaint {
-		// Handed back in maint, the maint is slotscaler's now, as after a
-		// retirement of its own: its container goes and the slot is free.
-		// Left as it was, a maint at the slot's last bound address was
-		// taken for the operator's again at the next tick (review).
+	if maint {
 		delete(s.lastBound, slot)
 	}
 	l.mu.Unlock()
-	if srv.Admin == AdminMaint {
+	if maint {
 		if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
 			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
 		}
