@@ -33,6 +33,21 @@ func summary(t *testing.T, f *runtimeapi.Fake) string {
 	return strings.Join(out, " ")
 }
 
+// mirroredFakes are two HAProxy instances with backend web (four template
+// slots in template mode), whose checks pass where engine runs a container.
+func mirroredFakes(mode string, engine *fakeengine.Engine, clock func() time.Time) []*runtimeapi.Fake {
+	fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+	for _, f := range fakes {
+		f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+		f.SetClock(clock)
+		f.DeclareBackend("web", "roundrobin")
+		if mode == config.ModeTemplate {
+			f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+		}
+	}
+	return fakes
+}
+
 // Two HAProxy instances behind one slotscaler: changes reach both, load
 // on either counts, and an instance that restarted is brought back.
 func TestMirrorKeepsInstancesInStep(t *testing.T) {
@@ -45,15 +60,9 @@ func TestMirrorKeepsInstancesInStep(t *testing.T) {
 			engine := fakeengine.New("local", 30000)
 			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 			clock := func() time.Time { return now }
-			fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+			fakes := mirroredFakes(mode, engine, clock)
 			var lbs []scaler.LB
 			for _, f := range fakes {
-				f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-				f.SetClock(clock)
-				f.DeclareBackend("web", "roundrobin")
-				if mode == config.ModeTemplate {
-					f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
-				}
 				lbs = append(lbs, haproxy.New(f))
 			}
 			opts := func(string) (scaler.ServerOptions, bool) {
@@ -113,14 +122,10 @@ func TestMirrorRebuildsAfterSlotscalerRestart(t *testing.T) {
 	engine := fakeengine.New("local", 30000)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+	fakes := mirroredFakes(config.ModeTemplate, engine, clock)
 	first := &refusingLB{}
 	var lbs []scaler.LB
 	for i, f := range fakes {
-		f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-		f.SetClock(clock)
-		f.DeclareBackend("web", "roundrobin")
-		f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
 		var lb scaler.LB = haproxy.New(f)
 		if i == 0 {
 			first.LB = lb
