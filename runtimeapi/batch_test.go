@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,36 +238,16 @@ type connCounter struct {
 
 func countConnections(t *testing.T, target string) *connCounter {
 	t.Helper()
-	cc := &connCounter{path: filepath.Join(t.TempDir(), "counted.sock")}
-	l, err := net.Listen("unix", cc.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			cc.count.Add(1)
-			out, err := net.Dial("unix", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer in.Close()
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in); _ = out.(*net.UnixConn).CloseWrite() }()
-				_, _ = io.Copy(in, out)
-			}()
+	cc := &connCounter{}
+	cc.path = serveUnix(t, func(in net.Conn, _ int) {
+		cc.count.Add(1)
+		out, err := net.Dial("unix", target)
+		if err != nil {
+			return
 		}
-	}()
+		defer out.Close()
+		go func() { _, _ = io.Copy(out, in); _ = out.(*net.UnixConn).CloseWrite() }()
+		_, _ = io.Copy(in, out)
+	})
 	return cc
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,34 +85,50 @@ func fakeSocket(t *testing.T, reply string, hang bool) string {
 // fakeSocketWith is fakeSocket answering the preamble with preamble.
 func fakeSocketWith(t *testing.T, preamble, reply string, hang bool) string {
 	t.Helper()
+	return serveUnix(t, func(conn net.Conn, _ int) {
+		r := bufio.NewReader(conn)
+		for range 2 { // "prompt", "set severity-output number"
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+		}
+		_, _ = conn.Write([]byte(preamble))
+		buf := make([]byte, 4096)
+		_, _ = r.Read(buf)
+		if hang {
+			_, _ = r.Read(buf) // until the client gives up
+			return
+		}
+		_, _ = conn.Write([]byte(reply))
+	})
+}
+
+// serveUnix listens on a unix socket in a temporary directory and hands
+// each connection, counted from 1, to handle in a goroutine of its own;
+// the connection is closed when handle returns, and everything stops
+// with the test. It returns the socket's path.
+func serveUnix(t *testing.T, handle func(conn net.Conn, n int)) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
 	go func() {
-		for {
+		defer wg.Done()
+		for n := 1; ; n++ {
 			conn, err := l.Accept()
 			if err != nil {
 				return
 			}
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				defer conn.Close()
-				r := bufio.NewReader(conn)
-				for range 2 { // "prompt", "set severity-output number"
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-				}
-				_, _ = conn.Write([]byte(preamble))
-				buf := make([]byte, 4096)
-				_, _ = r.Read(buf)
-				if hang {
-					_, _ = r.Read(buf) // until the client gives up
-					return
-				}
-				_, _ = conn.Write([]byte(reply))
+				handle(conn, n)
 			}()
 		}
 	}()

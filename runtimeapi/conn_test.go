@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,53 +147,34 @@ type answer func(conn int, command string) (reply string, delay time.Duration, h
 
 func scriptedSocket(t *testing.T, answer answer) *scripted {
 	t.Helper()
-	s := &scripted{path: filepath.Join(t.TempDir(), "s.sock"), closed: make(chan int, 16)}
-	l, err := net.Listen("unix", s.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := l.Accept()
+	s := &scripted{closed: make(chan int, 16)}
+	s.path = serveUnix(t, func(nc net.Conn, n int) {
+		s.conns.Add(1)
+		r := bufio.NewReader(nc)
+		for i := 0; ; i++ {
+			line, err := r.ReadString('\n')
 			if err != nil {
+				s.closed <- n
 				return
 			}
-			n := int(s.conns.Add(1))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				r := bufio.NewReader(nc)
-				for i := 0; ; i++ {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						s.closed <- n
-						return
-					}
-					command := strings.TrimSuffix(line, "\n")
-					if i < 2 { // "prompt", "set severity-output number"
-						_, _ = nc.Write([]byte("\n> "))
-						continue
-					}
-					s.mu.Lock()
-					s.commands = append(s.commands, fmt.Sprintf("%d: %s", n, command))
-					s.mu.Unlock()
-					reply, delay, hangUp := answer(n, command)
-					time.Sleep(delay)
-					_, _ = nc.Write([]byte(reply))
-					if hangUp {
-						nc.Close()
-						s.closed <- n
-						return
-					}
-				}
-			}()
+			command := strings.TrimSuffix(line, "\n")
+			if i < 2 { // "prompt", "set severity-output number"
+				_, _ = nc.Write([]byte("\n> "))
+				continue
+			}
+			s.mu.Lock()
+			s.commands = append(s.commands, fmt.Sprintf("%d: %s", n, command))
+			s.mu.Unlock()
+			reply, delay, hangUp := answer(n, command)
+			time.Sleep(delay)
+			_, _ = nc.Write([]byte(reply))
+			if hangUp {
+				nc.Close()
+				s.closed <- n
+				return
+			}
 		}
-	}()
+	})
 	return s
 }
 
