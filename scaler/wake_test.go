@@ -92,8 +92,8 @@ func TestWakeBurstStartsOneReplica(t *testing.T) {
 	}
 }
 
-// Pinned at 0 the service is closed: Wake refuses at once and nothing
-// starts. A rollout at zero records the image the next wake runs.
+// Pinned or paused at 0 the service is closed: Wake refuses at once and
+// nothing starts. A rollout at zero records the image the next wake runs.
 func TestWakeClosedAndRolloutAtZero(t *testing.T) {
 	f := scalertest.New(t, wakeConfig, scalertest.Options{})
 	ctx := context.Background()
@@ -108,6 +108,15 @@ func TestWakeClosedAndRolloutAtZero(t *testing.T) {
 	tick()
 	if n := f.Engine.Count(); n != 0 {
 		t.Fatalf("closed service started %d containers", n)
+	}
+	if err := f.Loop.Resume("web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Loop.Pause("web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.Loop.Wake(ctx, "web"); !errors.Is(err, scaler.ErrClosed) {
+		t.Fatalf("paused at 0: Wake = %v, want ErrClosed", err)
 	}
 	if err := f.Loop.Resume("web"); err != nil {
 		t.Fatal(err)
@@ -173,4 +182,106 @@ func TestReloadKeepsWake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Business hours with scale to zero: a window keeps 2 replicas by day;
+// outside it (min 0, max 2) the service sleeps once idle for idle_after,
+// wakes on a request at night with one replica, sleeps again, and the
+// next morning's window brings its 2 back. Ticks run on a fixed clock.
+func TestWakeBusinessHours(t *testing.T) {
+	const yaml = `
+haproxy: {runtime_api: unix:///unused.sock}
+docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
+services:
+  - name: web
+    backend: web
+    container: {image: web:1, port: 8080}
+    min_replicas: 0
+    max_replicas: 3
+    target: {sessions_per_replica: 10}
+    stabilization: {scale_down: 1s}
+    cooldown: {scale_down: 0s}
+    wake: {listen: 127.0.0.1:9301, idle_after: 5m}
+    schedule:
+      timezone: UTC
+      windows: [{days: Mon-Fri, start: "09:00", end: "17:00", min_replicas: 2, max_replicas: 3}]
+      outside: {min_replicas: 0, max_replicas: 2}
+`
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC) // a Monday
+	at := func(h, m int, day int) {
+		mu.Lock()
+		now = time.Date(2026, 11, 23+day, h, m, 0, 0, time.UTC)
+		mu.Unlock()
+	}
+	f := scalertest.New(t, yaml, scalertest.Options{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	ctx := context.Background()
+	// ticks runs ticks a second apart until want containers serve.
+	ticks := func(what string, want int) {
+		t.Helper()
+		for range 30 {
+			f.Loop.Tick(ctx)
+			f.Loop.Wait()
+			if st, _ := f.Loop.Service("web"); f.Engine.Count() == want && st.Replicas.Serving == want {
+				return
+			}
+			mu.Lock()
+			now = now.Add(time.Second)
+			mu.Unlock()
+		}
+		st, _ := f.Loop.Service("web")
+		t.Fatalf("%s: %d containers, %+v; want %d serving", what, f.Engine.Count(), st.Replicas, want)
+	}
+	ticks("Monday 16:00, in the window", 2)
+	at(17, 0, 0)
+	ticks("17:00, outside the window and idle since 16:00", 0)
+	if st, _ := f.Loop.Service("web"); st.Min != 0 || st.Max != 2 {
+		t.Errorf("outside the window: min %d, max %d; want 0, 2", st.Min, st.Max)
+	}
+
+	at(23, 0, 0)
+	result := make(chan error, 1)
+	go func() {
+		_, release, err := f.Loop.Wake(ctx, "web")
+		if release != nil {
+			release()
+		}
+		result <- err
+	}()
+	for i := 0; ; i++ {
+		f.Loop.Tick(ctx)
+		f.Loop.Wait()
+		select {
+		case err := <-result:
+			if err != nil {
+				t.Fatalf("a request at 23:00: %v", err)
+			}
+		case <-time.After(50 * time.Millisecond):
+			if i > 100 {
+				t.Fatal("a request at 23:00 was never served")
+			}
+			continue
+		}
+		break
+	}
+	if n := f.Engine.Count(); n != 1 {
+		t.Errorf("the night's wake started %d containers, want 1", n)
+	}
+	at(23, 4, 0)
+	for range 5 {
+		f.Loop.Tick(ctx)
+		f.Loop.Wait()
+	}
+	if st, _ := f.Loop.Service("web"); f.Engine.Count() != 1 || st.Replicas.Serving != 1 {
+		t.Fatalf("23:04, idle for less than idle_after: %d containers, %+v; want the one kept", f.Engine.Count(), st.Replicas)
+	}
+	at(23, 6, 0)
+	ticks("23:06, idle_after after the night's request", 0)
+
+	at(9, 0, 1)
+	ticks("Tuesday 09:00, the window opens", 2)
 }
