@@ -92,6 +92,30 @@ func TestWakeBurstStartsOneReplica(t *testing.T) {
 	}
 }
 
+// A held request starts its replica at once, not at the next tick: with
+// an interval of an hour, the request is served within seconds of the
+// loop's first tick.
+func TestWakeDoesNotWaitForTheInterval(t *testing.T) {
+	f := scalertest.New(t, strings.Replace(wakeConfig, "interval: 100ms", "interval: 1h", 1), scalertest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(300 * time.Millisecond) // the first tick, then the loop sleeps for the interval
+	begin := time.Now()
+	_, releases, errs := wakeAll(f.Loop, 3, 5*time.Second)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("wake %d with an interval of 1h: %v", i, err)
+		}
+		releases[i]()
+	}
+	t.Logf("served %s after the request, interval 1h", time.Since(begin).Round(time.Millisecond))
+	if n := f.Engine.Count(); n != 1 {
+		t.Errorf("%d containers started, want 1", n)
+	}
+}
+
 // Pinned or paused at 0 the service is closed: Wake refuses at once and
 // nothing starts. A rollout at zero records the image the next wake runs.
 func TestWakeClosedAndRolloutAtZero(t *testing.T) {
