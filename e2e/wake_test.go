@@ -380,6 +380,43 @@ func TestWakeDuringLastDrain(t *testing.T) {
 	t.Logf("request sent as the last replica drained: answered in %s; the wake listener served %d requests", a.took.Round(time.Millisecond), e.wakeCount(wake.ResultServed))
 }
 
+// TestWakeAcrossRestart: slotscaler restarts while it holds a request for
+// a service at zero, and another request arrives while it is down. The
+// held request is let go without an answer, so HAProxy's "retry-on
+// empty-response" sends it again (it never reached a container: a replay
+// is safe); the other one gets "conn-failure" retries. Both reach the
+// restarted slotscaler, which wakes the service: both are answered 200,
+// for a restart of 0.3 s and of 1.2 s (HAProxy's retries are about 1 s
+// apart: a held request has about 2 s).
+func TestWakeAcrossRestart(t *testing.T) {
+	for _, down := range []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond} {
+		t.Run(down.String(), func(t *testing.T) {
+			e := newWakeEnv(t, config.ModeTemplate, nil)
+			stop := e.startLoop()
+			held := make(chan answer, 1)
+			go func() { held <- do("GET", e.url, nil) }()
+			e.waitFor("a request held", 5*time.Second, func() bool { return e.heldNow() == 1 })
+			begin := time.Now()
+			stop()
+			if n := e.wakeCount(wake.ResultServed); n != 0 {
+				t.Fatalf("a replica served before slotscaler stopped (%d served): nothing was held across the restart", n)
+			}
+			arrived := make(chan answer, 1)
+			go func() { arrived <- do("GET", e.url, nil) }()
+			time.Sleep(time.Until(begin.Add(down)))
+			e.startLoop()
+			t.Logf("slotscaler down for %s", time.Since(begin).Round(time.Millisecond))
+			for what, c := range map[string]chan answer{"held at the restart": held, "sent while down": arrived} {
+				if a := <-c; a.err != nil || a.status != http.StatusOK {
+					t.Errorf("request %s: status %d, err %v, body %q; want 200 from the restarted slotscaler", what, a.status, a.err, a.body)
+				} else {
+					t.Logf("request %s answered in %s", what, a.took.Round(time.Millisecond))
+				}
+			}
+		})
+	}
+}
+
 // TestWakeSeveralHAProxies: with two HAProxy instances, each carrying the
 // backup line, the first request from zero through the second one wakes
 // the service on both.

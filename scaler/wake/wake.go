@@ -119,8 +119,9 @@ func New(o Options) (*Listener, error) {
 type targetKey struct{}
 
 // Serve holds the requests that arrive on ln until ctx ends; then it
-// stops accepting, answers the requests still held with 503, and gives
-// those it passed on stopGrace to finish. Call it once.
+// stops accepting, lets the requests still held go (bodyless ones without
+// an answer, for HAProxy to retry; others with 503), and gives those it
+// passed on stopGrace to finish. Call it once.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.stopped = ctx
 	if l.o.Mode == ModeTCP {
@@ -156,6 +157,14 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addr, release, result, err := l.hold(holding)
 	stop()
 	if err != nil {
+		if l.stopped.Err() != nil && result == "" && r.ContentLength == 0 {
+			// slotscaler stops: no answer at all, so that HAProxy's
+			// "retry-on empty-response" (render emits it) sends the
+			// request again, to the restarted slotscaler. It never reached
+			// a container: a replay is safe. A request with a body gets
+			// the 503 below: HAProxy retries only what fits its buffer.
+			panic(http.ErrAbortHandler)
+		}
 		switch result {
 		case ResultOverflow:
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(l.o.Timeout/time.Second/2))))
