@@ -154,7 +154,21 @@ func TestWakeClosedAndRolloutAtZero(t *testing.T) {
 	if r, _ := f.Loop.RolloutStatus("web"); r.State != scaler.RolloutSucceeded || f.Engine.Count() != 0 {
 		t.Fatalf("rollout at zero: %s (%s), %d containers", r.State, r.Message, f.Engine.Count())
 	}
-	// The wake below runs the ticks itself: Tick does not wait for a kick.
+	if err := wakeTicking(t, f, tick); err != nil {
+		t.Fatalf("wake after rollout: %v", err)
+	}
+	if imgs := f.Engine.Images(); imgs["web:2"] != 1 || len(imgs) != 1 {
+		t.Errorf("the wake after a rollout at zero ran %v, want web:2", imgs)
+	}
+}
+
+// wakeTicking holds one request of web and runs tick until a replica
+// serves it (Tick does not wait for a kick: the test ticks itself); it
+// returns the wake's error.
+func wakeTicking(t *testing.T, f *scalertest.Fixture, tick func()) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	result := make(chan error, 1)
 	go func() {
 		_, release, err := f.Loop.Wake(ctx, "web")
@@ -163,21 +177,12 @@ func TestWakeClosedAndRolloutAtZero(t *testing.T) {
 		}
 		result <- err
 	}()
-	for i := 0; ; i++ {
+	for {
 		tick()
 		select {
 		case err := <-result:
-			if err != nil {
-				t.Fatalf("wake after rollout: %v", err)
-			}
-			if imgs := f.Engine.Images(); imgs["web:2"] != 1 || len(imgs) != 1 {
-				t.Errorf("the wake after a rollout at zero ran %v, want web:2", imgs)
-			}
-			return
+			return err
 		case <-time.After(50 * time.Millisecond):
-		}
-		if i > 100 {
-			t.Fatal("wake never served")
 		}
 	}
 }
@@ -213,19 +218,7 @@ func TestReloadKeepsWake(t *testing.T) {
 // wakes on a request at night with one replica, sleeps again, and the
 // next morning's window brings its 2 back. Ticks run on a fixed clock.
 func TestWakeBusinessHours(t *testing.T) {
-	const yaml = `
-haproxy: {runtime_api: unix:///unused.sock}
-docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
-services:
-  - name: web
-    backend: web
-    container: {image: web:1, port: 8080}
-    min_replicas: 0
-    max_replicas: 3
-    target: {sessions_per_replica: 10}
-    stabilization: {scale_down: 1s}
-    cooldown: {scale_down: 0s}
-    wake: {listen: 127.0.0.1:9301, idle_after: 5m}
+	yaml := strings.Replace(wakeConfig, "idle_after: 1s", "idle_after: 5m", 1) + `
     schedule:
       timezone: UTC
       windows: [{days: Mon-Fri, start: "09:00", end: "17:00", min_replicas: 2, max_replicas: 3}]
@@ -268,29 +261,8 @@ services:
 	}
 
 	at(23, 0, 0)
-	result := make(chan error, 1)
-	go func() {
-		_, release, err := f.Loop.Wake(ctx, "web")
-		if release != nil {
-			release()
-		}
-		result <- err
-	}()
-	for i := 0; ; i++ {
-		f.Loop.Tick(ctx)
-		f.Loop.Wait()
-		select {
-		case err := <-result:
-			if err != nil {
-				t.Fatalf("a request at 23:00: %v", err)
-			}
-		case <-time.After(50 * time.Millisecond):
-			if i > 100 {
-				t.Fatal("a request at 23:00 was never served")
-			}
-			continue
-		}
-		break
+	if err := wakeTicking(t, f, func() { f.Loop.Tick(ctx); f.Loop.Wait() }); err != nil {
+		t.Fatalf("a request at 23:00: %v", err)
 	}
 	if n := f.Engine.Count(); n != 1 {
 		t.Errorf("the night's wake started %d containers, want 1", n)
