@@ -373,11 +373,15 @@ func TestWakeDuringLastDrain(t *testing.T) {
 		}
 		return false
 	})
+	served := e.wakeCount(wake.ResultServed)
 	a := do("GET", e.url, nil)
 	if a.err != nil || a.status != http.StatusOK {
 		t.Fatalf("request during the last drain: status %d, err %v, body %q", a.status, a.err, a.body)
 	}
-	t.Logf("request sent as the last replica drained: answered in %s; the wake listener served %d requests", a.took.Round(time.Millisecond), e.wakeCount(wake.ResultServed))
+	if e.wakeCount(wake.ResultServed) != served+1 {
+		t.Errorf("the request during the last drain did not go through the wake listener (served %d before, %d after)", served, e.wakeCount(wake.ResultServed))
+	}
+	t.Logf("request sent as the last replica drained: held and answered in %s", a.took.Round(time.Millisecond))
 }
 
 // TestWakeAcrossRestart: slotscaler restarts while it holds a request for
