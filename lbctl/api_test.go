@@ -37,15 +37,24 @@ type lbctlFixture struct {
 	reloads atomic.Int32
 }
 
-func newAPIFixture(t *testing.T, o scalertest.Options) *lbctlFixture {
-	lf := &lbctlFixture{}
-	f := scalertest.New(t, `
+// fixtureConfig is the config of the API fixture: one service web.
+const fixtureConfig = `
 haproxy: {runtime_api: unix:///unused.sock}
 docker: {hosts: [{name: local, endpoint: unix:///var/run/docker.sock, max_containers: 8}]}
 interval: 100ms
 services:
   - {name: web, backend: web, container: {image: web:1, port: 8080}, min_replicas: 2, max_replicas: 4, unhealthy_after: 300ms, target: {sessions_per_replica: 10}}
-`, o)
+`
+
+func newAPIFixture(t *testing.T, o scalertest.Options) *lbctlFixture {
+	return newAPIFixtureFor(t, fixtureConfig, "replicas 2 serving", o)
+}
+
+// newAPIFixtureFor is newAPIFixture with another config; it is ready once
+// "lbctl status web" says ready.
+func newAPIFixtureFor(t *testing.T, config, ready string, o scalertest.Options) *lbctlFixture {
+	lf := &lbctlFixture{}
+	f := scalertest.New(t, config, o)
 	loop, engine := f.Loop, f.Engine
 	lf.engine = engine
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,11 +81,11 @@ services:
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out, _ := run("status", "web")
-		if strings.Contains(out, "replicas 2 serving") {
+		if strings.Contains(out, ready) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("loop did not reach 2 serving:\n%s", out)
+			t.Fatalf("status never said %q:\n%s", ready, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,10 +1,29 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/slotscaler/slotscaler/internal/scalertest"
 	"github.com/slotscaler/slotscaler/scaler"
 )
+
+// lbctl status against a running loop: a service at zero with a wake
+// block shows "idle 0, wakes on request"; pinned at 0, closed.
+func TestStatusAtZero(t *testing.T) {
+	config := strings.Replace(fixtureConfig, "min_replicas: 2,", "min_replicas: 0, wake: {listen: 127.0.0.1:9301},", 1)
+	f := newAPIFixtureFor(t, config, "  idle 0, wakes on request\n", scalertest.Options{})
+	out, err := f.run("status", "web")
+	if err != nil || !strings.Contains(out, "replicas 0 serving, 0 starting") {
+		t.Errorf("status at zero: %v\n%s", err, out)
+	}
+	if _, err := f.run("scale", "web", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.run("status", "web"); err != nil || !strings.Contains(out, "  idle 0, closed while pinned: requests get 503\n") {
+		t.Errorf("status pinned at 0: %v\n%s", err, out)
+	}
+}
 
 func TestIdleNote(t *testing.T) {
 	for _, tt := range []struct {
