@@ -61,6 +61,14 @@ func median(rs []reaction, f func(reaction) time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
+func longest(rs []reaction, f func(reaction) time.Duration) time.Duration {
+	var d time.Duration
+	for _, r := range rs {
+		d = max(d, f(r))
+	}
+	return d
+}
+
 // parts reads the decision time and the op durations from the text log.
 func parts(log string, step time.Time) (r reaction) {
 	for _, line := range strings.Split(log, "\n") {
