@@ -174,9 +174,10 @@ func wsEcho(url, msg string) (string, time.Duration, error) {
 }
 
 // TestWakeFromZero: a service at zero gets a burst of 30 concurrent GETs,
-// three 1 MiB POSTs and a WebSocket at once; one container starts, every
-// request is answered by it (bodies intact, the WebSocket echoing), and
-// after idle_after the service goes back to zero, to wake again.
+// three 1 MiB POSTs, a PUT, a DELETE, a PATCH, an OPTIONS and a WebSocket
+// at once; one container starts, every request is answered by it (bodies
+// intact, the WebSocket echoing), and after idle_after the service goes
+// back to zero, to wake again.
 func TestWakeFromZero(t *testing.T) {
 	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
 		t.Run(mode, func(t *testing.T) {
@@ -193,7 +194,8 @@ func TestWakeFromZero(t *testing.T) {
 				bodies[i] = make([]byte, 1<<20)
 				rand.Read(bodies[i])
 			}
-			answers := make([]answer, gets+posts)
+			others := []string{"PUT", "DELETE", "PATCH", "OPTIONS"} // any method is passed on
+			answers := make([]answer, gets+posts+len(others))
 			var ws struct {
 				got  string
 				took time.Duration
@@ -206,6 +208,9 @@ func TestWakeFromZero(t *testing.T) {
 			for i := range posts {
 				wg.Go(func() { answers[gets+i] = do("POST", e.url+"body", bodies[i]) })
 			}
+			for i, method := range others {
+				wg.Go(func() { answers[gets+posts+i] = do(method, e.url, nil) })
+			}
 			wg.Go(func() { ws.got, ws.took, ws.err = wsEcho(e.url, "hello from zero") })
 			wg.Wait()
 
@@ -216,7 +221,7 @@ func TestWakeFromZero(t *testing.T) {
 					t.Errorf("request %d: status %d, err %v, body %q", i, a.status, a.err, a.body)
 					continue
 				}
-				if i >= gets {
+				if i >= gets && i < gets+posts {
 					want := fmt.Sprintf("%d %x\n", len(bodies[i-gets]), sha256.Sum256(bodies[i-gets]))
 					if a.body != want {
 						t.Errorf("POST %d: container read %q, want %q", i-gets, a.body, want)
@@ -231,8 +236,8 @@ func TestWakeFromZero(t *testing.T) {
 			if n := e.containers(); n != 1 {
 				t.Errorf("the burst started %d containers, want 1", n)
 			}
-			if got := e.wakeCount(wake.ResultServed); got < 1 || got > gets+posts+1 {
-				t.Errorf("wake_requests_total{result=served} = %d, want between 1 and %d", got, gets+posts+1)
+			if got := e.wakeCount(wake.ResultServed); got < 1 || got > len(answers)+1 {
+				t.Errorf("wake_requests_total{result=served} = %d, want between 1 and %d", got, len(answers)+1)
 			}
 
 			idle := e.waitFor("back to zero after idle_after", 40*time.Second, func() bool {
