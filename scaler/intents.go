@@ -38,6 +38,20 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 	return t, ok
 }
 
+// binding reports whether the service of backend has a bind under way on
+// slot (for the Mirror's merge).
+func (l *Loop) binding(backend, slot string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.services {
+		if s.cfg.Backend == backend {
+			_, ok := s.binding[slot]
+			return ok
+		}
+	}
+	return false
+}
+
 // has reports whether slot has an intent in intents.
 func (l *Loop) has(intents map[string]time.Time, slot string) bool {
 	_, ok := l.intent(intents, slot)

@@ -28,7 +28,12 @@ import (
 //     applied to the rest: a drain or a maint made on one instance's socket
 //     is the operator's everywhere, and a change of slotscaler's that only
 //     some instances took is completed. A slot is in maint only when no
-//     instance can send it traffic. A weight 0 anywhere makes the merged
+//     instance can send it traffic. One exception, from slotscaler's
+//     intents: on a slot with a bind of its own under way, a maint at the
+//     bound address is the bind's own step not taken yet, and an
+//     operator's drain on another instance wins over it (taking it for
+//     restrictive turned the operator's drain into a maint the loop then
+//     took for the cut-short bind's, and refilled: sim seed 2554). A weight 0 anywhere makes the merged
 //     slot weight 0 (not capacity) but is not copied to the others.
 //   - Sessions and queues are summed; a slot counts as up only when every
 //     instance's check passed.
@@ -53,6 +58,11 @@ type Mirror struct {
 	// (under mu, before its first change) and after one completed it
 	// (outside mu): the Loop saves Rebuilding then. It must not take mu.
 	onRebuilding func()
+	// binding, when set, reports a bind of slotscaler's under way on a
+	// slot (the Loop's intents): the merge tells the maint such a bind
+	// leaves where it did not get to ready from an operator's. It must not
+	// take mu.
+	binding func(backend, slot string) bool
 }
 
 var _ LB = (*Mirror)(nil)
@@ -228,7 +238,7 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name])
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], m.binding != nil && m.binding(name, s.Name))
 			}
 		}
 	}
@@ -307,9 +317,11 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 }
 
 // mergeServer adds b's load to a; with state, b's admin state, weight and
-// address count too, the more restrictive winning. Either way the worse
+// address count too, the more restrictive winning, except that with a bind
+// of slotscaler's under way a drain wins over a maint at the same address
+// (the bind's step not taken yet there; see Mirror). Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
-func mergeServer(a, b Server, state bool) Server {
+func mergeServer(a, b Server, state, binding bool) Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
 	if checkPassed(a) && !checkPassed(b) || a.Health != HealthDown && b.Health == HealthDown {
@@ -318,7 +330,12 @@ func mergeServer(a, b Server, state bool) Server {
 	if !state {
 		return a
 	}
-	if b.Admin > a.Admin {
+	bindsStep := binding && a.Addr == b.Addr && a.Port == b.Port &&
+		(a.Admin == AdminMaint && b.Admin == AdminDrain || a.Admin == AdminDrain && b.Admin == AdminMaint)
+	switch {
+	case bindsStep:
+		a.Admin = AdminDrain
+	case b.Admin > a.Admin:
 		a.Admin = b.Admin
 	}
 	a.Weight = min(a.Weight, b.Weight)

@@ -277,3 +277,33 @@ func TestScenarioReloadWhileDownThenSocketDrain(t *testing.T) {
 		t.Errorf("operator's socket drain of web/slot1 on haproxy1: %s (haproxy1/haproxy2) once slotscaler was back, want drain/drain", admin)
 	}
 }
+
+// A bind has set its slot ready on the first of two instances when
+// slotscaler is killed; an operator drains the slot there before it is
+// back. The drain is theirs on both instances: the maint the bind left on
+// the second is the bind's step not taken yet, not an operator's (a merge
+// where the more restrictive state won turned the drain into a maint, the
+// next run took it for the cut-short bind's and refilled the slot: sim
+// seed 2554).
+func TestScenarioDrainAfterBindCutShortOnOneInstance(t *testing.T) {
+	var slot, admin string
+	runScenario(t, Options{Instances: 2, Script: func(w *World) {
+		w.At(5*time.Second, func() {
+			w.KillAfter(func(server, what string) bool {
+				if what != "state ready" {
+					return false
+				}
+				slot = server
+				w.after(time.Millisecond, func() { w.OnSocket(0, "web", server, "drain") })
+				return true
+			})
+			w.Scale("web", 3)
+		})
+		w.At(25*time.Second, func() {
+			admin = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
+		})
+	}})
+	if admin != "drain/drain" {
+		t.Errorf("operator's drain of web/%s on haproxy1 after a bind cut short there: %s (haproxy1/haproxy2), want drain/drain", slot, admin)
+	}
+}
