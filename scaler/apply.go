@@ -97,7 +97,7 @@ func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, a Retir
 			return
 		}
 	}
-	if err := l.lb.SetState(ctx, s.cfg.Backend, a.Slot, AdminMaint); err != nil {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, a.Slot, AdminMaint)); err != nil {
 		log.Warn("set maint", "slot", a.Slot, "err", err)
 		if !had {
 			l.settle(ctx, s, a.Slot, AdminMaint)
@@ -151,7 +151,7 @@ func (l *Loop) discard(ctx context.Context, log *slog.Logger, s *service, c Cont
 // restoreWeight lets traffic into a slot bound by an earlier run that
 // stopped before the first check passed.
 func (l *Loop) restoreWeight(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100); err != nil {
+	if err := change(ctx, l.lb, SetWeight(s.cfg.Backend, slot, 100)); err != nil {
 		log.Warn("restore weight", "slot", slot, "err", err)
 		return
 	}
@@ -160,7 +160,7 @@ func (l *Loop) restoreWeight(ctx context.Context, log *slog.Logger, s *service, 
 
 // undrain takes back a slot slotscaler was draining: no container to start.
 func (l *Loop) undrain(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := l.lb.SetState(ctx, s.cfg.Backend, slot, AdminReady); err != nil {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, slot, AdminReady)); err != nil {
 		log.Warn("re-enable draining slot", "slot", slot, "err", err)
 		return
 	}
@@ -177,7 +177,7 @@ func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, a Drain)
 		log.Warn("drain postponed: its intent could not be saved", "slot", a.Slot, "err", err)
 		return
 	}
-	if err := l.lb.SetState(ctx, s.cfg.Backend, a.Slot, AdminDrain); err != nil {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, a.Slot, AdminDrain)); err != nil {
 		log.Warn("drain", "slot", a.Slot, "err", err)
 		l.settle(ctx, s, a.Slot, AdminDrain)
 		return
@@ -225,7 +225,7 @@ func (l *Loop) cancelStart(log *slog.Logger, s *service, slot string) {
 // is still attached, so it retries for a while.
 func (l *Loop) deleteServer(ctx context.Context, log *slog.Logger, s *service, name string) {
 	for range 20 {
-		err := l.lb.DelServer(ctx, s.cfg.Backend, name)
+		err := change(ctx, l.lb, DelServer(s.cfg.Backend, name))
 		switch {
 		case err == nil, errors.Is(err, ErrNoSuchServer):
 			return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 )
@@ -346,36 +345,48 @@ func mergeServer(a, b Server, state, binding bool) Server {
 }
 
 // sync brings instance i's servers of one backend to the merged view; false
-// when a change failed.
+// when a change failed. The changes go as batches over the instance's
+// connection: the dynamic servers it lacks first, then every other change.
 func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildSlot func(string) bool) bool {
 	lb, be := m.lbs[i], merged.Name
 	ok := true
-	fix := func(what string, err error) {
+	report := func(c Change, err error) {
 		if err != nil {
 			ok = false
-			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", what, "err", err)
+			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", c.String(), "err", err)
 		} else {
-			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", what)
+			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", c.String())
 		}
 	}
 	opts, dynamic := m.opts(be)
+	// Only dynamic servers can be missing: the instance restarted.
+	var adds []Change
+	for _, p := range merged.Servers {
+		if _, found := view.Server(p.Name); !found && dynamic && p.Addr.IsValid() {
+			adds = append(adds, AddServer(be, p.Name, p.Addr, p.Port, opts), EnableHealth(be, p.Name))
+		}
+	}
+	added := map[string]bool{}
+	if len(adds) > 0 {
+		errs := lb.Apply(ctx, adds)
+		for j := 0; j < len(adds); j += 2 {
+			if errors.Is(errs[j], ErrAlreadyExists) {
+				errs[j] = nil // a rebuild assumes it lost: it had not
+			}
+			err := errors.Join(errs[j], errs[j+1])
+			report(adds[j], err)
+			if err != nil {
+				continue
+			}
+			added[adds[j].Server] = true
+		}
+	}
+	var changes []Change
 	for _, p := range merged.Servers {
 		rebuild := rebuildSlot(p.Name)
 		s, found := view.Server(p.Name)
 		if !found {
-			// Only dynamic servers can be missing: the instance restarted.
-			if !dynamic || !p.Addr.IsValid() {
-				continue
-			}
-			err := lb.AddServer(ctx, be, p.Name, p.Addr, p.Port, opts)
-			if errors.Is(err, ErrAlreadyExists) {
-				err = nil // a rebuild assumes it lost: it had not
-			}
-			if err == nil {
-				err = lb.EnableHealth(ctx, be, p.Name)
-			}
-			fix("add server "+p.Name, err)
-			if err != nil {
+			if !added[p.Name] {
 				continue
 			}
 			s = Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: AdminMaint, Weight: 1}
@@ -383,7 +394,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 		// A rebuild sets everything: the instance may have moved since its
 		// view (an operator's maint meanwhile stayed ready there once).
 		if p.Addr.IsValid() && (rebuild || p.Addr != s.Addr || p.Port != s.Port) {
-			fix("addr "+p.Name, lb.SetAddr(ctx, be, p.Name, p.Addr, p.Port))
+			changes = append(changes, SetAddr(be, p.Name, p.Addr, p.Port))
 		}
 		// Weights are rebuilt, not followed: the merged weight 0 of a
 		// weight 100% that some instances have not taken yet would be
@@ -395,81 +406,53 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 			if p.Weight == 0 {
 				pct = 0
 			}
-			fix("weight "+p.Name, lb.SetWeight(ctx, be, p.Name, pct))
+			changes = append(changes, SetWeight(be, p.Name, pct))
 		}
 		if rebuild || p.Admin != s.Admin {
-			fix("state "+p.Name+" "+p.Admin.String(), lb.SetState(ctx, be, p.Name, p.Admin))
+			changes = append(changes, SetState(be, p.Name, p.Admin))
 		}
 	}
-	if !dynamic {
-		return ok
+	if dynamic {
+		for _, s := range view.Servers {
+			if _, found := merged.Server(s.Name); !found {
+				changes = append(changes, SetState(be, s.Name, AdminMaint), DelServer(be, s.Name))
+			}
+		}
 	}
-	for _, s := range view.Servers {
-		if _, found := merged.Server(s.Name); found {
-			continue
+	if len(changes) > 0 {
+		for j, err := range lb.Apply(ctx, changes) {
+			report(changes[j], err)
 		}
-		err := lb.SetState(ctx, be, s.Name, AdminMaint)
-		if err == nil {
-			err = lb.DelServer(ctx, be, s.Name)
-		}
-		fix("del server "+s.Name, err)
 	}
 	return ok
 }
 
-// each applies a change to every instance; it fails when any refused it
-// (the next read completes what the others took).
-func (m *Mirror) each(f func(LB) error) error {
+// Apply makes the changes on every instance, each instance's as one
+// batch; a change fails when any instance refused it (the next read
+// completes what the others took). Adding a server an instance has
+// already (a sync added it, or it kept it across our restart) points it
+// at the address instead; deleting one it lacks is done.
+func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
-	var errs []error
+	errs := make([][]error, len(changes))
 	for i, lb := range m.lbs {
-		if err := f(lb); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.names[i], err))
+		for j, err := range lb.Apply(ctx, changes) {
+			c := changes[j]
+			switch {
+			case c.Op == ChangeAdd && errors.Is(err, ErrAlreadyExists):
+				err = change(ctx, lb, SetAddr(c.Backend, c.Server, c.Addr, c.Port))
+			case c.Op == ChangeDel && errors.Is(err, ErrNoSuchServer):
+				err = nil
+			}
+			if err != nil {
+				errs[j] = append(errs[j], fmt.Errorf("%s: %w", m.names[i], err))
+			}
 		}
 	}
-	return errors.Join(errs...)
-}
-
-// SetAddr points the server at addr:port on every instance.
-func (m *Mirror) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	return m.each(func(lb LB) error { return lb.SetAddr(ctx, backend, server, addr, port) })
-}
-
-// SetState sets the admin state on every instance.
-func (m *Mirror) SetState(ctx context.Context, backend, server string, state AdminState) error {
-	return m.each(func(lb LB) error { return lb.SetState(ctx, backend, server, state) })
-}
-
-// SetWeight sets the weight on every instance.
-func (m *Mirror) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	return m.each(func(lb LB) error { return lb.SetWeight(ctx, backend, server, percent) })
-}
-
-// EnableHealth enables checks on every instance.
-func (m *Mirror) EnableHealth(ctx context.Context, backend, server string) error {
-	return m.each(func(lb LB) error { return lb.EnableHealth(ctx, backend, server) })
-}
-
-// AddServer adds the server on every instance; one that has it already
-// (a sync added it, or it kept it across our restart) is pointed at addr.
-func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
-	return m.each(func(lb LB) error {
-		err := lb.AddServer(ctx, backend, server, addr, port, opts)
-		if errors.Is(err, ErrAlreadyExists) {
-			return lb.SetAddr(ctx, backend, server, addr, port)
-		}
-		return err
-	})
-}
-
-// DelServer deletes the server on every instance.
-func (m *Mirror) DelServer(ctx context.Context, backend, server string) error {
-	return m.each(func(lb LB) error {
-		err := lb.DelServer(ctx, backend, server)
-		if errors.Is(err, ErrNoSuchServer) {
-			return nil
-		}
-		return err
-	})
+	out := make([]error, len(changes))
+	for j := range errs {
+		out[j] = errors.Join(errs[j]...)
+	}
+	return out
 }

@@ -177,12 +177,22 @@ type refusingLB struct {
 
 func (r *refusingLB) refuse(on bool) { r.mu.Lock(); r.off = on; r.mu.Unlock() }
 
-func (r *refusingLB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) error {
+func (r *refusingLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 	r.mu.Lock()
 	off := r.off
 	r.mu.Unlock()
-	if off {
-		return errors.New("set server state: connection reset by peer")
+	errs := make([]error, len(changes))
+	var pass []scaler.Change
+	var at []int
+	for i, c := range changes {
+		if off && c.Op == scaler.ChangeState {
+			errs[i] = errors.New("set server state: connection reset by peer")
+			continue
+		}
+		pass, at = append(pass, c), append(at, i)
 	}
-	return r.LB.SetState(ctx, backend, server, state)
+	for k, err := range r.LB.Apply(ctx, pass) {
+		errs[at[k]] = err
+	}
+	return errs
 }

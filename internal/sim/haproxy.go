@@ -298,6 +298,12 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 	return nil
 }
 
+// Batch runs the commands one at a time: each takes its own simulated
+// time and faults, as over HAProxy's connection.
+func (l lb) Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.Result, error) {
+	return runtimeapi.BatchEach(ctx, l, cmds), nil
+}
+
 func (l lb) SetAddr(_ context.Context, be, sv string, addr netip.Addr, port int) error {
 	return l.change(be, sv, "set addr", func(_ *backend, s *server) error {
 		if s == nil {
