@@ -95,6 +95,7 @@ type world struct {
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
 	lbctlDrains map[string]int                 // backend/slot -> lbctl drains of it under way
 	bootedAt    time.Time                      // when the running process started
+	stoppedAt   time.Time                      // when the last process was killed or stopped
 	rolling     map[string]bool                // services with a rollout asked for
 	removed     map[*container]struct{}        // removals under way (the container may still run)
 
@@ -270,6 +271,19 @@ func (w *world) boot() {
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
 	}
+	for key := range w.savedIntents("draining") {
+		// A drain or maint of slotscaler's saved as intended (before its
+		// command) and still under way when it was killed: an operator's
+		// command that landed on the slot after that run's last read and
+		// before the kill raced it, as on a live run (no compare-and-set),
+		// and this run makes the saved change over it (README).
+		m, ok := w.socketAt[key]
+		backend, _, _ := strings.Cut(key, "/")
+		if intent := w.operator[key]; ok && intent != "" && m.at.Before(w.stoppedAt) && !w.seenSince(proc-1, m.on, backend, m.at) {
+			w.trace("operator's %s of %s on %s raced process %d's saved drain or maint of it, under way when it was killed: taken by process %d for its own", intent, key, m.on.name, proc-1, proc)
+			delete(w.operator, key)
+		}
+	}
 	if w.opts.Log != nil {
 		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
 	}
@@ -291,6 +305,7 @@ func (w *world) stop(how string) bool {
 	}
 	w.trace("slotscaler process %d %s", w.proc, how)
 	w.sched.kill(w.proc)
+	w.stoppedAt = w.sched.Now()
 	w.loop = nil
 	return true
 }
