@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 )
 
@@ -305,5 +306,41 @@ func TestScenarioDrainAfterBindCutShortOnOneInstance(t *testing.T) {
 	}})
 	if admin != "drain/drain" {
 		t.Errorf("operator's drain of web/%s on haproxy1 after a bind cut short there: %s (haproxy1/haproxy2), want drain/drain", slot, admin)
+	}
+}
+
+// Review: after the operator's drain of a cut-short bind's slot (as in
+// TestScenarioDrainAfterBindCutShortOnOneInstance), the operator turns the
+// drain into a maint on one instance's socket. Their maint must win.
+func TestReviewMaintAfterDrainOfCutShortBind(t *testing.T) {
+	var slot, admin string
+	var bindingAtEnd map[string]bool
+	runScenario(t, Options{Instances: 2, Script: func(w *World) {
+		w.At(5*time.Second, func() {
+			w.KillAfter(func(server, what string) bool {
+				if what != "state ready" {
+					return false
+				}
+				slot = server
+				w.after(time.Millisecond, func() { w.OnSocket(0, "web", server, "drain") })
+				return true
+			})
+			w.Scale("web", 3)
+		})
+		w.At(25*time.Second, func() {
+			hp := w.haproxies[0]
+			s := hp.backend("web").server(slot)
+			w.operator["web/"+slot] = "maint"
+			hp.setState(s, runtimeapi.AdminMaint, w.sched.Now())
+			w.trace("review: operator maint on %s's socket web/%s (was %s)", hp.name, slot, admin)
+		})
+		w.At(40*time.Second, func() {
+			bindingAtEnd = w.savedIntents("binding")
+			admin = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
+		})
+	}})
+	if admin != "maint/maint" {
+		t.Logf("binding intents saved at the end: %v", bindingAtEnd)
+		t.Errorf("operator's maint of web/%s on haproxy1 after their drain: %s (haproxy1/haproxy2), want maint/maint", slot, admin)
 	}
 }
