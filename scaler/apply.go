@@ -30,8 +30,8 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		}
 		return true
 	}
-	for _, a := range acts {
-		switch a := a.(type) {
+	for i := 0; i < len(acts); i++ {
+		switch a := acts[i].(type) {
 		case NoteBound:
 			l.boundTo(s, a.Slot, a.At)
 		case Hold:
@@ -61,7 +61,17 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		case CancelStart:
 			l.cancelStart(log, s, a.Slot)
 		case Drain:
-			l.drain(ctx, log, s, a)
+			// The drains of a scale-down go together: their intents in one
+			// save, their commands in one batch.
+			drains := []Drain{a}
+			for i+1 < len(acts) {
+				next, ok := acts[i+1].(Drain)
+				if !ok {
+					break
+				}
+				drains, i = append(drains, next), i+1
+			}
+			l.drain(ctx, log, s, drains)
 		default:
 			panic(fmt.Sprintf("scaler: no executor for action %T", a))
 		}
@@ -168,21 +178,31 @@ func (l *Loop) undrain(ctx context.Context, log *slog.Logger, s *service, slot s
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventUndrain, Message: "draining slot taken back"})
 }
 
-// drain drains a slot to scale down. The intent is saved before the drain:
-// killed in between, the next run finds a drain it knows to be its own (or
-// an intent for a slot still ready, which it forgets), never a drain it
-// would take for an operator's.
-func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, a Drain) {
-	if err := l.setIntent(s.draining, a.Slot, a.At); err != nil {
-		log.Warn("drain postponed: its intent could not be saved", "slot", a.Slot, "err", err)
+// drain drains slots to scale down. The intents are saved before the
+// drains, all in one write: killed in between, the next run finds a drain
+// it knows to be its own (or an intent for a slot still ready, which it
+// forgets), never a drain it would take for an operator's. The drains go
+// as one batch.
+func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, drains []Drain) {
+	since := map[string]time.Time{}
+	changes := make([]Change, len(drains))
+	for i, a := range drains {
+		since[a.Slot] = a.At
+		changes[i] = SetState(s.cfg.Backend, a.Slot, AdminDrain)
+	}
+	if err := l.setIntents(s.draining, since); err != nil {
+		log.Warn("drain postponed: its intent could not be saved", "slots", len(drains), "err", err)
 		return
 	}
-	if err := change(ctx, l.lb, SetState(s.cfg.Backend, a.Slot, AdminDrain)); err != nil {
-		log.Warn("drain", "slot", a.Slot, "err", err)
-		l.settle(ctx, s, a.Slot, AdminDrain)
-		return
+	for i, err := range l.lb.Apply(ctx, changes) {
+		a := drains[i]
+		if err != nil {
+			log.Warn("drain", "slot", a.Slot, "err", err)
+			l.settle(ctx, s, a.Slot, AdminDrain)
+			continue
+		}
+		l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventDrain, Message: "draining slot"}, "sessions", a.Sessions)
 	}
-	l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventDrain, Message: "draining slot"}, "sessions", a.Sessions)
 }
 
 // settle follows a change of slotscaler's that failed: a reply lost on the

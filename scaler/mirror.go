@@ -233,11 +233,19 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 		}
 	}
 	merged.Queue = 0
+	// Asked once per slot, so that every instance's view of it merges the
+	// same way while a start ends meanwhile.
+	binding := map[string]bool{}
+	if m.binding != nil {
+		for _, s := range merged.Servers {
+			binding[s.Name] = m.binding(name, s.Name)
+		}
+	}
 	for i, v := range views {
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], m.binding != nil && m.binding(name, s.Name))
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], binding[s.Name])
 			}
 		}
 	}
@@ -431,7 +439,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 // batch; a change fails when any instance refused it (the next read
 // completes what the others took). Adding a server an instance has
 // already (a sync added it, or it kept it across our restart) points it
-// at the address instead; deleting one it lacks is done.
+// at the address instead; a maint or delete of one it lacks is done.
 func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
@@ -442,7 +450,10 @@ func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 			switch {
 			case c.Op == ChangeAdd && errors.Is(err, ErrAlreadyExists):
 				err = change(ctx, lb, SetAddr(c.Backend, c.Server, c.Addr, c.Port))
-			case c.Op == ChangeDel && errors.Is(err, ErrNoSuchServer):
+			case (c.Op == ChangeDel || c.Op == ChangeState && c.State == AdminMaint) && errors.Is(err, ErrNoSuchServer):
+				// An instance without the server sends it nothing: for it,
+				// the maint or delete is done (a caller must not read "no
+				// such server" from one instance as done on all: review).
 				err = nil
 			}
 			if err != nil {
