@@ -281,8 +281,10 @@ func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Add
 	if dynamic && errors.Is(errs[0], ErrAlreadyExists) {
 		errs[0] = change(ctx, l.lb, SetAddr(be, slot, addr, port))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	for _, err := range errs {
+		if err != nil {
+			return err // the first: the others follow from it
+		}
 	}
 	return change(ctx, l.lb, SetState(be, slot, AdminReady))
 }

@@ -85,7 +85,9 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		// over their command (README).
 		return
 	}
-	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
+	// An operator may take their own drain further, to maint.
+	ownDrain := what == "maint" && s.admin == runtimeapi.AdminDrain && w.operator[backend+"/"+slot] == "drain"
+	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady && !ownDrain || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
 		// Nothing slotscaler could tell apart from its own drain,
 		// retirement or weight-0 bind, or from a free slot: absorbed into
 		// them (README).

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 )
 
@@ -287,34 +286,32 @@ func TestScenarioReloadWhileDownThenSocketDrain(t *testing.T) {
 // next run took it for the cut-short bind's and refilled the slot: sim
 // seed 2554).
 func TestScenarioDrainAfterBindCutShortOnOneInstance(t *testing.T) {
-	var slot, admin string
-	runScenario(t, Options{Instances: 2, Script: func(w *World) {
-		w.At(5*time.Second, func() {
-			w.KillAfter(func(server, what string) bool {
-				if what != "state ready" {
-					return false
-				}
-				slot = server
-				w.after(time.Millisecond, func() { w.OnSocket(0, "web", server, "drain") })
-				return true
-			})
-			w.Scale("web", 3)
-		})
-		w.At(25*time.Second, func() {
-			admin = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
-		})
-	}})
-	if admin != "drain/drain" {
-		t.Errorf("operator's drain of web/%s on haproxy1 after a bind cut short there: %s (haproxy1/haproxy2), want drain/drain", slot, admin)
+	admin := map[time.Duration]string{}
+	slot := drainAfterBindCutShort(t, nil, admin, 25*time.Second)
+	if admin[25*time.Second] != "drain/drain" {
+		t.Errorf("operator's drain of web/%s on haproxy1 after a bind cut short there: %s (haproxy1/haproxy2), want drain/drain", slot, admin[25*time.Second])
 	}
 }
 
-// Review: after the operator's drain of a cut-short bind's slot (as in
-// TestScenarioDrainAfterBindCutShortOnOneInstance), the operator turns the
-// drain into a maint on one instance's socket. Their maint must win.
-func TestReviewMaintAfterDrainOfCutShortBind(t *testing.T) {
-	var slot, admin string
-	var bindingAtEnd map[string]bool
+// Then the operator takes their drain to maint on that instance's socket:
+// their maint wins (the bind's intent lingered until they enabled the
+// slot, and the merge turned the maint back into the drain: review).
+func TestScenarioMaintAfterDrainOfCutShortBind(t *testing.T) {
+	admin := map[time.Duration]string{}
+	slot := drainAfterBindCutShort(t, func(w *World, slot string) { w.OnSocket(0, "web", slot, "maint") }, admin, 40*time.Second)
+	if admin[40*time.Second] != "maint/maint" {
+		t.Errorf("operator's maint of web/%s on haproxy1 after their drain: %s (haproxy1/haproxy2), want maint/maint", slot, admin[40*time.Second])
+	}
+}
+
+// drainAfterBindCutShort kills slotscaler right after a bind's "state
+// ready" on the first of two instances, has an operator drain that slot on
+// the first instance's socket at once, then runs then (if any) at 25 s, and
+// records the slot's admin state on both instances at each of at. It
+// returns the slot.
+func drainAfterBindCutShort(t *testing.T, then func(w *World, slot string), admin map[time.Duration]string, at ...time.Duration) string {
+	t.Helper()
+	var slot string
 	runScenario(t, Options{Instances: 2, Script: func(w *World) {
 		w.At(5*time.Second, func() {
 			w.KillAfter(func(server, what string) bool {
@@ -327,20 +324,14 @@ func TestReviewMaintAfterDrainOfCutShortBind(t *testing.T) {
 			})
 			w.Scale("web", 3)
 		})
-		w.At(25*time.Second, func() {
-			hp := w.haproxies[0]
-			s := hp.backend("web").server(slot)
-			w.operator["web/"+slot] = "maint"
-			hp.setState(s, runtimeapi.AdminMaint, w.sched.Now())
-			w.trace("review: operator maint on %s's socket web/%s (was %s)", hp.name, slot, admin)
-		})
-		w.At(40*time.Second, func() {
-			bindingAtEnd = w.savedIntents("binding")
-			admin = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
-		})
+		if then != nil {
+			w.At(25*time.Second, func() { then(w, slot) })
+		}
+		for _, d := range at {
+			w.At(d, func() {
+				admin[d] = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
+			})
+		}
 	}})
-	if admin != "maint/maint" {
-		t.Logf("binding intents saved at the end: %v", bindingAtEnd)
-		t.Errorf("operator's maint of web/%s on haproxy1 after their drain: %s (haproxy1/haproxy2), want maint/maint", slot, admin)
-	}
+	return slot
 }

@@ -106,10 +106,18 @@ func (l *LB) Apply(ctx context.Context, changes []scaler.Change) []error {
 		return errs
 	}
 	// A lost connection is in the results of the commands it left
-	// unanswered (runtimeapi.ErrNotAnswered).
-	results, _ := l.c.Batch(ctx, cmds)
-	for k, r := range results {
-		errs[at[k]] = mapErr(r.Err)
+	// unanswered (runtimeapi.ErrNotAnswered); err covers any result a
+	// Client left out.
+	results, err := l.c.Batch(ctx, cmds)
+	for k, i := range at {
+		switch {
+		case k < len(results):
+			errs[i] = mapErr(results[k].Err)
+		case err != nil:
+			errs[i] = err
+		default:
+			errs[i] = fmt.Errorf("%s: no reply in the batch", changes[i])
+		}
 	}
 	return errs
 }
