@@ -70,12 +70,13 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
 	aFile := writeTestFile(t, dir, "a-file", "")
 
-	path := startupConfig(t, dir, "    - {name: missing, file: "+dir+"/nope, role: viewer}",
+	path := startupConfig(t, dir, "    - {name: missing, file: "+dir+"/nope, role: viewer}\n    - {name: short, file: "+writeTestFile(t, dir, "short", "abc\n")+", role: admin}",
 		", tls: {ca: "+notPEM+", cert: "+certFile+", key: "+wrongKey+"}",
 		"192.0.2.1:9180", // TEST-NET-1: on no interface of this machine
 		aFile+"/state")
 	want := []string{
 		"api.tokens[0] (missing): token file: open " + dir + "/nope: no such file or directory",
+		"api.tokens[1] (short): token missing or shorter than 16 characters (from " + dir + "/short)",
 		"docker.hosts[0].tls: cert " + certFile + " and key " + wrongKey + ": tls: private key does not match public key",
 		"api.listen: listen tcp 192.0.2.1:9180: bind: cannot assign requested address",
 		"state_dir: " + aFile + " is not a directory",
@@ -205,7 +206,10 @@ func TestCheckStartupNeeds(t *testing.T) {
 			"docker.hosts[0].tls.key: open " + dir + "/key: no such file or directory",
 		}},
 		// api.tls goes through the API's own loader, which preflight calls.
-		{"api tls files missing", "  insecure_listen: true", "  tls: {cert: " + dir + "/nope.crt, key: " + dir + "/nope.key}", []string{"api.tls.key: open " + dir + "/nope.key: no such file or directory"}},
+		{"api tls files missing", "  insecure_listen: true", "  tls: {cert: " + dir + "/nope.crt, key: " + dir + "/nope.key}", []string{
+			"api.tls.cert: open " + dir + "/nope.crt: no such file or directory",
+			"api.tls.key: open " + dir + "/nope.key: no such file or directory",
+		}},
 		// haproxy.cfg is named by its key, next to the start-up problems.
 		{"haproxy.cfg missing and a token unset", "haproxy: {", "haproxy: {config_file: " + dir + "/haproxy.cfg, ", nil},
 	} {
