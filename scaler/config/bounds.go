@@ -21,7 +21,7 @@ const (
 	MaxReplicasLimit   = 1000                             // max_replicas, max_scale_up (and so slots per service)
 	MaxContainersLimit = 10000                            // docker.hosts[].max_containers
 	MaxInterval        = time.Hour                        // interval
-	MaxDuration        = 24 * time.Hour                   // drain_timeout, unhealthy_after, stabilization, cooldown
+	MaxDuration        = 24 * time.Hour                   // drain_timeout, unhealthy_after, stabilization, cooldown, wake.timeout, wake.idle_after
 	MinCheckInter      = time.Millisecond                 // HAProxy's timers count milliseconds
 	MaxCheckInter      = math.MaxInt32 * time.Millisecond // HAProxy's largest timer (about 24.8 days)
 	MaxRiseFall        = 1000                             // check.rise, check.fall
@@ -87,6 +87,10 @@ func (s *Service) validateBounds(p string) []error {
 		{"cooldown.scale_up", s.Cooldown.ScaleUp}, {"cooldown.scale_down", s.Cooldown.ScaleDown},
 	} {
 		durationAtMost(&errs, p+"."+d.key, d.val, MaxDuration)
+	}
+	if w := s.Wake; w != nil {
+		durationAtMost(&errs, p+".wake.timeout", w.Timeout, MaxDuration)
+		durationAtMost(&errs, p+".wake.idle_after", w.IdleAfter, MaxDuration)
 	}
 
 	c := s.Check
