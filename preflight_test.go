@@ -210,6 +210,8 @@ func TestCheckStartupNeeds(t *testing.T) {
 			"api.tls.cert: open " + dir + "/nope.crt: no such file or directory",
 			"api.tls.key: open " + dir + "/nope.key: no such file or directory",
 		}},
+		// wake listeners start with run too (TEST-NET-1: on no interface).
+		{"wake listen cannot be bound", "max_replicas: 2,", "max_replicas: 2, wake: {listen: \"192.0.2.1:9301\"},", []string{"services[0].wake.listen: listen tcp 192.0.2.1:9301: bind: cannot assign requested address"}},
 		// haproxy.cfg is named by its key, next to the start-up problems.
 		{"haproxy.cfg missing and a token unset", "haproxy: {", "haproxy: {config_file: " + dir + "/haproxy.cfg, ", nil},
 	} {
