@@ -28,7 +28,7 @@ type preflighted struct {
 
 // preflight checks what run needs beyond a valid config file: token values,
 // TLS files, the API and wake listen addresses, a writable state_dir, a
-// readable state.json. check and run both call it, so check says ok only when run
+// readable state.json, owner ID and generation key. check and run both call it, so check says ok only when run
 // can start; every problem is returned, one line each, with its YAML path.
 func preflight(cfg *config.Config) (preflighted, error) {
 	var out preflighted
@@ -72,8 +72,12 @@ func preflight(cfg *config.Config) (preflighted, error) {
 	}
 	if err := writableDir(cfg.StateDir); err != nil {
 		errs = append(errs, fmt.Errorf("state_dir: %w", err))
-	} else if err := restoreState(cfg); err != nil {
-		errs = append(errs, fmt.Errorf("state_dir: %w", err))
+	} else {
+		for _, err := range append(statedir.CheckValues(cfg.StateDir), restoreState(cfg)) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("state_dir: %w", err))
+			}
+		}
 	}
 	return out, errors.Join(errs...)
 }

@@ -126,6 +126,24 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 		t.Errorf("run's refusal: %s", err)
 	}
 
+	// So do the owner ID and generation key run reads from state_dir.
+	valuesDir := filepath.Join(dir, "values")
+	if err := os.MkdirAll(valuesDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, valuesDir, "owner", "")
+	writeTestFile(t, valuesDir, "generation.key", "\n")
+	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", valuesDir)
+	_, errOut, code = runApp(t, "check", "--config", path)
+	wantOwner := "state_dir: " + valuesDir + "/owner is empty (remove it to generate a new value)"
+	wantKey := "state_dir: " + valuesDir + "/generation.key is empty (remove it to generate a new value)"
+	if code != exitInvalidConfig || errOut != path+": "+wantOwner+"\n"+path+": "+wantKey+"\n" {
+		t.Errorf("check: code %d, stderr %q, want %q and %q", code, errOut, wantOwner, wantKey)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, wantOwner) {
+		t.Errorf("run's refusal: %s", err)
+	}
+
 	// All fixed: check says ok, and creates nothing.
 	fresh := filepath.Join(dir, "fresh", "state")
 	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", fresh)
