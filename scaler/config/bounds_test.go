@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,11 @@ func TestBoundsAndShapes(t *testing.T) {
 		{"listen port too big", "api:", `api: {listen: "127.0.0.1:99999"}`, `api.listen: port "99999": want a number 0-65535`},
 		{"duplicate top-level key", "", "interval: 2s", "interval: duplicate key (line 11; first at line 4)"},
 		{"duplicate nested key", "", svc + "max_replicas: 5", "services[0].max_replicas: duplicate key (line 11; first at line 8)"},
-		{"duplicate env key", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, A: 2}}", `services[0].container.env: mapping key "A" already defined at line 7`},
+		{"duplicate env key", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, A: 2}}", `services[0].container.env.A: duplicate key (line 7; first at line 7)`},
+		{"duplicate label key", svc + "container", svc + "container: {image: web, port: 80, labels: {\"a b\": 1, \"a b\": 2}}", `services[0].container.labels["a b"]: duplicate key (line 7; first at line 7)`},
+		{"env value a list", svc + "container", svc + "container: {image: web, port: 80, env: {A: [1]}}", "services[0].container.env.A: cannot unmarshal !!seq into string (line 7)"},
+		{"env value a number", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, B: true}}", ""},
+		{"merge key in env", svc + "container", svc + "container: {image: web, port: 80, env: {<<: {A: 1}, B: 2}}", `services[0].container.env["<<"]: merge keys are not supported: write the entries out (line 7)`},
 		{"second document", "", "---\ninterval: 2s", "parse config: a second YAML document (line 12): the file holds one config"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +120,28 @@ func TestSizeLimit(t *testing.T) {
 	}
 	if _, err := Parse([]byte(boundsDoc + "# " + strings.Repeat("x", MaxFileSize-len(boundsDoc)-4) + "\n")); err != nil {
 		t.Fatalf("a file just under the limit: %v", err)
+	}
+}
+
+// A file just under MaxFileSize decodes in about a second at most, even as
+// one mapping of some 50,000 keys: yaml.v3 checks a mapping's keys for
+// duplicates pair by pair, so such a file took minutes before maps were
+// decoded here.
+func TestLargestFileDecodesQuickly(t *testing.T) {
+	var env strings.Builder
+	for i := 0; env.Len() < MaxFileSize-len(boundsDoc)-100; i++ {
+		fmt.Fprintf(&env, "KEY_%012d: v, ", i) // long keys: fewer than MaxValues fill the file
+	}
+	doc := withLine(t, "    container", "    container: {image: web:1, port: 80, env: {"+env.String()+"}}")
+	start := time.Now()
+	cfg, err := Parse([]byte(doc))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes, %d env entries: decoded in %s", len(doc), len(cfg.Services[0].Container.Env), took)
+	if took > 3*time.Second {
+		t.Errorf("decoding took %s, want about a second at most", took)
 	}
 }
 
