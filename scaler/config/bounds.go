@@ -183,12 +183,13 @@ func HAProxyWord(s string) error {
 	return nil
 }
 
-// multiline are the values that may hold tabs and line breaks: they reach
-// Docker as JSON strings (an environment value, one argument), where a
-// newline is data, and a shell script in a command is common.
-var multiline = []string{"services[].container.env", "services[].container.command"}
-
-var index = regexp.MustCompile(`\[\d+\]`)
+// multiline says whether a field of a struct may hold tabs and line breaks:
+// container.env values and container.command arguments reach Docker as
+// JSON strings (an environment value, one argument), where a newline is
+// data, and a shell script in a command is common.
+func multiline(t reflect.Type, field string) bool {
+	return t == reflect.TypeFor[Container]() && (field == "env" || field == "command")
+}
 
 // controlChars walks every string of v (struct fields by their YAML path,
 // list items, map keys and values) and refuses control characters: in
@@ -225,7 +226,7 @@ func controlChars(v reflect.Value, path string, allowLines bool) []error {
 				continue
 			}
 			p := join(path, name)
-			errs = append(errs, controlChars(v.Field(i), p, allowLines || slices.Contains(multiline, index.ReplaceAllString(p, "[]")))...)
+			errs = append(errs, controlChars(v.Field(i), p, allowLines || multiline(v.Type(), name))...)
 		}
 		return errs
 	}

@@ -181,10 +181,10 @@ func notDecoded(decodeErrs []error, validated error) []error {
 	if validated == nil {
 		return nil
 	}
-	var failed []string
+	failed := map[string]bool{}
 	for _, err := range decodeErrs {
 		if fe, ok := err.(*FieldError); ok {
-			failed = append(failed, fe.Path)
+			failed[fe.Path] = true
 		}
 	}
 	var out []error
@@ -198,12 +198,21 @@ func notDecoded(decodeErrs []error, validated error) []error {
 }
 
 // within reports whether path is one of prefixes or below one of them
-// ("" is the whole document).
-func within(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if p == "" || path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
+// ("" is the whole document): path and each of its parents (cut at a '.'
+// or '[') are looked up, so many errors cost no more than a few each.
+func within(path string, prefixes map[string]bool) bool {
+	if prefixes[""] {
+		return true
+	}
+	for p := path; p != ""; {
+		if prefixes[p] {
 			return true
 		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
 	}
 	return false
 }
