@@ -90,6 +90,7 @@ type world struct {
 	socketAt    map[string]socketMark          // backend/slot -> an operator's last command on a socket
 	bindSaved   map[string]int                 // backend/slot -> the process that started with its bind saved as under way
 	copying     map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
+	earlier     map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
 	touched     map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
@@ -148,7 +149,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
