@@ -27,8 +27,8 @@ type preflighted struct {
 }
 
 // preflight checks what run needs beyond a valid config file: token values,
-// TLS files, the API listen address, a writable state_dir, a readable
-// state.json. check and run both call it, so check says ok only when run
+// TLS files, the API and wake listen addresses, a writable state_dir, a
+// readable state.json, owner ID and generation key. check and run both call it, so check says ok only when run
 // can start; every problem is returned, one line each, with its YAML path.
 func preflight(cfg *config.Config) (preflighted, error) {
 	var out preflighted
@@ -54,15 +54,17 @@ func preflight(cfg *config.Config) (preflighted, error) {
 		}
 		e.Close()
 	}
-	switch ln, err := listenAPI(cfg.API.Listen); {
-	case errors.Is(err, syscall.EADDRINUSE):
-		// Refusing would fail every check next to a running slotscaler;
-		// run itself still refuses it.
-		out.warnings = append(out.warnings, fmt.Sprintf("api.listen: %s is in use now; run needs it free", cfg.API.Listen))
-	case err != nil:
-		errs = append(errs, err)
-	default:
-		ln.Close()
+	for _, l := range listens(cfg) {
+		switch ln, err := listen(l.path, l.addr); {
+		case errors.Is(err, syscall.EADDRINUSE):
+			// Refusing would fail every check next to a running slotscaler;
+			// run itself still refuses it.
+			out.warnings = append(out.warnings, fmt.Sprintf("%s: %s is in use now; run needs it free", l.path, l.addr))
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			ln.Close()
+		}
 	}
 	if holder, inUse := statedir.InUse(cfg.StateDir); inUse {
 		// As with api.listen: next to a running slotscaler, check still passes.
@@ -70,18 +72,37 @@ func preflight(cfg *config.Config) (preflighted, error) {
 	}
 	if err := writableDir(cfg.StateDir); err != nil {
 		errs = append(errs, fmt.Errorf("state_dir: %w", err))
-	} else if err := restoreState(cfg); err != nil {
-		errs = append(errs, fmt.Errorf("state_dir: %w", err))
+	} else {
+		for _, err := range append(statedir.CheckValues(cfg.StateDir), restoreState(cfg)) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("state_dir: %w", err))
+			}
+		}
 	}
 	return out, errors.Join(errs...)
 }
 
-// listenAPI opens the HTTP API's listener; preflight probes the address
-// with it, and run serves on it.
-func listenAPI(addr string) (net.Listener, error) {
+// listenAddr is an address run listens on, and the field that sets it.
+type listenAddr struct{ path, addr string }
+
+// listens are the addresses run listens on: the HTTP API's and each wake
+// listener's.
+func listens(cfg *config.Config) []listenAddr {
+	out := []listenAddr{{"api.listen", cfg.API.Listen}}
+	for i, s := range cfg.Services {
+		if s.Wake != nil {
+			out = append(out, listenAddr{fmt.Sprintf("services[%d].wake.listen", i), s.Wake.Listen})
+		}
+	}
+	return out
+}
+
+// listen opens a listener at addr, set by the field path; preflight probes
+// each address with it, and run serves the HTTP API on it.
+func listen(path, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("api.listen: %w", err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ln, nil
 }

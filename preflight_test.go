@@ -70,12 +70,13 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 	good := writeTestFile(t, dir, "good", "0123456789abcdef-one\n")
 	aFile := writeTestFile(t, dir, "a-file", "")
 
-	path := startupConfig(t, dir, "    - {name: missing, file: "+dir+"/nope, role: viewer}",
+	path := startupConfig(t, dir, "    - {name: missing, file: "+dir+"/nope, role: viewer}\n    - {name: short, file: "+writeTestFile(t, dir, "short", "abc\n")+", role: admin}",
 		", tls: {ca: "+notPEM+", cert: "+certFile+", key: "+wrongKey+"}",
 		"192.0.2.1:9180", // TEST-NET-1: on no interface of this machine
 		aFile+"/state")
 	want := []string{
 		"api.tokens[0] (missing): token file: open " + dir + "/nope: no such file or directory",
+		"api.tokens[1] (short): token missing or shorter than 16 characters (from " + dir + "/short)",
 		"docker.hosts[0].tls: cert " + certFile + " and key " + wrongKey + ": tls: private key does not match public key",
 		"api.listen: listen tcp 192.0.2.1:9180: bind: cannot assign requested address",
 		"state_dir: " + aFile + " is not a directory",
@@ -122,6 +123,24 @@ func TestCheckFindsWhatRunRefuses(t *testing.T) {
 		t.Errorf("check: code %d, stderr %q", code, errOut)
 	}
 	if err := runRefuses(t, path); !strings.Contains(err, "state.json: invalid character") {
+		t.Errorf("run's refusal: %s", err)
+	}
+
+	// So do the owner ID and generation key run reads from state_dir.
+	valuesDir := filepath.Join(dir, "values")
+	if err := os.MkdirAll(valuesDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, valuesDir, "owner", "")
+	writeTestFile(t, valuesDir, "generation.key", "\n")
+	path = startupConfig(t, dir, "    - {name: good, file: "+good+", role: admin}", "", "127.0.0.1:0", valuesDir)
+	_, errOut, code = runApp(t, "check", "--config", path)
+	wantOwner := "state_dir: " + valuesDir + "/owner is empty (remove it to generate a new value)"
+	wantKey := "state_dir: " + valuesDir + "/generation.key is empty (remove it to generate a new value)"
+	if code != exitInvalidConfig || errOut != path+": "+wantOwner+"\n"+path+": "+wantKey+"\n" {
+		t.Errorf("check: code %d, stderr %q, want %q and %q", code, errOut, wantOwner, wantKey)
+	}
+	if err := runRefuses(t, path); !strings.Contains(err, wantOwner) {
 		t.Errorf("run's refusal: %s", err)
 	}
 
@@ -205,7 +224,12 @@ func TestCheckStartupNeeds(t *testing.T) {
 			"docker.hosts[0].tls.key: open " + dir + "/key: no such file or directory",
 		}},
 		// api.tls goes through the API's own loader, which preflight calls.
-		{"api tls files missing", "  insecure_listen: true", "  tls: {cert: " + dir + "/nope.crt, key: " + dir + "/nope.key}", []string{"api.tls.key: open " + dir + "/nope.key: no such file or directory"}},
+		{"api tls files missing", "  insecure_listen: true", "  tls: {cert: " + dir + "/nope.crt, key: " + dir + "/nope.key}", []string{
+			"api.tls.cert: open " + dir + "/nope.crt: no such file or directory",
+			"api.tls.key: open " + dir + "/nope.key: no such file or directory",
+		}},
+		// wake listeners start with run too (TEST-NET-1: on no interface).
+		{"wake listen cannot be bound", "max_replicas: 2,", "max_replicas: 2, wake: {listen: \"192.0.2.1:9301\"},", []string{"services[0].wake.listen: listen tcp 192.0.2.1:9301: bind: cannot assign requested address"}},
 		// haproxy.cfg is named by its key, next to the start-up problems.
 		{"haproxy.cfg missing and a token unset", "haproxy: {", "haproxy: {config_file: " + dir + "/haproxy.cfg, ", nil},
 	} {

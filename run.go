@@ -96,7 +96,7 @@ func runLoop(ctx context.Context, path string, cfg *config.Config, plan io.Write
 		return nil
 	}
 	server = api.New(loop, cfg, secrets, m.Handler(), reload, log)
-	ln, err := listenAPI(cfg.API.Listen)
+	ln, err := listen("api.listen", cfg.API.Listen)
 	if err != nil {
 		return err
 	}

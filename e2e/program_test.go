@@ -69,6 +69,11 @@ func setStartOnReload(t testing.TB, cfg string, on bool) {
 	}
 }
 
+// exitedCleanly is the master's log line for a program that exited 0.
+func exitedCleanly(pid int) string {
+	return fmt.Sprintf("'slotscaler' (%d) exited with code 0", pid)
+}
+
 // alive reports whether pid is a running process (not gone, not a zombie).
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
@@ -85,7 +90,7 @@ func alive(pid int) bool {
 // under load leaves the same slotscaler process running, the slots
 // serving and no request failed; SIGTERM and one reload with
 // "option start-on-reload" replace the process (an upgrade); stopping the
-// master stops slotscaler and leaves the containers, which the next start
+// master stops slotscaler (exit 0) and leaves the containers, which the next start
 // finds again.
 func TestRunUnderHAProxy(t *testing.T) {
 	sockets := t.TempDir()
@@ -162,8 +167,7 @@ func TestRunUnderHAProxy(t *testing.T) {
 	if err := syscall.Kill(first.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	exited := fmt.Sprintf("'slotscaler' (%d) exited with code 0", first.PID)
-	e.waitFor("slotscaler exits 0 on SIGTERM, as the master logs", 15*time.Second, func() bool { return strings.Contains(h.Log(), exited) })
+	e.waitFor("slotscaler exits 0 on SIGTERM, as the master logs", 15*time.Second, func() bool { return strings.Contains(h.Log(), exitedCleanly(first.PID)) })
 	if s := e.slots(); s.serving != 2 || alive(first.PID) {
 		t.Fatalf("after slotscaler's SIGTERM: %d serving, want 2; still running: %v", s.serving, alive(first.PID))
 	}
@@ -181,6 +185,9 @@ func TestRunUnderHAProxy(t *testing.T) {
 	h.Stop()
 	if alive(upgraded.PID) {
 		t.Fatalf("slotscaler (pid %d) still runs after the master stopped", upgraded.PID)
+	}
+	if !strings.Contains(h.Log(), exitedCleanly(upgraded.PID)) {
+		t.Errorf("the master's log lacks %q: slotscaler did not exit 0 when HAProxy stopped", exitedCleanly(upgraded.PID))
 	}
 	if now := e.running(); !mapsEqualKeys(containers, now) {
 		t.Fatalf("containers changed when HAProxy and slotscaler stopped: before %d after %d", len(containers), len(now))

@@ -6,6 +6,7 @@
 package examples_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,5 +83,28 @@ func TestComposeExample(t *testing.T) {
 	cmd.Env = append(os.Environ(), "SLOTSCALER_CI_TOKEN=compose-test-token-0123")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("docker-compose config: %v\n%s", err, out)
+	}
+}
+
+// The README's Monitoring section counts the alert rules and the
+// dashboard's queries that the real Prometheus evaluates in e2e
+// (TestRunUnderHAProxy); the counts must be the files' own.
+func TestReadmeCountsMonitoringExamples(t *testing.T) {
+	t.Parallel()
+	read := func(path string) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(string(data)), " ") // lines wrap anywhere in the README
+	}
+	readme := read("../README.md")
+	for _, want := range []string{
+		fmt.Sprintf("the %d alert rules", strings.Count(read("alerts.yml"), "- alert:")),
+		fmt.Sprintf("the dashboard's %d queries", strings.Count(read("grafana-dashboard.json"), `"expr":`)),
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not say %q", want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -22,8 +23,9 @@ type apiClient struct {
 	http  *http.Client
 }
 
-// apiPath joins escaped path segments: a name holding '/', '..', '#' or
-// '?' stays one segment and cannot reach another endpoint.
+// apiPath joins escaped path segments: a name holding '/', '#' or '?'
+// stays one segment and cannot reach another endpoint. A name "." or ".."
+// escapes to itself: do refuses it.
 func apiPath(segments ...string) string {
 	var b strings.Builder
 	for _, s := range segments {
@@ -59,6 +61,11 @@ func (a *apiClient) do(ctx context.Context, method, path string, in, out any) er
 			return err
 		}
 		body = bytes.NewReader(data)
+	}
+	// A server or proxy that resolves dot segments would read such a name
+	// as a step of the path, to another endpoint.
+	if slices.ContainsFunc(strings.Split(path, "/"), func(s string) bool { return s == "." || s == ".." }) {
+		return cli.Exit(fmt.Sprintf("%s %s: a name cannot be '.' or '..'", method, path), exitUsage)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
 	if err != nil {

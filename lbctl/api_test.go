@@ -30,7 +30,8 @@ func apiFixture(t *testing.T) (run func(args ...string) (string, error), engine 
 }
 
 type lbctlFixture struct {
-	run     func(args ...string) (string, error)
+	run     func(args ...string) (string, error) // lbctl with --api and --token-file set
+	url     string                               // the API's
 	engine  *fakeengine.Engine
 	mu      sync.Mutex
 	reached []string // method and escaped path of every request the API got
@@ -72,11 +73,9 @@ func newAPIFixtureFor(t *testing.T, config, ready string, o scalertest.Options) 
 	t.Cleanup(srv.Close)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
+	lf.url = srv.URL
 	run := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		app := newApp(&out)
-		err := app.Run(interspersed(app, append([]string{"lbctl", "--api", srv.URL, "--token-file", tokenFile}, args...)))
-		return out.String(), err
+		return runLbctl(append([]string{"--api", srv.URL, "--token-file", tokenFile}, args...)...)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -91,6 +90,14 @@ func newAPIFixtureFor(t *testing.T, config, ready string, o scalertest.Options) 
 	}
 	lf.run = run
 	return lf
+}
+
+// runLbctl runs lbctl with args and returns what it printed.
+func runLbctl(args ...string) (string, error) {
+	var out bytes.Buffer
+	app := newApp(&out)
+	err := app.Run(interspersed(app, append([]string{"lbctl"}, args...)))
+	return out.String(), err
 }
 
 func TestAPIStatusScalePauseEvents(t *testing.T) {
@@ -162,5 +169,42 @@ func TestAPIUnreachableAndNoToken(t *testing.T) {
 	err = newApp(&out).Run([]string{"lbctl", "--api", "http://127.0.0.1:1", "status"})
 	if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "http://127.0.0.1:1") || !strings.Contains(err.Error(), "--socket") {
 		t.Errorf("unreachable: exit %d %v", exitCode(err), err)
+	}
+}
+
+// TestGitLabDeployJob runs the lbctl lines of examples/gitlab-ci.yml as
+// the job's shell would, with its CI/CD variables set (SLOTSCALER_TOKEN in
+// the environment, not on the command line), against the real API: the
+// rollout succeeds and status shows the new image. GitLab itself is not run.
+func TestGitLabDeployJob(t *testing.T) {
+	f := newAPIFixture(t, scalertest.Options{})
+	data, err := os.ReadFile("../examples/gitlab-ci.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLOTSCALER_TOKEN", testToken)
+	vars := map[string]string{"SLOTSCALER_API": f.url, "IMAGE": "web:2"}
+	var outs []string
+	for _, line := range strings.Split(string(data), "\n") {
+		command, ok := strings.CutPrefix(strings.TrimSpace(line), "- lbctl ")
+		if !ok {
+			continue
+		}
+		expanded := os.Expand(command, func(name string) string {
+			v, ok := vars[name]
+			if !ok {
+				t.Fatalf("examples/gitlab-ci.yml: %q uses $%s, which the test does not set", line, name)
+			}
+			return v
+		})
+		// The job quotes its variables; their values here hold no space.
+		out, err := runLbctl(strings.Fields(strings.ReplaceAll(expanded, `"`, ""))...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		outs = append(outs, out)
+	}
+	if len(outs) != 2 || !strings.Contains(outs[0], "succeeded") || !strings.Contains(outs[1], "image web:2") {
+		t.Errorf("the deploy job's lbctl lines printed:\n%s", strings.Join(outs, "\n"))
 	}
 }

@@ -27,7 +27,6 @@ func TestNamesAreEscaped(t *testing.T) {
 	}{
 		{[]string{"pause", "../../v1/config/reload#"}, "POST /v1/services/..%2F..%2Fv1%2Fconfig%2Freload%23/pause"},
 		{[]string{"resume", "web/../../../v1/config/reload?x="}, "POST /v1/services/web%2F..%2F..%2F..%2Fv1%2Fconfig%2Freload%3Fx=/resume"},
-		{[]string{"scale", "..", "1"}, "POST /v1/services/../scale"},
 		{[]string{"status", "a b"}, "GET /v1/services/a%20b"},
 		{[]string{"events", "web&service=x"}, "GET /v1/events"},
 		{[]string{"rollout", "../config/reload#", "--image", "web:2"}, "POST /v1/services/..%2Fconfig%2Freload%23/rollout"},
@@ -48,6 +47,32 @@ func TestNamesAreEscaped(t *testing.T) {
 	}
 	if n := f.reloads.Load(); n != 0 {
 		t.Errorf("a name triggered %d config reloads", n)
+	}
+}
+
+// A name "." or ".." escapes to itself and would be a step of the path to
+// a server or proxy that resolves dot segments: refused as a usage error,
+// before anything is sent.
+func TestDotNamesRefused(t *testing.T) {
+	f := newAPIFixture(t, scalertest.Options{})
+	for _, args := range [][]string{
+		{"scale", "..", "1"},
+		{"pause", "."},
+		{"status", ".."},
+		{"drain", "../slot1"},
+		{"enable", "web/.."},
+		{"rollout", "..", "--image", "web:2"},
+	} {
+		f.mu.Lock()
+		f.reached = nil
+		f.mu.Unlock()
+		_, err := f.run(args...)
+		f.mu.Lock()
+		reached := slices.Clone(f.reached)
+		f.mu.Unlock()
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "cannot be '.' or '..'") || len(reached) > 0 {
+			t.Errorf("lbctl %q: exit %d (%v), sent %q; want exit %d and nothing sent", args, exitCode(err), err, reached, exitUsage)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -123,4 +124,45 @@ func (c Command) checkReply(line, reply string) error {
 		}
 	}
 	return nil
+}
+
+// Commander runs server commands one at a time, as Client and Fake do.
+type Commander interface {
+	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
+	SetState(ctx context.Context, backend, server string, state AdminState) error
+	SetWeight(ctx context.Context, backend, server string, percent int) error
+	EnableHealth(ctx context.Context, backend, server string) error
+	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error
+	DelServer(ctx context.Context, backend, server string) error
+}
+
+// BatchEach runs cmds in order through c's methods, one Result per command
+// (one refused does not stop the next), as Batch does over a connection:
+// for a Commander that has none (Fake, a simulation). An invalid command is
+// not run.
+func BatchEach(ctx context.Context, c Commander, cmds []Command) []Result {
+	results := make([]Result, len(cmds))
+	for i, cmd := range cmds {
+		results[i].Command = cmd
+		results[i].Line, results[i].Err = cmd.Line()
+		if results[i].Err != nil {
+			results[i].Line = ""
+			continue
+		}
+		switch cmd.Op {
+		case OpSetAddr:
+			results[i].Err = c.SetAddr(ctx, cmd.Backend, cmd.Server, cmd.Addr, cmd.Port)
+		case OpSetState:
+			results[i].Err = c.SetState(ctx, cmd.Backend, cmd.Server, cmd.State)
+		case OpSetWeight:
+			results[i].Err = c.SetWeight(ctx, cmd.Backend, cmd.Server, cmd.Weight)
+		case OpEnableHealth:
+			results[i].Err = c.EnableHealth(ctx, cmd.Backend, cmd.Server)
+		case OpAddServer:
+			results[i].Err = c.AddServer(ctx, cmd.Backend, cmd.Server, cmd.Addr, cmd.Port, cmd.Options)
+		case OpDelServer:
+			results[i].Err = c.DelServer(ctx, cmd.Backend, cmd.Server)
+		}
+	}
+	return results
 }

@@ -335,32 +335,8 @@ func (f *Fake) withServer(cmd, backend, server string, fn func(*fakeServer) erro
 	return fn(s)
 }
 
-// Batch applies cmds in order, each as its own method would, and returns
-// one Result per command; the fake has no connection to lose, and its
-// Results carry no Reply text.
+// Batch applies cmds in order, each as its own method would (BatchEach);
+// the fake has no connection to lose, and its Results carry no Reply text.
 func (f *Fake) Batch(ctx context.Context, cmds []Command) ([]Result, error) {
-	results := make([]Result, len(cmds))
-	for i, cmd := range cmds {
-		results[i].Command = cmd
-		results[i].Line, results[i].Err = cmd.Line()
-		if results[i].Err != nil {
-			results[i].Line = ""
-			continue
-		}
-		switch cmd.Op {
-		case OpSetAddr:
-			results[i].Err = f.SetAddr(ctx, cmd.Backend, cmd.Server, cmd.Addr, cmd.Port)
-		case OpSetState:
-			results[i].Err = f.SetState(ctx, cmd.Backend, cmd.Server, cmd.State)
-		case OpSetWeight:
-			results[i].Err = f.SetWeight(ctx, cmd.Backend, cmd.Server, cmd.Weight)
-		case OpEnableHealth:
-			results[i].Err = f.EnableHealth(ctx, cmd.Backend, cmd.Server)
-		case OpAddServer:
-			results[i].Err = f.AddServer(ctx, cmd.Backend, cmd.Server, cmd.Addr, cmd.Port, cmd.Options)
-		case OpDelServer:
-			results[i].Err = f.DelServer(ctx, cmd.Backend, cmd.Server)
-		}
-	}
-	return results, nil
+	return BatchEach(ctx, f, cmds), nil
 }

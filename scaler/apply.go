@@ -30,8 +30,8 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		}
 		return true
 	}
-	for _, a := range acts {
-		switch a := a.(type) {
+	for i := 0; i < len(acts); i++ {
+		switch a := acts[i].(type) {
 		case NoteBound:
 			l.boundTo(s, a.Slot, a.At)
 		case Hold:
@@ -61,7 +61,17 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		case CancelStart:
 			l.cancelStart(log, s, a.Slot)
 		case Drain:
-			l.drain(ctx, log, s, a)
+			// The drains of a scale-down go together: their intents in one
+			// save, their commands in one batch.
+			drains := []Drain{a}
+			for i+1 < len(acts) {
+				next, ok := acts[i+1].(Drain)
+				if !ok {
+					break
+				}
+				drains, i = append(drains, next), i+1
+			}
+			l.drain(ctx, log, s, drains)
 		default:
 			panic(fmt.Sprintf("scaler: no executor for action %T", a))
 		}
@@ -97,7 +107,7 @@ func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, a Retir
 			return
 		}
 	}
-	if err := l.lb.SetState(ctx, s.cfg.Backend, a.Slot, AdminMaint); err != nil {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, a.Slot, AdminMaint)); err != nil {
 		log.Warn("set maint", "slot", a.Slot, "err", err)
 		if !had {
 			l.settle(ctx, s, a.Slot, AdminMaint)
@@ -151,7 +161,7 @@ func (l *Loop) discard(ctx context.Context, log *slog.Logger, s *service, c Cont
 // restoreWeight lets traffic into a slot bound by an earlier run that
 // stopped before the first check passed.
 func (l *Loop) restoreWeight(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100); err != nil {
+	if err := change(ctx, l.lb, SetWeight(s.cfg.Backend, slot, 100)); err != nil {
 		log.Warn("restore weight", "slot", slot, "err", err)
 		return
 	}
@@ -160,7 +170,7 @@ func (l *Loop) restoreWeight(ctx context.Context, log *slog.Logger, s *service, 
 
 // undrain takes back a slot slotscaler was draining: no container to start.
 func (l *Loop) undrain(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := l.lb.SetState(ctx, s.cfg.Backend, slot, AdminReady); err != nil {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, slot, AdminReady)); err != nil {
 		log.Warn("re-enable draining slot", "slot", slot, "err", err)
 		return
 	}
@@ -168,21 +178,31 @@ func (l *Loop) undrain(ctx context.Context, log *slog.Logger, s *service, slot s
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventUndrain, Message: "draining slot taken back"})
 }
 
-// drain drains a slot to scale down. The intent is saved before the drain:
-// killed in between, the next run finds a drain it knows to be its own (or
-// an intent for a slot still ready, which it forgets), never a drain it
-// would take for an operator's.
-func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, a Drain) {
-	if err := l.setIntent(s.draining, a.Slot, a.At); err != nil {
-		log.Warn("drain postponed: its intent could not be saved", "slot", a.Slot, "err", err)
+// drain drains slots to scale down. The intents are saved before the
+// drains, all in one write: killed in between, the next run finds a drain
+// it knows to be its own (or an intent for a slot still ready, which it
+// forgets), never a drain it would take for an operator's. The drains go
+// as one batch.
+func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, drains []Drain) {
+	since := map[string]time.Time{}
+	changes := make([]Change, len(drains))
+	for i, a := range drains {
+		since[a.Slot] = a.At
+		changes[i] = SetState(s.cfg.Backend, a.Slot, AdminDrain)
+	}
+	if err := l.setIntents(s.draining, since); err != nil {
+		log.Warn("drain postponed: its intent could not be saved", "slots", len(drains), "err", err)
 		return
 	}
-	if err := l.lb.SetState(ctx, s.cfg.Backend, a.Slot, AdminDrain); err != nil {
-		log.Warn("drain", "slot", a.Slot, "err", err)
-		l.settle(ctx, s, a.Slot, AdminDrain)
-		return
+	for i, err := range l.lb.Apply(ctx, changes) {
+		a := drains[i]
+		if err != nil {
+			log.Warn("drain", "slot", a.Slot, "err", err)
+			l.settle(ctx, s, a.Slot, AdminDrain)
+			continue
+		}
+		l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventDrain, Message: "draining slot"}, "sessions", a.Sessions)
 	}
-	l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventDrain, Message: "draining slot"}, "sessions", a.Sessions)
 }
 
 // settle follows a change of slotscaler's that failed: a reply lost on the
@@ -225,7 +245,7 @@ func (l *Loop) cancelStart(log *slog.Logger, s *service, slot string) {
 // is still attached, so it retries for a while.
 func (l *Loop) deleteServer(ctx context.Context, log *slog.Logger, s *service, name string) {
 	for range 20 {
-		err := l.lb.DelServer(ctx, s.cfg.Backend, name)
+		err := change(ctx, l.lb, DelServer(s.cfg.Backend, name))
 		switch {
 		case err == nil, errors.Is(err, ErrNoSuchServer):
 			return

@@ -52,7 +52,7 @@ func TestServerStateFileReadableByDirGroup(t *testing.T) {
 	fake.DeclareTemplate("web", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
 	dump := func(context.Context) ([]byte, error) { return []byte("1\n# be_id be_name ...\n"), nil }
 	lb := scaler.WithServerStateFile(haproxy.New(fake), dump, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := lb.SetState(context.Background(), "web", "slot1", scaler.AdminReady); err != nil {
+	if err := lb.Apply(context.Background(), []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminReady)})[0]; err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -137,7 +137,7 @@ func writeServerState(t *testing.T, dir string) {
 	fake.DeclareTemplate("web", "slot", 1, netip.MustParseAddrPort("127.0.0.1:9"))
 	dump := func(context.Context) ([]byte, error) { return []byte("1\n"), nil }
 	lb := scaler.WithServerStateFile(haproxy.New(fake), dump, filepath.Join(dir, "server-state"), slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err := lb.SetState(context.Background(), "web", "slot1", scaler.AdminReady); err != nil {
+	if err := lb.Apply(context.Background(), []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminReady)})[0]; err != nil {
 		t.Fatal(err)
 	}
 }

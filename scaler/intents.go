@@ -38,6 +38,20 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 	return t, ok
 }
 
+// binding reports whether the service of backend has a bind under way on
+// slot (for the Mirror's merge).
+func (l *Loop) binding(backend, slot string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.services {
+		if s.cfg.Backend == backend {
+			_, ok := s.binding[slot]
+			return ok
+		}
+	}
+	return false
+}
+
 // has reports whether slot has an intent in intents.
 func (l *Loop) has(intents map[string]time.Time, slot string) bool {
 	_, ok := l.intent(intents, slot)
@@ -49,24 +63,41 @@ func (l *Loop) has(intents map[string]time.Time, slot string) bool {
 // operator's. A recorded intent that could not be saved is an error (wrapping
 // ErrNotSaved): the change it was for must not be made.
 func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) error {
+	return l.setIntents(intents, map[string]time.Time{slot: since})
+}
+
+// setIntents is setIntent for several slots, in one save.
+func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Time) error {
 	l.mu.Lock()
-	_, had := intents[slot]
-	if since.IsZero() {
-		delete(intents, slot)
-	} else {
-		intents[slot] = since
+	changed := false
+	var added []string
+	for slot, t := range since {
+		_, had := intents[slot]
+		if t.IsZero() {
+			delete(intents, slot)
+		} else {
+			intents[slot] = t
+		}
+		if had != !t.IsZero() {
+			changed = true
+			if !had {
+				added = append(added, slot)
+			}
+		}
 	}
 	l.mu.Unlock()
-	if had == !since.IsZero() {
+	if !changed {
 		return nil
 	}
 	err := l.persist()
-	if err != nil && !had {
-		// Not saved, so the change it was for is not made: nor is the
-		// intent kept in memory, where it would make an operator's later
-		// drain of the slot pass for slotscaler's (sim).
+	if err != nil {
+		// Not saved, so the changes they were for are not made: nor are
+		// the intents kept in memory, where they would make an operator's
+		// later drain of the slot pass for slotscaler's (sim).
 		l.mu.Lock()
-		delete(intents, slot)
+		for _, slot := range added {
+			delete(intents, slot)
+		}
 		l.mu.Unlock()
 	}
 	return err

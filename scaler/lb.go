@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 )
 
 // LB is HAProxy's Runtime API as the loop uses it. The loop declares it
@@ -17,12 +18,93 @@ type LB interface {
 	// costs about one bare read); a backend the reply lacks is left out.
 	// errors.ErrUnsupported: read them one by one with Backend.
 	Backends(ctx context.Context, names []string) (map[string]Backend, error)
-	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
-	SetState(ctx context.Context, backend, server string, state AdminState) error
-	SetWeight(ctx context.Context, backend, server string, percent int) error
-	EnableHealth(ctx context.Context, backend, server string) error
-	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error
-	DelServer(ctx context.Context, backend, server string) error
+	// Apply makes changes, in order, one error per change (nil: applied);
+	// a change refused does not stop the next. On one HAProxy instance
+	// they go over its connection as one batch, no other command of
+	// slotscaler's in between (as HAProxy's own ingress controller sends
+	// its "set server" commands); a lost connection fails the changes it
+	// left unanswered. Build them with SetAddr, SetState and the others.
+	Apply(ctx context.Context, changes []Change) []error
+}
+
+// ChangeOp is what a Change does to a server.
+type ChangeOp int
+
+// Changes, each one Runtime API command.
+const (
+	ChangeAddr   ChangeOp = iota + 1 // set server B/S addr A port P
+	ChangeState                      // set server B/S state ready|drain|maint
+	ChangeWeight                     // set weight B/S P%
+	ChangeHealth                     // enable health B/S
+	ChangeAdd                        // add server B/S A:P [options] (it starts in maint)
+	ChangeDel                        // del server B/S (in maint, without connections)
+)
+
+// Change is one change of a server, for LB.Apply.
+type Change struct {
+	Op      ChangeOp
+	Backend string
+	Server  string
+	Addr    netip.Addr    // ChangeAddr, ChangeAdd
+	Port    int           // ChangeAddr, ChangeAdd
+	State   AdminState    // ChangeState
+	Weight  int           // ChangeWeight: percent of the configured weight
+	Options ServerOptions // ChangeAdd
+}
+
+// SetAddr points a server at addr:port.
+func SetAddr(backend, server string, addr netip.Addr, port int) Change {
+	return Change{Op: ChangeAddr, Backend: backend, Server: server, Addr: addr, Port: port}
+}
+
+// SetState sets a server's admin state.
+func SetState(backend, server string, state AdminState) Change {
+	return Change{Op: ChangeState, Backend: backend, Server: server, State: state}
+}
+
+// SetWeight sets a server's weight in percent of its configured one.
+func SetWeight(backend, server string, percent int) Change {
+	return Change{Op: ChangeWeight, Backend: backend, Server: server, Weight: percent}
+}
+
+// EnableHealth turns a server's health checks on.
+func EnableHealth(backend, server string) Change {
+	return Change{Op: ChangeHealth, Backend: backend, Server: server}
+}
+
+// AddServer adds a dynamic server at addr:port; it starts in maint.
+func AddServer(backend, server string, addr netip.Addr, port int, opts ServerOptions) Change {
+	return Change{Op: ChangeAdd, Backend: backend, Server: server, Addr: addr, Port: port, Options: opts}
+}
+
+// DelServer deletes a server.
+func DelServer(backend, server string) Change {
+	return Change{Op: ChangeDel, Backend: backend, Server: server}
+}
+
+// String is the change as the logs name it ("state web/slot1 drain").
+func (c Change) String() string {
+	bs := c.Backend + "/" + c.Server
+	switch c.Op {
+	case ChangeAddr:
+		return "addr " + bs + " " + netip.AddrPortFrom(c.Addr, uint16(c.Port)).String()
+	case ChangeState:
+		return "state " + bs + " " + c.State.String()
+	case ChangeWeight:
+		return "weight " + bs + " " + strconv.Itoa(c.Weight) + "%"
+	case ChangeHealth:
+		return "enable health " + bs
+	case ChangeAdd:
+		return "add server " + bs
+	case ChangeDel:
+		return "del server " + bs
+	}
+	return "unknown change of " + bs
+}
+
+// change makes one change on lb.
+func change(ctx context.Context, lb LB, c Change) error {
+	return lb.Apply(ctx, []Change{c})[0]
 }
 
 // HAProxy's refusals the loop acts on; an LB's errors wrap them

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 )
@@ -28,7 +27,12 @@ import (
 //     applied to the rest: a drain or a maint made on one instance's socket
 //     is the operator's everywhere, and a change of slotscaler's that only
 //     some instances took is completed. A slot is in maint only when no
-//     instance can send it traffic. A weight 0 anywhere makes the merged
+//     instance can send it traffic. One exception, from slotscaler's
+//     intents: on a slot with a bind of its own under way, a maint at the
+//     bound address is the bind's own step not taken yet, and an
+//     operator's drain on another instance wins over it (taking it for
+//     restrictive turned the operator's drain into a maint the loop then
+//     took for the cut-short bind's, and refilled: sim seed 2554). A weight 0 anywhere makes the merged
 //     slot weight 0 (not capacity) but is not copied to the others.
 //   - Sessions and queues are summed; a slot counts as up only when every
 //     instance's check passed.
@@ -53,6 +57,11 @@ type Mirror struct {
 	// (under mu, before its first change) and after one completed it
 	// (outside mu): the Loop saves Rebuilding then. It must not take mu.
 	onRebuilding func()
+	// binding, when set, reports a bind of slotscaler's under way on a
+	// slot (the Loop's intents): the merge tells the maint such a bind
+	// leaves where it did not get to ready from an operator's. It must not
+	// take mu.
+	binding func(backend, slot string) bool
 }
 
 var _ LB = (*Mirror)(nil)
@@ -224,11 +233,19 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 		}
 	}
 	merged.Queue = 0
+	// Asked once per slot, so that every instance's view of it merges the
+	// same way while a start ends meanwhile.
+	binding := map[string]bool{}
+	if m.binding != nil {
+		for _, s := range merged.Servers {
+			binding[s.Name] = m.binding(name, s.Name)
+		}
+	}
 	for i, v := range views {
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name])
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], binding[s.Name])
 			}
 		}
 	}
@@ -307,9 +324,11 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 }
 
 // mergeServer adds b's load to a; with state, b's admin state, weight and
-// address count too, the more restrictive winning. Either way the worse
+// address count too, the more restrictive winning, except that with a bind
+// of slotscaler's under way a drain wins over a maint at the same address
+// (the bind's step not taken yet there; see Mirror). Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
-func mergeServer(a, b Server, state bool) Server {
+func mergeServer(a, b Server, state, binding bool) Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
 	if checkPassed(a) && !checkPassed(b) || a.Health != HealthDown && b.Health == HealthDown {
@@ -318,7 +337,12 @@ func mergeServer(a, b Server, state bool) Server {
 	if !state {
 		return a
 	}
-	if b.Admin > a.Admin {
+	bindsStep := binding && a.Addr == b.Addr && a.Port == b.Port &&
+		(a.Admin == AdminMaint && b.Admin == AdminDrain || a.Admin == AdminDrain && b.Admin == AdminMaint)
+	switch {
+	case bindsStep:
+		a.Admin = AdminDrain
+	case b.Admin > a.Admin:
 		a.Admin = b.Admin
 	}
 	a.Weight = min(a.Weight, b.Weight)
@@ -329,36 +353,48 @@ func mergeServer(a, b Server, state bool) Server {
 }
 
 // sync brings instance i's servers of one backend to the merged view; false
-// when a change failed.
+// when a change failed. The changes go as batches over the instance's
+// connection: the dynamic servers it lacks first, then every other change.
 func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildSlot func(string) bool) bool {
 	lb, be := m.lbs[i], merged.Name
 	ok := true
-	fix := func(what string, err error) {
+	report := func(c Change, err error) {
 		if err != nil {
 			ok = false
-			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", what, "err", err)
+			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", c.String(), "err", err)
 		} else {
-			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", what)
+			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", c.String())
 		}
 	}
 	opts, dynamic := m.opts(be)
+	// Only dynamic servers can be missing: the instance restarted.
+	var adds []Change
+	for _, p := range merged.Servers {
+		if _, found := view.Server(p.Name); !found && dynamic && p.Addr.IsValid() {
+			adds = append(adds, AddServer(be, p.Name, p.Addr, p.Port, opts), EnableHealth(be, p.Name))
+		}
+	}
+	added := map[string]bool{}
+	if len(adds) > 0 {
+		errs := lb.Apply(ctx, adds)
+		for j := 0; j < len(adds); j += 2 {
+			if errors.Is(errs[j], ErrAlreadyExists) {
+				errs[j] = nil // a rebuild assumes it lost: it had not
+			}
+			err := errors.Join(errs[j], errs[j+1])
+			report(adds[j], err)
+			if err != nil {
+				continue
+			}
+			added[adds[j].Server] = true
+		}
+	}
+	var changes []Change
 	for _, p := range merged.Servers {
 		rebuild := rebuildSlot(p.Name)
 		s, found := view.Server(p.Name)
 		if !found {
-			// Only dynamic servers can be missing: the instance restarted.
-			if !dynamic || !p.Addr.IsValid() {
-				continue
-			}
-			err := lb.AddServer(ctx, be, p.Name, p.Addr, p.Port, opts)
-			if errors.Is(err, ErrAlreadyExists) {
-				err = nil // a rebuild assumes it lost: it had not
-			}
-			if err == nil {
-				err = lb.EnableHealth(ctx, be, p.Name)
-			}
-			fix("add server "+p.Name, err)
-			if err != nil {
+			if !added[p.Name] {
 				continue
 			}
 			s = Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: AdminMaint, Weight: 1}
@@ -366,7 +402,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 		// A rebuild sets everything: the instance may have moved since its
 		// view (an operator's maint meanwhile stayed ready there once).
 		if p.Addr.IsValid() && (rebuild || p.Addr != s.Addr || p.Port != s.Port) {
-			fix("addr "+p.Name, lb.SetAddr(ctx, be, p.Name, p.Addr, p.Port))
+			changes = append(changes, SetAddr(be, p.Name, p.Addr, p.Port))
 		}
 		// Weights are rebuilt, not followed: the merged weight 0 of a
 		// weight 100% that some instances have not taken yet would be
@@ -378,81 +414,56 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 			if p.Weight == 0 {
 				pct = 0
 			}
-			fix("weight "+p.Name, lb.SetWeight(ctx, be, p.Name, pct))
+			changes = append(changes, SetWeight(be, p.Name, pct))
 		}
 		if rebuild || p.Admin != s.Admin {
-			fix("state "+p.Name+" "+p.Admin.String(), lb.SetState(ctx, be, p.Name, p.Admin))
+			changes = append(changes, SetState(be, p.Name, p.Admin))
 		}
 	}
-	if !dynamic {
-		return ok
+	if dynamic {
+		for _, s := range view.Servers {
+			if _, found := merged.Server(s.Name); !found {
+				changes = append(changes, SetState(be, s.Name, AdminMaint), DelServer(be, s.Name))
+			}
+		}
 	}
-	for _, s := range view.Servers {
-		if _, found := merged.Server(s.Name); found {
-			continue
+	if len(changes) > 0 {
+		for j, err := range lb.Apply(ctx, changes) {
+			report(changes[j], err)
 		}
-		err := lb.SetState(ctx, be, s.Name, AdminMaint)
-		if err == nil {
-			err = lb.DelServer(ctx, be, s.Name)
-		}
-		fix("del server "+s.Name, err)
 	}
 	return ok
 }
 
-// each applies a change to every instance; it fails when any refused it
-// (the next read completes what the others took).
-func (m *Mirror) each(f func(LB) error) error {
+// Apply makes the changes on every instance, each instance's as one
+// batch; a change fails when any instance refused it (the next read
+// completes what the others took). Adding a server an instance has
+// already (a sync added it, or it kept it across our restart) points it
+// at the address instead; a maint or delete of one it lacks is done.
+func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
-	var errs []error
+	errs := make([][]error, len(changes))
 	for i, lb := range m.lbs {
-		if err := f(lb); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.names[i], err))
+		for j, err := range lb.Apply(ctx, changes) {
+			c := changes[j]
+			switch {
+			case c.Op == ChangeAdd && errors.Is(err, ErrAlreadyExists):
+				err = change(ctx, lb, SetAddr(c.Backend, c.Server, c.Addr, c.Port))
+			case (c.Op == ChangeDel || c.Op == ChangeState && c.State == AdminMaint) && errors.Is(err, ErrNoSuchServer):
+				// An instance without the server sends it nothing: for it,
+				// the maint or delete is done (a caller must not read "no
+				// such server" from one instance as done on all: review).
+				err = nil
+			}
+			if err != nil {
+				errs[j] = append(errs[j], fmt.Errorf("%s: %w", m.names[i], err))
+			}
 		}
 	}
-	return errors.Join(errs...)
-}
-
-// SetAddr points the server at addr:port on every instance.
-func (m *Mirror) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	return m.each(func(lb LB) error { return lb.SetAddr(ctx, backend, server, addr, port) })
-}
-
-// SetState sets the admin state on every instance.
-func (m *Mirror) SetState(ctx context.Context, backend, server string, state AdminState) error {
-	return m.each(func(lb LB) error { return lb.SetState(ctx, backend, server, state) })
-}
-
-// SetWeight sets the weight on every instance.
-func (m *Mirror) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	return m.each(func(lb LB) error { return lb.SetWeight(ctx, backend, server, percent) })
-}
-
-// EnableHealth enables checks on every instance.
-func (m *Mirror) EnableHealth(ctx context.Context, backend, server string) error {
-	return m.each(func(lb LB) error { return lb.EnableHealth(ctx, backend, server) })
-}
-
-// AddServer adds the server on every instance; one that has it already
-// (a sync added it, or it kept it across our restart) is pointed at addr.
-func (m *Mirror) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
-	return m.each(func(lb LB) error {
-		err := lb.AddServer(ctx, backend, server, addr, port, opts)
-		if errors.Is(err, ErrAlreadyExists) {
-			return lb.SetAddr(ctx, backend, server, addr, port)
-		}
-		return err
-	})
-}
-
-// DelServer deletes the server on every instance.
-func (m *Mirror) DelServer(ctx context.Context, backend, server string) error {
-	return m.each(func(lb LB) error {
-		err := lb.DelServer(ctx, backend, server)
-		if errors.Is(err, ErrNoSuchServer) {
-			return nil
-		}
-		return err
-	})
+	out := make([]error, len(changes))
+	for j := range errs {
+		out[j] = errors.Join(errs[j]...)
+	}
+	return out
 }

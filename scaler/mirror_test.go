@@ -177,12 +177,55 @@ type refusingLB struct {
 
 func (r *refusingLB) refuse(on bool) { r.mu.Lock(); r.off = on; r.mu.Unlock() }
 
-func (r *refusingLB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) error {
+func (r *refusingLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 	r.mu.Lock()
 	off := r.off
 	r.mu.Unlock()
-	if off {
-		return errors.New("set server state: connection reset by peer")
+	errs := make([]error, len(changes))
+	var pass []scaler.Change
+	var at []int
+	for i, c := range changes {
+		if off && c.Op == scaler.ChangeState {
+			errs[i] = errors.New("set server state: connection reset by peer")
+			continue
+		}
+		pass, at = append(pass, c), append(at, i)
 	}
-	return r.LB.SetState(ctx, backend, server, state)
+	for k, err := range r.LB.Apply(ctx, pass) {
+		errs[at[k]] = err
+	}
+	return errs
+}
+
+// A change through a Mirror: one batch per instance, and a maint or delete
+// of a dynamic server one instance lacks (it restarted) is done there,
+// while a failure elsewhere still fails the change.
+func TestMirrorApply(t *testing.T) {
+	ctx := context.Background()
+	fakes := mirroredFakes(config.ModeDynamic, fakeengine.New("node1", 4), time.Now)
+	lo := netip.MustParseAddr("127.0.0.1")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(fakes[0].AddServer(ctx, "web", "slot1", lo, 8080, runtimeapi.ServerOptions{}))
+	must(fakes[0].AddServer(ctx, "web", "slot2", lo, 8081, runtimeapi.ServerOptions{}))
+	lbs := []scaler.LB{haproxy.New(fakes[0]), haproxy.New(fakes[1])}
+	m := scaler.NewMirror(lbs, []string{"a", "b"}, func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{}, true }, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	errs := m.Apply(ctx, []scaler.Change{
+		scaler.SetState("web", "slot1", scaler.AdminMaint),
+		scaler.DelServer("web", "slot1"),
+		scaler.SetState("web", "slot2", scaler.AdminDrain),
+	})
+	if errs[0] != nil || errs[1] != nil {
+		t.Errorf("maint and delete of a server instance b lacks: %v, %v; want done", errs[0], errs[1])
+	}
+	if !errors.Is(errs[2], scaler.ErrNoSuchServer) || !strings.Contains(errs[2].Error(), "b: ") {
+		t.Errorf("drain of a server instance b lacks: %v, want b's no such server", errs[2])
+	}
+	if got := summary(t, fakes[0]); got != "slot2=drain/w1/127.0.0.1:8081" {
+		t.Errorf("instance a: %s", got)
+	}
 }

@@ -198,9 +198,9 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	}
 	// Tried three times before the next tick takes it over: a passing
 	// refusal should not keep a healthy slot at weight 0 for an interval.
-	err := l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)
+	err := change(ctx, l.lb, SetWeight(s.cfg.Backend, slot, 100))
 	for try := 1; err != nil && try < 3 && l.clock.Sleep(ctx, 20*time.Millisecond) == nil; try++ {
-		err = l.lb.SetWeight(ctx, s.cfg.Backend, slot, 100)
+		err = change(ctx, l.lb, SetWeight(s.cfg.Backend, slot, 100))
 	}
 	if err != nil {
 		// Not undone: a lost reply may hide a weight that took, and the
@@ -238,7 +238,7 @@ func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container str
 	if err := l.setIntent(s.draining, slot, l.clock.Now()); err != nil {
 		return fmt.Errorf("its intent could not be saved: %w", err)
 	}
-	if err := l.lb.SetState(ctx, s.cfg.Backend, slot, AdminMaint); err != nil && !errors.Is(err, ErrNoSuchServer) {
+	if err := change(ctx, l.lb, SetState(s.cfg.Backend, slot, AdminMaint)); err != nil && !errors.Is(err, ErrNoSuchServer) {
 		// HAProxy may still send it traffic: the container stays.
 		return fmt.Errorf("set maint (container kept for the next tick): %w", err)
 	}
@@ -267,27 +267,26 @@ func (s *service) spec(slot string, h *Host, image string, now time.Time) Spec {
 }
 
 // bind points the slot at the container with weight 0 and makes it ready,
-// so HAProxy checks it but sends it nothing yet.
+// so HAProxy checks it but sends it nothing yet. The first three changes
+// go as one batch: a slot still in maint serves nothing whatever part of
+// it took; ready is sent only once all three did.
 func (l *Loop) bind(ctx context.Context, s *service, slot string, addr netip.Addr, port int) error {
 	be := s.cfg.Backend
-	if s.cfg.Slots.Mode == config.ModeDynamic {
-		err := l.lb.AddServer(ctx, be, slot, addr, port, DynamicServerOptions(s.cfg))
-		if errors.Is(err, ErrAlreadyExists) {
-			err = l.lb.SetAddr(ctx, be, slot, addr, port)
-		}
+	dynamic := s.cfg.Slots.Mode == config.ModeDynamic
+	point := SetAddr(be, slot, addr, port)
+	if dynamic {
+		point = AddServer(be, slot, addr, port, DynamicServerOptions(s.cfg))
+	}
+	errs := l.lb.Apply(ctx, []Change{point, SetWeight(be, slot, 0), EnableHealth(be, slot)})
+	if dynamic && errors.Is(errs[0], ErrAlreadyExists) {
+		errs[0] = change(ctx, l.lb, SetAddr(be, slot, addr, port))
+	}
+	for _, err := range errs {
 		if err != nil {
-			return err
+			return err // the first: the others follow from it
 		}
-	} else if err := l.lb.SetAddr(ctx, be, slot, addr, port); err != nil {
-		return err
 	}
-	if err := l.lb.SetWeight(ctx, be, slot, 0); err != nil {
-		return err
-	}
-	if err := l.lb.EnableHealth(ctx, be, slot); err != nil {
-		return err
-	}
-	return l.lb.SetState(ctx, be, slot, AdminReady)
+	return change(ctx, l.lb, SetState(be, slot, AdminReady))
 }
 
 // DynamicServerOptions are the keywords of a service's "add server": the

@@ -174,6 +174,10 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		}
 		since, ours := in.Draining[name]
 		if !ours {
+			if in.Binding[name] {
+				// The bind is over: the drain is the operator's (review).
+				acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding})
+			}
 			return SlotOperator, acts // Invariant: operator intents kept
 		}
 		// Invariant: nothing is set to maint on data not complete for the

@@ -3,7 +3,6 @@ package scaler
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,47 +90,20 @@ func (t tickEnd) Tick(took time.Duration, services []ServiceStatus, hosts []Host
 	t.Observer.Tick(took, services, hosts)
 }
 
-// changed marks the file out of date after a successful change.
-func (s *ServerStateFile) changed(err error) {
-	if err == nil {
-		s.dirty.Store(true)
+// Apply makes the changes; one that took marks the file out of date, and
+// the file is written at once when one that took is written at once (see
+// ServerStateFile): one write per batch.
+func (s *ServerStateFile) Apply(ctx context.Context, changes []Change) []error {
+	errs := s.LB.Apply(ctx, changes)
+	now := false
+	for i, c := range changes {
+		if errs[i] == nil {
+			s.dirty.Store(true)
+			now = now || c.Op == ChangeState || c.Op == ChangeWeight && c.Weight > 0
+		}
 	}
-}
-
-func (s *ServerStateFile) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	err := s.LB.SetAddr(ctx, backend, server, addr, port)
-	s.changed(err)
-	return err
-}
-
-// SetState is written at once (see ServerStateFile).
-func (s *ServerStateFile) SetState(ctx context.Context, backend, server string, state AdminState) error {
-	err := s.LB.SetState(ctx, backend, server, state)
-	s.changed(err)
-	if err == nil {
+	if now {
 		s.Flush(context.WithoutCancel(ctx))
 	}
-	return err
-}
-
-// SetWeight is written at once when it raises the weight above 0.
-func (s *ServerStateFile) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	err := s.LB.SetWeight(ctx, backend, server, percent)
-	s.changed(err)
-	if err == nil && percent > 0 {
-		s.Flush(context.WithoutCancel(ctx))
-	}
-	return err
-}
-
-func (s *ServerStateFile) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts ServerOptions) error {
-	err := s.LB.AddServer(ctx, backend, server, addr, port, opts)
-	s.changed(err)
-	return err
-}
-
-func (s *ServerStateFile) DelServer(ctx context.Context, backend, server string) error {
-	err := s.LB.DelServer(ctx, backend, server)
-	s.changed(err)
-	return err
+	return errs
 }

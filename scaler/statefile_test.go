@@ -90,39 +90,39 @@ func TestServerStateFileWrites(t *testing.T) {
 
 	// A bind: its first steps on a slot in maint wait, the state change
 	// writes them, and so does the weight once the check passed.
-	must(w.file.SetAddr(ctx, "web", "slot1", lo, 8080))
-	must(w.file.SetWeight(ctx, "web", "slot1", 0))
-	must(w.file.EnableHealth(ctx, "web", "slot1"))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetAddr("web", "slot1", lo, 8080)})[0])
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetWeight("web", "slot1", 0)})[0])
+	must(w.file.Apply(ctx, []scaler.Change{scaler.EnableHealth("web", "slot1")})[0])
 	expect(0, "")
-	must(w.file.SetState(ctx, "web", "slot1", scaler.AdminReady))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminReady)})[0])
 	expect(1, "slot1 ready 127.0.0.1:8080 w0\n")
-	must(w.file.SetWeight(ctx, "web", "slot1", 100))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetWeight("web", "slot1", 100)})[0])
 	expect(2, "slot1 ready 127.0.0.1:8080 w1\n")
 	w.tickEnd()
 	expect(2, "slot1 ready 127.0.0.1:8080 w1\n")
 
 	// Only deferred changes: written at the tick's end.
-	must(w.file.SetAddr(ctx, "web", "slot2", lo, 8081))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetAddr("web", "slot2", lo, 8081)})[0])
 	expect(2, "slot2 maint 127.0.0.1:9 w1\n")
 	w.tickEnd()
 	expect(3, "slot2 maint 127.0.0.1:8081 w1\n")
 
 	// A refused change writes nothing.
-	if err := w.file.SetState(ctx, "web", "nope", scaler.AdminDrain); err == nil {
+	if err := w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "nope", scaler.AdminDrain)})[0]; err == nil {
 		t.Fatal("SetState on an unknown server: want an error")
 	}
 	w.tickEnd()
 	expect(3, "")
 
 	// Drain and maint at once: the container goes right after a maint.
-	must(w.file.SetState(ctx, "web", "slot1", scaler.AdminDrain))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminDrain)})[0])
 	expect(4, "slot1 drain ")
-	must(w.file.SetState(ctx, "web", "slot1", scaler.AdminMaint))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminMaint)})[0])
 	expect(5, "slot1 maint ")
 
 	// A failed write is tried again at the next tick's end.
 	w.fail.Store(true)
-	must(w.file.SetState(ctx, "web", "slot2", scaler.AdminReady))
+	must(w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot2", scaler.AdminReady)})[0])
 	expect(6, "slot2 maint ")
 	w.fail.Store(false)
 	w.tickEnd()
@@ -140,13 +140,13 @@ func TestServerStateFileChangeDuringWrite(t *testing.T) {
 		data, err := w.dump(ctx)
 		if once.CompareAndSwap(false, true) {
 			// After the dump read HAProxy, before the file is written.
-			if err := w.file.SetAddr(ctx, "web", "slot1", netip.MustParseAddr("127.0.0.2"), 80); err != nil {
+			if err := w.file.Apply(ctx, []scaler.Change{scaler.SetAddr("web", "slot1", netip.MustParseAddr("127.0.0.2"), 80)})[0]; err != nil {
 				t.Error(err)
 			}
 		}
 		return data, err
 	}, w.path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := w.file.SetState(ctx, "web", "slot1", scaler.AdminReady); err != nil {
+	if err := w.file.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminReady)})[0]; err != nil {
 		t.Fatal(err)
 	}
 	if got := w.written(t); !strings.Contains(got, "slot1 ready 127.0.0.1:9 w1\n") {

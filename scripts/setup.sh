@@ -34,7 +34,9 @@ command -v nginx >/dev/null || need+=(nginx)              # nginx -t and the TLS
 command -v systemd-analyze >/dev/null || need+=(systemd)  # systemd-analyze verify of examples/systemd
 command -v docker-compose >/dev/null || need+=(docker-compose)  # docker-compose config of examples/compose.yaml
 docker_ok() { docker info >/dev/null 2>&1 || curl -fsS --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; }
-if ! docker_ok && ! command -v dockerd >/dev/null; then need+=(docker.io); fi
+# docker.io: the engine when none answers and none is installed, and the
+# docker CLI, which the ssh:// test runs as the remote side's dial-stdio.
+if ! command -v docker >/dev/null || { ! docker_ok && ! command -v dockerd >/dev/null; }; then need+=(docker.io); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -85,12 +85,15 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		// over their command (README).
 		return
 	}
-	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
+	// An operator may take their own drain further, to maint.
+	ownDrain := what == "maint" && s.admin == runtimeapi.AdminDrain && w.operator[backend+"/"+slot] == "drain"
+	if c, _ := w.containerAt(s.addr, s.port); s.admin != runtimeapi.AdminReady && !ownDrain || what == "weight0" && s.weight == 0 || what == "maint" && c == nil {
 		// Nothing slotscaler could tell apart from its own drain,
 		// retirement or weight-0 bind, or from a free slot: absorbed into
 		// them (README).
 		return
 	}
+	w.earlier[backend+"/"+slot] = w.operator[backend+"/"+slot]
 	w.operator[backend+"/"+slot] = what
 	w.touched[backend+"/"+slot] = true
 	w.socketAt[backend+"/"+slot] = socketMark{hp, w.sched.Now()}
@@ -344,9 +347,11 @@ func (w *World) RestartHAProxy(i int) {
 			continue
 		}
 		// An earlier command of theirs another instance still holds (the
-		// lost one was made over it) is theirs still.
-		if i := slices.IndexFunc([]string{"maint", "drain", "weight0"}, func(intent string) bool { return w.holds(backend, slot, intent, h) }); i >= 0 {
-			w.operator[key] = []string{"maint", "drain", "weight0"}[i]
+		// lost one was made over it) is theirs still. Only one they made:
+		// a weight 0 or maint another instance has may be slotscaler's own
+		// (a bind under way: sim seed 1967 took its weight 0 for theirs).
+		if e := w.earlier[key]; e != "" && w.holds(backend, slot, e, h) {
+			w.operator[key] = e
 			continue
 		}
 		if m, ok := w.socketAt[key]; ok && m.on == h && w.seenSince(w.proc, h, backend, m.at) {

@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -191,7 +192,7 @@ func (l lb) call() bool {
 
 func (l lb) refused() error {
 	if l.h.w.faults && l.h.w.sched.chance(l.h.downP) {
-		return fmt.Errorf("haproxy %s: dial: connection refused", l.h.name)
+		return fmt.Errorf("haproxy %s: dial: connection refused (%w)", l.h.name, errConnection)
 	}
 	return nil
 }
@@ -293,10 +294,31 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 	}
 	w.changed(l.proc, l.h, b, serverName, what, before, target)
 	if w.faults && w.sched.chance(l.h.lostP) {
-		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer", l.h.name, what, backendName, serverName)
+		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer (%w)", l.h.name, what, backendName, serverName, errConnection)
 	}
 	return nil
 }
+
+// Batch runs the commands one at a time, each with its own simulated time
+// and faults, as over HAProxy's connection: once the connection fails
+// (refused, reset, slotscaler killed) the rest go unanswered and
+// unapplied, as runtimeapi's Batch reports them (ErrNotAnswered).
+func (l lb) Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.Result, error) {
+	results := make([]runtimeapi.Result, len(cmds))
+	for i := range cmds {
+		results[i] = runtimeapi.BatchEach(ctx, l, cmds[i:i+1])[0]
+		if err := results[i].Err; errors.Is(err, errConnection) || errors.Is(err, errKilled) {
+			for j := i + 1; j < len(cmds); j++ {
+				results[j] = runtimeapi.Result{Command: cmds[j], Err: fmt.Errorf("%w: %w", runtimeapi.ErrNotAnswered, err)}
+			}
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+// errConnection marks a simulated connection failure.
+var errConnection = errors.New("connection failed")
 
 func (l lb) SetAddr(_ context.Context, be, sv string, addr netip.Addr, port int) error {
 	return l.change(be, sv, "set addr", func(_ *backend, s *server) error {

@@ -277,3 +277,61 @@ func TestScenarioReloadWhileDownThenSocketDrain(t *testing.T) {
 		t.Errorf("operator's socket drain of web/slot1 on haproxy1: %s (haproxy1/haproxy2) once slotscaler was back, want drain/drain", admin)
 	}
 }
+
+// A bind has set its slot ready on the first of two instances when
+// slotscaler is killed; an operator drains the slot there before it is
+// back. The drain is theirs on both instances: the maint the bind left on
+// the second is the bind's step not taken yet, not an operator's (a merge
+// where the more restrictive state won turned the drain into a maint, the
+// next run took it for the cut-short bind's and refilled the slot: sim
+// seed 2554).
+func TestScenarioDrainAfterBindCutShortOnOneInstance(t *testing.T) {
+	admin := map[time.Duration]string{}
+	slot := drainAfterBindCutShort(t, nil, admin, 25*time.Second)
+	if admin[25*time.Second] != "drain/drain" {
+		t.Errorf("operator's drain of web/%s on haproxy1 after a bind cut short there: %s (haproxy1/haproxy2), want drain/drain", slot, admin[25*time.Second])
+	}
+}
+
+// Then the operator takes their drain to maint on that instance's socket:
+// their maint wins (the bind's intent lingered until they enabled the
+// slot, and the merge turned the maint back into the drain: review).
+func TestScenarioMaintAfterDrainOfCutShortBind(t *testing.T) {
+	admin := map[time.Duration]string{}
+	slot := drainAfterBindCutShort(t, func(w *World, slot string) { w.OnSocket(0, "web", slot, "maint") }, admin, 40*time.Second)
+	if admin[40*time.Second] != "maint/maint" {
+		t.Errorf("operator's maint of web/%s on haproxy1 after their drain: %s (haproxy1/haproxy2), want maint/maint", slot, admin[40*time.Second])
+	}
+}
+
+// drainAfterBindCutShort kills slotscaler right after a bind's "state
+// ready" on the first of two instances, has an operator drain that slot on
+// the first instance's socket at once, then runs then (if any) at 25 s, and
+// records the slot's admin state on both instances at each of at. It
+// returns the slot.
+func drainAfterBindCutShort(t *testing.T, then func(w *World, slot string), admin map[time.Duration]string, at ...time.Duration) string {
+	t.Helper()
+	var slot string
+	runScenario(t, Options{Instances: 2, Script: func(w *World) {
+		w.At(5*time.Second, func() {
+			w.KillAfter(func(server, what string) bool {
+				if what != "state ready" {
+					return false
+				}
+				slot = server
+				w.after(time.Millisecond, func() { w.OnSocket(0, "web", server, "drain") })
+				return true
+			})
+			w.Scale("web", 3)
+		})
+		if then != nil {
+			w.At(25*time.Second, func() { then(w, slot) })
+		}
+		for _, d := range at {
+			w.At(d, func() {
+				admin[d] = w.haproxies[0].backend("web").server(slot).admin.String() + "/" + w.haproxies[1].backend("web").server(slot).admin.String()
+			})
+		}
+	}})
+	return slot
+}

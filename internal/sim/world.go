@@ -90,11 +90,13 @@ type world struct {
 	socketAt    map[string]socketMark          // backend/slot -> an operator's last command on a socket
 	bindSaved   map[string]int                 // backend/slot -> the process that started with its bind saved as under way
 	copying     map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
+	earlier     map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
 	touched     map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
 	lbctlDrains map[string]int                 // backend/slot -> lbctl drains of it under way
 	bootedAt    time.Time                      // when the running process started
+	stoppedAt   time.Time                      // when the last process was killed or stopped
 	rolling     map[string]bool                // services with a rollout asked for
 	removed     map[*container]struct{}        // removals under way (the container may still run)
 
@@ -147,7 +149,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -270,6 +272,19 @@ func (w *world) boot() {
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
 	}
+	for key := range w.savedIntents("draining") {
+		// A drain or maint of slotscaler's saved as intended (before its
+		// command) and still under way when it was killed: an operator's
+		// command that landed on the slot after that run's last read and
+		// before the kill raced it, as on a live run (no compare-and-set),
+		// and this run makes the saved change over it (README).
+		m, ok := w.socketAt[key]
+		backend, _, _ := strings.Cut(key, "/")
+		if intent := w.operator[key]; ok && intent != "" && m.at.Before(w.stoppedAt) && !w.seenSince(proc-1, m.on, backend, m.at) {
+			w.trace("operator's %s of %s on %s raced process %d's saved drain or maint of it, under way when it was killed: taken by process %d for its own", intent, key, m.on.name, proc-1, proc)
+			delete(w.operator, key)
+		}
+	}
 	if w.opts.Log != nil {
 		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
 	}
@@ -291,6 +306,7 @@ func (w *world) stop(how string) bool {
 	}
 	w.trace("slotscaler process %d %s", w.proc, how)
 	w.sched.kill(w.proc)
+	w.stoppedAt = w.sched.Now()
 	w.loop = nil
 	return true
 }

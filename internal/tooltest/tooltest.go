@@ -1,7 +1,8 @@
-// Package tooltest finds the external programs tests prove the examples
-// with (nginx, prometheus, systemd-analyze, docker-compose). scripts/setup.sh
-// installs them, so on CI (CI=true) a missing one fails the test; on a
-// developer's machine the test is skipped with the command that installs it.
+// Package tooltest finds the external programs tests run (nginx,
+// prometheus, systemd-analyze, docker-compose, the docker CLI).
+// scripts/setup.sh installs them, so on CI (CI=true) a missing one fails
+// the test; on a developer's machine the test is skipped with the command
+// that installs it.
 package tooltest
 
 import (

@@ -3,11 +3,14 @@ package api
 import (
 	"cmp"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
+	"github.com/slotscaler/slotscaler/internal/tlsfiles"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
 
@@ -26,44 +29,58 @@ const minTokenLen = 16
 // variable, and api.tls's certificate and key. A token or key file that
 // its group or others may read or write is refused, as ssh refuses such
 // keys; so are short tokens and two tokens with one value (whose name
-// would the log show?). Errors name the field path, never a value.
+// would the log show?). Every problem is reported, one line each, so that
+// check lists them all at once; errors name the field path, never a value.
 func LoadSecrets(cfg config.API) (Secrets, error) {
 	var out Secrets
+	var errs []error
 	seen := map[string]string{} // value -> field path of the token holding it
 	for i, t := range cfg.Tokens {
 		p := fmt.Sprintf("api.tokens[%d] (%s)", i, t.Name)
 		role, err := ParseRole(t.Role)
 		if err != nil {
-			return Secrets{}, fmt.Errorf("%s.role: %w", p, err)
+			errs = append(errs, fmt.Errorf("%s.role: %w", p, err))
+			continue
 		}
 		var value string
 		if t.File != "" {
 			data, err := readPrivate(t.File)
 			if err != nil {
-				return Secrets{}, fmt.Errorf("%s: token file: %w", p, err)
+				errs = append(errs, fmt.Errorf("%s: token file: %w", p, err))
+				continue
 			}
 			value = strings.TrimSpace(string(data))
 		} else {
 			value = os.Getenv(t.Env)
 		}
 		if len(value) < minTokenLen {
-			return Secrets{}, fmt.Errorf("%s: token missing or shorter than %d characters (from %s)", p, minTokenLen, cmp.Or(t.File, "$"+t.Env))
+			errs = append(errs, fmt.Errorf("%s: token missing or shorter than %d characters (from %s)", p, minTokenLen, cmp.Or(t.File, "$"+t.Env)))
+			continue
 		}
 		if other, dup := seen[value]; dup {
-			return Secrets{}, fmt.Errorf("%s: same token value as %s: give each token its own value", p, other)
+			errs = append(errs, fmt.Errorf("%s: same token value as %s: give each token its own value", p, other))
+			continue
 		}
 		seen[value] = p
 		out.Tokens = append(out.Tokens, Token{Name: t.Name, Value: value, Role: role})
 	}
 	if t := cfg.TLS; t != nil {
-		if _, err := readPrivate(t.Key); err != nil {
-			return Secrets{}, fmt.Errorf("api.tls.key: %w", err)
+		// A key that does not exist is left to the loader to name, next
+		// to the certificate.
+		if info, err := os.Stat(t.Key); err == nil {
+			if err := private(t.Key, info); err != nil {
+				errs = append(errs, fmt.Errorf("api.tls.key: %w", err))
+			}
 		}
-		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		loaded, err := tlsfiles.Load("api.tls", "", t.Cert, t.Key)
 		if err != nil {
-			return Secrets{}, fmt.Errorf("api.tls: %w", err)
+			errs = append(errs, err)
+		} else {
+			out.Cert = &loaded.Certificates[0]
 		}
-		out.Cert = &cert
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Secrets{}, err
 	}
 	return out, nil
 }
@@ -79,8 +96,16 @@ func readPrivate(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s: permissions %04o are too open: others than its owner may use it; chmod 600 %s", path, perm, path)
+	if err := private(path, info); err != nil {
+		return nil, err
 	}
 	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// private refuses a file its group or others may use.
+func private(path string, info fs.FileInfo) error {
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s: permissions %04o are too open: others than its owner may use it; chmod 600 %s", path, perm, path)
+	}
+	return nil
 }

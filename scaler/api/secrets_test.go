@@ -3,6 +3,7 @@ package api_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,10 +81,63 @@ func TestLoadSecretsTLS(t *testing.T) {
 	if _, err := api.LoadSecrets(config.API{TLS: &config.ServerTLS{Cert: cert, Key: openKey}}); err == nil || !strings.Contains(err.Error(), "api.tls.key: "+openKey+": permissions 0644 are too open") {
 		t.Errorf("key readable by others: %v", err)
 	}
-	if _, err := api.LoadSecrets(config.API{TLS: &config.ServerTLS{Cert: filepath.Join(dir, "nope.crt"), Key: key}}); err == nil || !strings.Contains(err.Error(), "api.tls: open") {
+	if _, err := api.LoadSecrets(config.API{TLS: &config.ServerTLS{Cert: filepath.Join(dir, "nope.crt"), Key: key}}); err == nil || !strings.Contains(err.Error(), "api.tls.cert: open") {
 		t.Errorf("missing certificate: %v", err)
 	}
 	if _, err := api.LoadSecrets(config.API{TLS: &config.ServerTLS{Cert: key, Key: key}}); err == nil || !strings.Contains(err.Error(), "api.tls: ") {
 		t.Errorf("key given as the certificate: %v", err)
+	}
+}
+
+// Every unusable token and TLS file is reported, one line each, not only
+// the first: check prints what run would refuse all at once.
+func TestLoadSecretsReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good", adminToken, 0o600)
+	twin := writeFile(t, dir, "twin", adminToken, 0o600)
+	open := writeFile(t, dir, "open", operatorToken, 0o644)
+	_, keyPEM := testcert.SelfSigned(t, "127.0.0.1")
+	openKey := writeFile(t, dir, "open.key", keyPEM, 0o644)
+	for _, c := range []struct {
+		name string
+		api  config.API
+		want []string
+	}{
+		{"tokens", config.API{Tokens: []config.Token{
+			{Name: "a", File: filepath.Join(dir, "nope1"), Role: "admin"},
+			{Name: "b", File: filepath.Join(dir, "nope2"), Role: "viewer"},
+			{Name: "c", File: good, Role: "admin"},
+			{Name: "d", File: twin, Role: "viewer"},
+			{Name: "e", File: open, Role: "operator"},
+			{Name: "f", Env: "SLOTSCALER_TEST_UNSET", Role: "viewer"},
+		}}, []string{
+			"api.tokens[0] (a): token file: open " + dir + "/nope1: no such file or directory",
+			"api.tokens[1] (b): token file: open " + dir + "/nope2: no such file or directory",
+			"api.tokens[3] (d): same token value as api.tokens[2] (c): give each token its own value",
+			"api.tokens[4] (e): token file: " + open + ": permissions 0644 are too open: others than its owner may use it; chmod 600 " + open,
+			"api.tokens[5] (f): token missing or shorter than 16 characters (from $SLOTSCALER_TEST_UNSET)",
+		}},
+		{"tls files missing", config.API{TLS: &config.ServerTLS{Cert: filepath.Join(dir, "nope.crt"), Key: filepath.Join(dir, "nope.key")}}, []string{
+			"api.tls.cert: open " + dir + "/nope.crt: no such file or directory",
+			"api.tls.key: open " + dir + "/nope.key: no such file or directory",
+		}},
+		{"token and tls", config.API{Tokens: []config.Token{{Name: "a", File: filepath.Join(dir, "nope1"), Role: "admin"}}, TLS: &config.ServerTLS{Cert: filepath.Join(dir, "nope.crt"), Key: openKey}}, []string{
+			"api.tokens[0] (a): token file: open " + dir + "/nope1: no such file or directory",
+			"api.tls.key: " + openKey + ": permissions 0644 are too open: others than its owner may use it; chmod 600 " + openKey,
+			"api.tls.cert: open " + dir + "/nope.crt: no such file or directory",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := api.LoadSecrets(c.api)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, c.want) {
+				t.Errorf("error lines:\n%s\nwant:\n%s", err, strings.Join(c.want, "\n"))
+			}
+			if len(s.Tokens) != 0 || s.Cert != nil {
+				t.Errorf("secrets returned with an error: %d tokens, certificate %v", len(s.Tokens), s.Cert != nil)
+			}
+		})
 	}
 }

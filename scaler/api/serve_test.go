@@ -121,15 +121,22 @@ func TestServerLimits(t *testing.T) {
 	addr := f.serve(lim)
 
 	t.Run("header size", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
-		req.Header.Set("X-Big", strings.Repeat("a", 16<<10))
-		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("16 KiB header: %d, want 431", resp.StatusCode)
+		// net/http reads MaxHeaderBytes plus 4 KiB of slack before it
+		// answers 431.
+		for _, c := range []struct{ size, want int }{
+			{lim.MaxHeaderBytes, http.StatusOK},
+			{lim.MaxHeaderBytes + 4<<10, http.StatusRequestHeaderFieldsTooLarge},
+		} {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+			req.Header.Set("X-Big", strings.Repeat("a", c.size))
+			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("%d-byte header with a limit of %d: %d, want %d", c.size, lim.MaxHeaderBytes, resp.StatusCode, c.want)
+			}
 		}
 	})
 
@@ -174,4 +181,46 @@ func TestServerLimits(t *testing.T) {
 			t.Errorf("healthz once the held connections timed out: %v", err)
 		}
 	})
+}
+
+// TestServerWriteTimeout: a client that sends a request and never reads
+// the answer holds the handler no longer than the write timeout.
+func TestServerWriteTimeout(t *testing.T) {
+	f := newFixture(t)
+	returned := make(chan time.Duration, 1)
+	var start time.Time
+	big := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		chunk := make([]byte, 1<<20)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				returned <- time.Since(start)
+				return
+			}
+		}
+	})
+	server := api.New(f.loop, f.cfg, api.Secrets{}, big, nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := api.DefaultLimits
+	lim.WriteTimeout = 500 * time.Millisecond
+	srv := server.Serve(ln, lim)
+	t.Cleanup(func() { srv.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start = time.Now()
+	fmt.Fprint(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case d := <-returned:
+		t.Logf("the handler's write failed %s after the request; write timeout %s", d.Round(time.Millisecond), lim.WriteTimeout)
+		if d > lim.WriteTimeout+2*time.Second {
+			t.Errorf("the handler was held %s, want about the write timeout %s", d, lim.WriteTimeout)
+		}
+	case <-time.After(lim.WriteTimeout + 20*time.Second):
+		t.Fatalf("the handler still writes %s after the request", lim.WriteTimeout+20*time.Second)
+	}
 }

@@ -21,7 +21,7 @@ const (
 	MaxReplicasLimit   = 1000                             // max_replicas, max_scale_up (and so slots per service)
 	MaxContainersLimit = 10000                            // docker.hosts[].max_containers
 	MaxInterval        = time.Hour                        // interval
-	MaxDuration        = 24 * time.Hour                   // drain_timeout, unhealthy_after, stabilization, cooldown
+	MaxDuration        = 24 * time.Hour                   // drain_timeout, unhealthy_after, stabilization, cooldown, wake.timeout, wake.idle_after
 	MinCheckInter      = time.Millisecond                 // HAProxy's timers count milliseconds
 	MaxCheckInter      = math.MaxInt32 * time.Millisecond // HAProxy's largest timer (about 24.8 days)
 	MaxRiseFall        = 1000                             // check.rise, check.fall
@@ -87,6 +87,10 @@ func (s *Service) validateBounds(p string) []error {
 		{"cooldown.scale_up", s.Cooldown.ScaleUp}, {"cooldown.scale_down", s.Cooldown.ScaleDown},
 	} {
 		durationAtMost(&errs, p+"."+d.key, d.val, MaxDuration)
+	}
+	if w := s.Wake; w != nil {
+		durationAtMost(&errs, p+".wake.timeout", w.Timeout, MaxDuration)
+		durationAtMost(&errs, p+".wake.idle_after", w.IdleAfter, MaxDuration)
 	}
 
 	c := s.Check
@@ -179,12 +183,13 @@ func HAProxyWord(s string) error {
 	return nil
 }
 
-// multiline are the values that may hold tabs and line breaks: they reach
-// Docker as JSON strings (an environment value, one argument), where a
-// newline is data, and a shell script in a command is common.
-var multiline = []string{"services[].container.env", "services[].container.command"}
-
-var index = regexp.MustCompile(`\[\d+\]`)
+// multiline says whether a field of a struct may hold tabs and line breaks:
+// container.env values and container.command arguments reach Docker as
+// JSON strings (an environment value, one argument), where a newline is
+// data, and a shell script in a command is common.
+func multiline(t reflect.Type, field string) bool {
+	return t == reflect.TypeFor[Container]() && (field == "env" || field == "command")
+}
 
 // controlChars walks every string of v (struct fields by their YAML path,
 // list items, map keys and values) and refuses control characters: in
@@ -221,7 +226,7 @@ func controlChars(v reflect.Value, path string, allowLines bool) []error {
 				continue
 			}
 			p := join(path, name)
-			errs = append(errs, controlChars(v.Field(i), p, allowLines || slices.Contains(multiline, index.ReplaceAllString(p, "[]")))...)
+			errs = append(errs, controlChars(v.Field(i), p, allowLines || multiline(v.Type(), name))...)
 		}
 		return errs
 	}

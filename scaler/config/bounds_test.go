@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,9 @@ func TestBoundsAndShapes(t *testing.T) {
 		{"label value newline", svc + "container", svc + `container: {image: web, port: 80, labels: {team: "a\nb"}}`, `services[0].container.labels.team: control or invalid character '\n' at byte 1`},
 		{"label key empty", svc + "container", svc + `container: {image: web, port: 80, labels: {"": x}}`, `services[0].container.labels[""]: empty label key`},
 		{"unhealthy_after above", "", svc + "unhealthy_after: 25h", "services[0].unhealthy_after: 25h0m0s is above the limit of 24h0m0s"},
+		{"wake durations at the limit", "", svc + "wake: {listen: 127.0.0.1:9301, timeout: 24h, idle_after: 24h}", ""},
+		{"wake.timeout above", "", svc + "wake: {listen: 127.0.0.1:9301, timeout: 1000h}", "services[0].wake.timeout: 1000h0m0s is above the limit of 24h0m0s"},
+		{"wake.idle_after above", "", svc + "wake: {listen: 127.0.0.1:9301, idle_after: 25h}", "services[0].wake.idle_after: 25h0m0s is above the limit of 24h0m0s"},
 		{"volume newline", svc + "container", svc + `container: {image: web, port: 80, volumes: ["/a:/b\n"]}`, `services[0].container.volumes[0]: control or invalid character '\n' at byte 5`},
 		{"state_dir escape", "", `state_dir: "/var/lib/x\e[2J"`, `state_dir: control or invalid character '\x1b' at byte 10`},
 		{"token file newline", "api:", `api: {tokens: [{name: ci, role: admin, file: "/t\r"}]}`, `api.tokens[0].file: control or invalid character '\r' at byte 2`},
@@ -80,7 +84,11 @@ func TestBoundsAndShapes(t *testing.T) {
 		{"listen port too big", "api:", `api: {listen: "127.0.0.1:99999"}`, `api.listen: port "99999": want a number 0-65535`},
 		{"duplicate top-level key", "", "interval: 2s", "interval: duplicate key (line 11; first at line 4)"},
 		{"duplicate nested key", "", svc + "max_replicas: 5", "services[0].max_replicas: duplicate key (line 11; first at line 8)"},
-		{"duplicate env key", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, A: 2}}", `services[0].container.env: mapping key "A" already defined at line 7`},
+		{"duplicate env key", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, A: 2}}", `services[0].container.env.A: duplicate key (line 7; first at line 7)`},
+		{"duplicate label key", svc + "container", svc + "container: {image: web, port: 80, labels: {\"a b\": 1, \"a b\": 2}}", `services[0].container.labels["a b"]: duplicate key (line 7; first at line 7)`},
+		{"env value a list", svc + "container", svc + "container: {image: web, port: 80, env: {A: [1]}}", "services[0].container.env.A: cannot unmarshal !!seq into string (line 7)"},
+		{"env value a number", svc + "container", svc + "container: {image: web, port: 80, env: {A: 1, B: true}}", ""},
+		{"merge key in env", svc + "container", svc + "container: {image: web, port: 80, env: {<<: {A: 1}, B: 2}}", `services[0].container.env["<<"]: merge keys are not supported: write the entries out (line 7)`},
 		{"second document", "", "---\ninterval: 2s", "parse config: a second YAML document (line 12): the file holds one config"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +120,54 @@ func TestSizeLimit(t *testing.T) {
 	}
 	if _, err := Parse([]byte(boundsDoc + "# " + strings.Repeat("x", MaxFileSize-len(boundsDoc)-4) + "\n")); err != nil {
 		t.Fatalf("a file just under the limit: %v", err)
+	}
+}
+
+// A file just under MaxFileSize decodes in a second or so, even as one
+// mapping of some 50,000 keys: yaml.v3 checks a mapping's keys for
+// duplicates pair by pair, so such a file took 1m41s before maps were
+// decoded here.
+func TestLargestFileDecodesQuickly(t *testing.T) {
+	var env strings.Builder
+	for i := 0; env.Len() < MaxFileSize-len(boundsDoc)-100; i++ {
+		fmt.Fprintf(&env, "KEY_%012d: v, ", i) // long keys: fewer than MaxValues fill the file
+	}
+	doc := withLine(t, "    container", "    container: {image: web:1, port: 80, env: {"+env.String()+"}}")
+	start := time.Now()
+	cfg, err := Parse([]byte(doc))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes, %d env entries: decoded in %s", len(doc), len(cfg.Services[0].Container.Env), took)
+	if took > 10*time.Second { // 0.3 s here, 1.6 s with -race: a margin for a loaded machine
+		t.Errorf("decoding took %s, want a second or so", took)
+	}
+}
+
+// A file of many services that each fail to decode and to validate is
+// answered quickly too: each validation error is matched against the
+// decoding errors through a set, not one by one (this file took 13 s).
+func TestManyErrorsReportedQuickly(t *testing.T) {
+	const n = 16000 // four values each: just under MaxValues
+	var b strings.Builder
+	b.WriteString("haproxy: {runtime_api: /run/h.sock}\ndocker: {hosts: [{name: a, endpoint: unix:///x, max_containers: 3}]}\nservices:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "- {name: s%d, container: {port: x}}\n", i)
+	}
+	start := time.Now()
+	_, err := Parse([]byte(b.String()))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	t.Logf("%d bytes, %d services: %d error lines in %s", b.Len(), n, len(lines), took)
+	if len(lines) != 4*n || lines[0] != "services[0].container.port: cannot unmarshal !!str `x` into int (line 4)" {
+		t.Errorf("%d lines, first %q; want 4 per service, the decoding error first", len(lines), lines[0])
+	}
+	if took > 10*time.Second { // 0.5 s here, 3 s with -race: a margin for a loaded machine
+		t.Errorf("took %s, want a second or so", took)
 	}
 }
 

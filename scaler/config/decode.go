@@ -72,7 +72,7 @@ func (d *decoder) decodeStrict(node *yaml.Node, v reflect.Value, path string) []
 		return nil
 	}
 	t := v.Type()
-	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Kind() != reflect.Struct && t.Kind() != reflect.Slice && t.Kind() != reflect.Pointer {
+	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Kind() != reflect.Struct && t.Kind() != reflect.Slice && t.Kind() != reflect.Pointer && t.Kind() != reflect.Map {
 		if err := node.Decode(v.Addr().Interface()); err != nil {
 			return []error{&FieldError{Path: path, Err: cleanYAMLError(err, node)}}
 		}
@@ -99,6 +99,9 @@ func (d *decoder) decodeStrict(node *yaml.Node, v reflect.Value, path string) []
 	if node.Kind != yaml.MappingNode {
 		return []error{fieldErr(path, "expected a mapping (line %d)", node.Line)}
 	}
+	if t.Kind() == reflect.Map {
+		return d.decodeMap(node, v, path)
+	}
 	fields := map[string]int{}
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
@@ -124,6 +127,41 @@ func (d *decoder) decodeStrict(node *yaml.Node, v reflect.Value, path string) []
 	return errs
 }
 
+// decodeMap decodes a mapping into v, a map (container.env, labels): keys
+// are checked for duplicates through a set, where yaml.v3 compares every
+// pair of keys (a 1 MiB env took minutes). A merge key ("<<") is refused,
+// as it is in every other mapping of the file.
+func (d *decoder) decodeMap(node *yaml.Node, v reflect.Value, path string) []error {
+	t := v.Type()
+	m := reflect.MakeMapWithSize(t, len(node.Content)/2)
+	var errs []error
+	seen := map[string]int{} // key -> line of its first occurrence
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		keyNode, val := node.Content[i], node.Content[i+1]
+		p := mapPath(path, keyNode.Value)
+		if keyNode.Tag == "!!merge" {
+			errs = append(errs, fieldErr(p, "merge keys are not supported: write the entries out (line %d)", keyNode.Line))
+			continue
+		}
+		if first, dup := seen[keyNode.Value]; dup {
+			errs = append(errs, fieldErr(p, "duplicate key (line %d; first at line %d)", keyNode.Line, first))
+			continue
+		}
+		seen[keyNode.Value] = keyNode.Line
+		key, elem := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+		if err := keyNode.Decode(key.Addr().Interface()); err != nil { // a key is no value of its own
+			errs = append(errs, &FieldError{Path: p, Err: cleanYAMLError(err, keyNode)})
+			continue
+		}
+		verrs := d.decodeStrict(val, elem, p)
+		if errs = append(errs, verrs...); len(verrs) == 0 {
+			m.SetMapIndex(key, elem)
+		}
+	}
+	v.Set(m)
+	return errs
+}
+
 // cleanYAMLError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: ..."
 // into "... (line 3)", since the path already says where.
 func cleanYAMLError(err error, node *yaml.Node) error {
@@ -143,10 +181,10 @@ func notDecoded(decodeErrs []error, validated error) []error {
 	if validated == nil {
 		return nil
 	}
-	var failed []string
+	failed := map[string]bool{}
 	for _, err := range decodeErrs {
 		if fe, ok := err.(*FieldError); ok {
-			failed = append(failed, fe.Path)
+			failed[fe.Path] = true
 		}
 	}
 	var out []error
@@ -160,12 +198,21 @@ func notDecoded(decodeErrs []error, validated error) []error {
 }
 
 // within reports whether path is one of prefixes or below one of them
-// ("" is the whole document).
-func within(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if p == "" || path == p || strings.HasPrefix(path, p) && (path[len(p)] == '.' || path[len(p)] == '[') {
+// ("" is the whole document): path and each of its parents (cut at a '.'
+// or '[') are looked up, so many errors cost no more than a few each.
+func within(path string, prefixes map[string]bool) bool {
+	if prefixes[""] {
+		return true
+	}
+	for p := path; p != ""; {
+		if prefixes[p] {
 			return true
 		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
 	}
 	return false
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/internal/dockertest"
+	"github.com/slotscaler/slotscaler/internal/tooltest"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/docker"
 )
@@ -157,9 +157,7 @@ func TestEngineStartFailureLeavesNothing(t *testing.T) {
 // ssh:// endpoints go through "docker system dial-stdio"; a stand-in ssh
 // that runs it locally proves the wiring against the real engine.
 func TestEngineOverSSHDialStdio(t *testing.T) {
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker CLI not installed; ssh:// needs it on the remote side only")
-	}
+	tooltest.Path(t, "docker", "docker.io") // the CLI, which ssh:// needs on the remote side only
 	dockertest.Client(t)
 	fakeSSH(t, "# stand-in for ssh: drop options and the target, run the command locally\nwhile [ \"$1\" != \"--\" ]; do shift; done\nshift 2\nexec \"$@\"\n")
 	e, ctx := sshEngine(t, "ssh://deploy@remote.invalid:2222")

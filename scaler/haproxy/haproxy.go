@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/slotscaler/slotscaler/runtimeapi"
@@ -22,12 +21,7 @@ type Client interface {
 	Info(ctx context.Context) (runtimeapi.Info, error)
 	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
 	Backends(ctx context.Context, backend string) ([]runtimeapi.Backend, error) // "": every backend
-	SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error
-	SetState(ctx context.Context, backend, server string, state runtimeapi.AdminState) error
-	SetWeight(ctx context.Context, backend, server string, percent int) error
-	EnableHealth(ctx context.Context, backend, server string) error
-	AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts runtimeapi.ServerOptions) error
-	DelServer(ctx context.Context, backend, server string) error
+	Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.Result, error)
 }
 
 var (
@@ -95,45 +89,68 @@ func backend(b runtimeapi.Backend) scaler.Backend {
 	return scaler.Backend{Name: b.Name, Queue: b.Queue, Servers: servers}
 }
 
-func (l *LB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) error {
-	return mapErr(l.c.SetAddr(ctx, backend, server, addr, port))
-}
-
-// SetState sets the server's admin state.
-func (l *LB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) error {
-	var to runtimeapi.AdminState
-	switch state {
-	case scaler.AdminReady:
-		to = runtimeapi.AdminReady
-	case scaler.AdminDrain:
-		to = runtimeapi.AdminDrain
-	case scaler.AdminMaint:
-		to = runtimeapi.AdminMaint
-	default:
-		return fmt.Errorf("set state %s/%s: unknown admin state %d", backend, server, state)
+// Apply sends the changes as one batch over the client's connection.
+func (l *LB) Apply(ctx context.Context, changes []scaler.Change) []error {
+	errs := make([]error, len(changes))
+	cmds := make([]runtimeapi.Command, 0, len(changes))
+	at := make([]int, 0, len(changes)) // cmds[k] is changes[at[k]]
+	for i, c := range changes {
+		cmd, err := command(c)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		cmds, at = append(cmds, cmd), append(at, i)
 	}
-	return mapErr(l.c.SetState(ctx, backend, server, to))
+	if len(cmds) == 0 {
+		return errs
+	}
+	// A lost connection is in the results of the commands it left
+	// unanswered (runtimeapi.ErrNotAnswered); err covers any result a
+	// Client left out.
+	results, err := l.c.Batch(ctx, cmds)
+	for k, i := range at {
+		switch {
+		case k < len(results):
+			errs[i] = mapErr(results[k].Err)
+		case err != nil:
+			errs[i] = err
+		default:
+			errs[i] = fmt.Errorf("%s: no reply in the batch", changes[i])
+		}
+	}
+	return errs
 }
 
-// SetWeight sets the server's weight, in percent of its configured one.
-func (l *LB) SetWeight(ctx context.Context, backend, server string, percent int) error {
-	return mapErr(l.c.SetWeight(ctx, backend, server, percent))
-}
-
-// EnableHealth enables the server's health checks.
-func (l *LB) EnableHealth(ctx context.Context, backend, server string) error {
-	return mapErr(l.c.EnableHealth(ctx, backend, server))
-}
-
-// AddServer adds a dynamic server; it starts in maint.
-func (l *LB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts scaler.ServerOptions) error {
-	o := runtimeapi.ServerOptions{Check: opts.Check, Inter: opts.Inter, Rise: opts.Rise, Fall: opts.Fall, Extra: opts.Extra}
-	return mapErr(l.c.AddServer(ctx, backend, server, addr, port, o))
-}
-
-// DelServer deletes a server.
-func (l *LB) DelServer(ctx context.Context, backend, server string) error {
-	return mapErr(l.c.DelServer(ctx, backend, server))
+// command is the Runtime API command of a change.
+func command(c scaler.Change) (runtimeapi.Command, error) {
+	switch c.Op {
+	case scaler.ChangeAddr:
+		return runtimeapi.SetAddrCommand(c.Backend, c.Server, c.Addr, c.Port), nil
+	case scaler.ChangeState:
+		var to runtimeapi.AdminState
+		switch c.State {
+		case scaler.AdminReady:
+			to = runtimeapi.AdminReady
+		case scaler.AdminDrain:
+			to = runtimeapi.AdminDrain
+		case scaler.AdminMaint:
+			to = runtimeapi.AdminMaint
+		default:
+			return runtimeapi.Command{}, fmt.Errorf("set state %s/%s: unknown admin state %d", c.Backend, c.Server, c.State)
+		}
+		return runtimeapi.SetStateCommand(c.Backend, c.Server, to), nil
+	case scaler.ChangeWeight:
+		return runtimeapi.SetWeightCommand(c.Backend, c.Server, c.Weight), nil
+	case scaler.ChangeHealth:
+		return runtimeapi.EnableHealthCommand(c.Backend, c.Server), nil
+	case scaler.ChangeAdd:
+		o := c.Options
+		return runtimeapi.AddServerCommand(c.Backend, c.Server, c.Addr, c.Port, runtimeapi.ServerOptions{Check: o.Check, Inter: o.Inter, Rise: o.Rise, Fall: o.Fall, Extra: o.Extra}), nil
+	case scaler.ChangeDel:
+		return runtimeapi.DelServerCommand(c.Backend, c.Server), nil
+	}
+	return runtimeapi.Command{}, fmt.Errorf("%s: unknown change %d", c, c.Op)
 }
 
 // sentinels pairs runtimeapi's refusals with the loop's.

@@ -76,15 +76,17 @@ func TestRefusals(t *testing.T) {
 		sentinel  error
 		runtimeIs error
 	}{
-		{"no such server", func() error { return lb.SetState(ctx, "web", "nope", scaler.AdminDrain) },
+		{"no such server", func() error {
+			return lb.Apply(ctx, []scaler.Change{scaler.SetState("web", "nope", scaler.AdminDrain)})[0]
+		},
 			func() error { return fake.SetState(ctx, "web", "nope", runtimeapi.AdminDrain) },
 			scaler.ErrNoSuchServer, runtimeapi.ErrNoSuchServer},
 		{"already exists", func() error {
-			return lb.AddServer(ctx, "web", "slot1", netip.MustParseAddr("127.0.0.1"), 80, scaler.ServerOptions{Check: true})
+			return lb.Apply(ctx, []scaler.Change{scaler.AddServer("web", "slot1", netip.MustParseAddr("127.0.0.1"), 80, scaler.ServerOptions{Check: true})})[0]
 		}, func() error {
 			return fake.AddServer(ctx, "web", "slot1", netip.MustParseAddr("127.0.0.1"), 80, runtimeapi.ServerOptions{Check: true})
 		}, scaler.ErrAlreadyExists, runtimeapi.ErrAlreadyExists},
-		{"has connections", func() error { return lb.DelServer(ctx, "web", "slot1") },
+		{"has connections", func() error { return lb.Apply(ctx, []scaler.Change{scaler.DelServer("web", "slot1")})[0] },
 			func() error { return fake.DelServer(ctx, "web", "slot1") },
 			scaler.ErrHasConnections, runtimeapi.ErrHasConnections},
 	} {
@@ -100,7 +102,7 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 
-	err := lb.SetState(ctx, "web", "slot1", scaler.AdminState(7))
+	err := lb.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminState(7))})[0]
 	if err == nil || errors.Is(err, scaler.ErrNoSuchServer) {
 		t.Errorf("unknown admin state: got %v, want an error of its own", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,8 +60,8 @@ func New() *Metrics {
 		rollouts:            prometheus.NewCounterVec(prometheus.CounterOpts(f("rollouts_total", "Rollouts ended, by result: succeeded, rolled_back, failed.")), []string{"service", "result"}),
 		containerOps:        prometheus.NewCounterVec(prometheus.CounterOpts(f("container_ops_total", "Docker operations by host, op (start, remove, list, cpu) and result (ok, error).")), []string{"host", "op", "result"}),
 		containerOpDuration: prometheus.NewHistogramVec(h("container_op_duration_seconds", "Duration of Docker operations.", []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}), []string{"op"}),
-		runtimeRequests:     prometheus.NewCounterVec(prometheus.CounterOpts(f("runtime_api_requests_total", "HAProxy Runtime API calls by result (ok, error).")), []string{"instance", "result"}),
-		runtimeDuration:     prometheus.NewHistogram(h("runtime_api_duration_seconds", "Duration of HAProxy Runtime API calls.", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5})),
+		runtimeRequests:     prometheus.NewCounterVec(prometheus.CounterOpts(f("runtime_api_requests_total", "HAProxy Runtime API commands by result (ok, error); a batch counts each of its commands.")), []string{"instance", "result"}),
+		runtimeDuration:     prometheus.NewHistogram(h("runtime_api_duration_seconds", "Duration of HAProxy Runtime API calls (a batch of commands is one call).", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5})),
 		tickDuration:        prometheus.NewHistogram(h("tick_duration_seconds", "Duration of one control loop pass over every service.", []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 5})),
 		hostContainers:      prometheus.NewGaugeVec(prometheus.GaugeOpts(f("host_containers", "slotscaler containers on a Docker host, every service.")), []string{"host"}),
 		hostCapacity:        prometheus.NewGaugeVec(prometheus.GaugeOpts(f("host_capacity", "max_containers of a Docker host.")), []string{"host"}),
@@ -179,34 +178,16 @@ func (i *instrumentedLB) Backends(ctx context.Context, names []string) (bs map[s
 	return bs, err
 }
 
-func (i *instrumentedLB) SetAddr(ctx context.Context, backend, server string, addr netip.Addr, port int) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.SetAddr(ctx, backend, server, addr, port)
-}
-
-func (i *instrumentedLB) SetState(ctx context.Context, backend, server string, state scaler.AdminState) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.SetState(ctx, backend, server, state)
-}
-
-func (i *instrumentedLB) SetWeight(ctx context.Context, backend, server string, percent int) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.SetWeight(ctx, backend, server, percent)
-}
-
-func (i *instrumentedLB) EnableHealth(ctx context.Context, backend, server string) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.EnableHealth(ctx, backend, server)
-}
-
-func (i *instrumentedLB) AddServer(ctx context.Context, backend, server string, addr netip.Addr, port int, opts scaler.ServerOptions) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.AddServer(ctx, backend, server, addr, port, opts)
-}
-
-func (i *instrumentedLB) DelServer(ctx context.Context, backend, server string) (err error) {
-	defer i.done(time.Now(), &err)
-	return i.lb.DelServer(ctx, backend, server)
+// Apply counts each change with its own result and times the batch as
+// one call.
+func (i *instrumentedLB) Apply(ctx context.Context, changes []scaler.Change) []error {
+	start := time.Now()
+	errs := i.lb.Apply(ctx, changes)
+	i.m.runtimeDuration.Observe(time.Since(start).Seconds())
+	for _, err := range errs {
+		i.m.runtimeRequests.WithLabelValues(i.instance, result(err)).Inc()
+	}
+	return errs
 }
 
 // StateStore wraps the loop's store (state.json) so every failed write is

@@ -127,6 +127,19 @@ func Value(dir, name string, size int) (string, error) {
 	return read(path)
 }
 
+// CheckValues reads the values kept in state_dir as Value would, without
+// generating a missing one (for check): one error per file Value would
+// refuse.
+func CheckValues(dir string) []error {
+	var errs []error
+	for _, name := range []string{OwnerFile, GenerationKeyFile} {
+		if _, err := read(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 func read(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
