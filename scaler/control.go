@@ -59,6 +59,7 @@ func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 
 // Pin holds a service at n replicas until Resume.
 func (l *Loop) Pin(name string, n int) error {
+	defer l.publish()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	switch {
@@ -90,6 +91,7 @@ func (s *service) lastCountLocked() (int, error) {
 
 // Pause freezes a service's replica count at what it has now.
 func (l *Loop) Pause(name string) error {
+	defer l.publish()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	if s == nil {
@@ -109,6 +111,7 @@ func (l *Loop) Pause(name string) error {
 
 // Resume returns a paused or pinned service to autoscaling.
 func (l *Loop) Resume(name string) error {
+	defer l.publish()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	if s == nil {
@@ -150,6 +153,7 @@ func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Serv
 // it nor re-enables it, keeps its container, and scales other slots to
 // cover.
 func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
+	defer l.publish()
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
@@ -177,6 +181,7 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 // when it still has its container; a slot in maint is simply free for
 // slotscaler to fill when it needs.
 func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
+	defer l.publish()
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slotscaler/slotscaler/scaler/config"
@@ -101,6 +102,8 @@ type Loop struct {
 	saveErr  error    // the last state write's failure; nil once one succeeds
 
 	wake wakeHub // scale to zero (issue 13): see wake.go
+
+	published atomic.Pointer[[]ServiceStatus] // the status last published (status.go)
 }
 
 // service is one configured service and what the loop remembers about it.
@@ -363,6 +366,7 @@ func (l *Loop) Tick(ctx context.Context) bool {
 	l.mu.Lock()
 	l.lastTick, l.faults = now, faults
 	l.mu.Unlock()
+	l.publish()
 	l.observer.Tick(time.Since(begin), statuses, hosts)
 	return true
 }

@@ -48,6 +48,7 @@ func (r *Rollout) active() bool { return r.State == RolloutRunning || r.State ==
 
 // StartRollout begins a rollout of image; one per service at a time.
 func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout, error) {
+	defer l.publish()
 	if image == "" {
 		return Rollout{}, fmt.Errorf("image is required: %w", ErrInvalid)
 	}

@@ -211,26 +211,44 @@ func (l *Loop) Events(service string) []Event {
 	return out
 }
 
-// Services returns every service's last status, in config order.
+// Services returns every service's status as last published, in config
+// order.
 func (l *Loop) Services() []ServiceStatus {
+	return slices.Clone(*l.snapshot())
+}
+
+// Service returns one service's status as last published.
+func (l *Loop) Service(name string) (ServiceStatus, error) {
+	for _, st := range *l.snapshot() {
+		if st.Name == name {
+			return st, nil
+		}
+	}
+	return ServiceStatus{}, unknownService(name)
+}
+
+// snapshot is the status last published: an immutable value, replaced
+// whole and never changed in place, so that readers (the API, lbctl's
+// --wait polls) need no lock and never see a tick half done.
+func (l *Loop) snapshot() *[]ServiceStatus {
+	if p := l.published.Load(); p != nil {
+		return p
+	}
+	return l.publish()
+}
+
+// publish makes the services' status as it is now the one Services and
+// Service return. The tick publishes at its end, each operator's command
+// once it is done.
+func (l *Loop) publish() *[]ServiceStatus {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	out := make([]ServiceStatus, 0, len(l.services))
 	for _, s := range l.services {
 		out = append(out, s.statusLocked())
 	}
-	return out
-}
-
-// Service returns one service's last status.
-func (l *Loop) Service(name string) (ServiceStatus, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.serviceLocked(name)
-	if s == nil {
-		return ServiceStatus{}, unknownService(name)
-	}
-	return s.statusLocked(), nil
+	l.mu.Unlock()
+	l.published.Store(&out)
+	return &out
 }
 
 // controlLocked says who sets the service's replica count, and the count
