@@ -66,37 +66,41 @@ func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.T
 	return l.setIntents(intents, map[string]time.Time{slot: since})
 }
 
-// setIntents is setIntent for several slots, in one save.
+// setIntents is setIntent for several slots, in one save. Changes that
+// could not be saved are undone in memory too: memory never says what
+// state.json does not. Kept in memory only, a new intent would make an
+// operator's later drain of the slot pass for slotscaler's (sim); a
+// forgotten one, an operator's unsaved lbctl drain of a slot slotscaler
+// was draining, made the slot theirs while state.json and the error they
+// got said it was still slotscaler's, whose drain then never ended (sim
+// seed 1781). A forgotten intent is saved again at the next change.
 func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Time) error {
 	l.mu.Lock()
-	changed := false
-	var added []string
+	before := map[string]time.Time{} // the slots whose intent came or went, as they were
 	for slot, t := range since {
-		_, had := intents[slot]
+		was, had := intents[slot]
 		if t.IsZero() {
 			delete(intents, slot)
 		} else {
 			intents[slot] = t
 		}
 		if had != !t.IsZero() {
-			changed = true
-			if !had {
-				added = append(added, slot)
-			}
+			before[slot] = was // zero: it had none
 		}
 	}
 	l.mu.Unlock()
-	if !changed {
+	if len(before) == 0 {
 		return nil
 	}
 	err := l.persist()
 	if err != nil {
-		// Not saved, so the changes they were for are not made: nor are
-		// the intents kept in memory, where they would make an operator's
-		// later drain of the slot pass for slotscaler's (sim).
 		l.mu.Lock()
-		for _, slot := range added {
-			delete(intents, slot)
+		for slot, was := range before {
+			if was.IsZero() {
+				delete(intents, slot)
+			} else {
+				intents[slot] = was
+			}
 		}
 		l.mu.Unlock()
 	}

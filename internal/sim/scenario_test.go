@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 )
 
@@ -334,4 +335,42 @@ func drainAfterBindCutShort(t *testing.T, then func(w *World, slot string), admi
 		}
 	}})
 	return slot
+}
+
+// An operator's lbctl drain of a slot slotscaler is draining to scale
+// down, while state_dir cannot be written: they get the error and the slot
+// stays slotscaler's, whose drain completes. In memory alone it had become
+// theirs: drained for good, and once its container died, a slot bound to
+// nothing ("converged", sim seed 1781).
+func TestScenarioDrainUnsavedOfOwnDrain(t *testing.T) {
+	var slot string
+	var admin runtimeapi.AdminState
+	runScenario(t, Options{Script: func(w *World) {
+		w.At(25*time.Second, func() { admin = w.haproxies[0].backend("web").server(slot).admin })
+		w.At(0, func() { w.Load("web", 60) })
+		w.At(time.Second, func() { w.Scale("web", 3) })
+		w.At(10*time.Second, func() { w.Load("web", 20); w.Scale("web", 1) })
+		for d := 10 * time.Second; d < 15*time.Second; d += 50 * time.Millisecond {
+			w.At(d, func() {
+				if slot != "" {
+					return
+				}
+				for _, s := range w.haproxies[0].backend("web").servers {
+					if s.admin == runtimeapi.AdminDrain {
+						slot = s.name
+						w.DiskFull(2 * time.Second)
+						w.Drain("web", slot)
+						w.after(time.Second, func() { w.KillContainer("web", slot) })
+						return
+					}
+				}
+			})
+		}
+	}})
+	if slot == "" {
+		t.Fatal("no slot was draining to scale down: the scenario did not happen")
+	}
+	if admin == runtimeapi.AdminDrain {
+		t.Errorf("web/%s still drained after slotscaler's drain and the operator's failed one", slot)
+	}
 }
