@@ -170,7 +170,16 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
 	// The operator's now, even if slotscaler was draining it to scale down.
+	// Unless that cannot be saved: then it stays slotscaler's, as
+	// state.json and the error the operator gets say (in memory alone it
+	// was theirs, and slotscaler's drain never ended: sim seed 1781).
+	since, ours := l.intent(s.draining, slot)
 	if err := l.setIntent(s.draining, slot, time.Time{}); err != nil {
+		if ours {
+			l.mu.Lock()
+			s.draining[slot] = since
+			l.mu.Unlock()
+		}
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator"})

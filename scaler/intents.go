@@ -66,41 +66,40 @@ func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.T
 	return l.setIntents(intents, map[string]time.Time{slot: since})
 }
 
-// setIntents is setIntent for several slots, in one save. Changes that
-// could not be saved are undone in memory too: memory never says what
-// state.json does not. Kept in memory only, a new intent would make an
-// operator's later drain of the slot pass for slotscaler's (sim); a
-// forgotten one, an operator's unsaved lbctl drain of a slot slotscaler
-// was draining, made the slot theirs while state.json and the error they
-// got said it was still slotscaler's, whose drain then never ended (sim
-// seed 1781). A forgotten intent is saved again at the next change.
+// setIntents is setIntent for several slots, in one save.
 func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Time) error {
 	l.mu.Lock()
-	before := map[string]time.Time{} // the slots whose intent came or went, as they were
+	changed := false
+	var added []string
 	for slot, t := range since {
-		was, had := intents[slot]
+		_, had := intents[slot]
 		if t.IsZero() {
 			delete(intents, slot)
 		} else {
 			intents[slot] = t
 		}
 		if had != !t.IsZero() {
-			before[slot] = was // zero: it had none
+			changed = true
+			if !had {
+				added = append(added, slot)
+			}
 		}
 	}
 	l.mu.Unlock()
-	if len(before) == 0 {
+	if !changed {
 		return nil
 	}
 	err := l.persist()
 	if err != nil {
+		// Not saved, so the changes they were for are not made: nor are
+		// the new intents kept in memory, where they would make an
+		// operator's later drain of the slot pass for slotscaler's (sim).
+		// A forgotten one stays forgotten (its purpose ended: kept, a bind's
+		// done weight 0 intent took an operator's weight 0 for the bind's,
+		// sim seed 983); the next save writes it.
 		l.mu.Lock()
-		for slot, was := range before {
-			if was.IsZero() {
-				delete(intents, slot)
-			} else {
-				intents[slot] = was
-			}
+		for _, slot := range added {
+			delete(intents, slot)
 		}
 		l.mu.Unlock()
 	}
