@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ServerState is one row of "show servers state": what HAProxy would
@@ -26,6 +28,11 @@ type ServerState struct {
 
 // ServersState reads "show servers state" for backend ("" for all).
 func (c *Client) ServersState(ctx context.Context, backend string) ([]ServerState, error) {
+	return c.serversState(ctx, backend, 0)
+}
+
+// serversState is ServersState with room for rows rows.
+func (c *Client) serversState(ctx context.Context, backend string, rows int) ([]ServerState, error) {
 	cmd := "show servers state"
 	if backend != "" {
 		if err := checkName(backend); err != nil {
@@ -36,7 +43,7 @@ func (c *Client) ServersState(ctx context.Context, backend string) ([]ServerStat
 	var out []ServerState
 	err := c.readData(ctx, cmd, false, func(r *bufio.Reader) error {
 		var err error
-		out, err = ParseServersState(r)
+		out, err = parseServersState(r, rows)
 		return err
 	})
 	return out, err
@@ -61,11 +68,25 @@ func (c *Client) DumpServersState(ctx context.Context) ([]byte, error) {
 
 var stateColumns = [...]string{"be_name", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port"}
 
+const (
+	colBeName = iota
+	colSrvName
+	colSrvAddr
+	colSrvAdmin
+	colSrvWeight
+	colSrvPort
+)
+
 // ParseServersState parses the output of "show servers state": a version
 // line ("1"), a "# " header, then space-separated rows. Columns are found by
 // header name. A row with the wrong number of fields, or a reply without
 // HAProxy's closing empty line, is an error.
 func ParseServersState(r io.Reader) ([]ServerState, error) {
+	return parseServersState(r, 0)
+}
+
+// parseServersState is ParseServersState with room for rows rows.
+func parseServersState(r io.Reader, rows int) ([]ServerState, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	if !sc.Scan() {
@@ -77,42 +98,36 @@ func ParseServersState(r io.Reader) ([]ServerState, error) {
 	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "# ") {
 		return nil, fmt.Errorf("parse servers state: no header: %w", scanErr(sc))
 	}
-	header := strings.Fields(strings.TrimPrefix(sc.Text(), "# "))
-	var idx [len(stateColumns)]int
-	for i, name := range stateColumns {
-		idx[i] = -1
-		for j, h := range header {
-			if h == name {
-				idx[i] = j
-			}
-		}
-		if idx[i] < 0 {
-			return nil, fmt.Errorf("parse servers state header: no column %q", name)
-		}
+	var p stateParser
+	if err := p.index(strings.Fields(strings.TrimPrefix(sc.Text(), "# "))); err != nil {
+		return nil, err
 	}
 	var out []ServerState
+	if rows > 0 {
+		out = make([]ServerState, 0, rows)
+	}
 	closed := false
 	for line := 3; !closed && sc.Scan(); line++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		n := p.split(sc.Text())
+		if n == 0 {
 			closed = true
 			continue
 		}
-		if len(f) != len(header) {
-			return nil, fmt.Errorf("parse servers state line %d: %d fields, header has %d", line, len(f), len(header))
+		if n != len(p.slot) {
+			return nil, fmt.Errorf("parse servers state line %d: %d fields, header has %d", line, n, len(p.slot))
 		}
-		s := ServerState{Backend: f[idx[0]], Name: f[idx[1]]}
+		s := ServerState{Backend: p.cols[colBeName], Name: p.cols[colSrvName]}
 		var err error
-		if s.AdminBits, err = strconv.Atoi(f[idx[3]]); err != nil {
+		if s.AdminBits, err = strconv.Atoi(p.cols[colSrvAdmin]); err != nil {
 			return nil, fmt.Errorf("parse servers state line %d: srv_admin_state: %w", line, err)
 		}
-		if s.Weight, err = strconv.Atoi(f[idx[4]]); err != nil {
+		if s.Weight, err = strconv.Atoi(p.cols[colSrvWeight]); err != nil {
 			return nil, fmt.Errorf("parse servers state line %d: srv_uweight: %w", line, err)
 		}
-		if s.Port, err = strconv.Atoi(f[idx[5]]); err != nil {
+		if s.Port, err = strconv.Atoi(p.cols[colSrvPort]); err != nil {
 			return nil, fmt.Errorf("parse servers state line %d: srv_port: %w", line, err)
 		}
-		if a, err := netip.ParseAddr(f[idx[2]]); err == nil {
+		if a, err := netip.ParseAddr(p.cols[colSrvAddr]); err == nil {
 			s.Addr = a
 		}
 		s.Admin = adminFromBits(s.AdminBits)
@@ -125,6 +140,61 @@ func ParseServersState(r io.Reader) ([]ServerState, error) {
 		return nil, fmt.Errorf("parse servers state: %w", errNotClosed)
 	}
 	return out, nil
+}
+
+// stateParser splits one "show servers state" row, keeping the columns it
+// needs.
+type stateParser struct {
+	slot []int8                    // header position -> stateColumns index, or -1
+	cols [len(stateColumns)]string // the kept fields of the current row
+}
+
+func (p *stateParser) index(header []string) error {
+	p.slot = make([]int8, len(header))
+	for j := range p.slot {
+		p.slot[j] = int8(slices.Index(stateColumns[:], header[j]))
+	}
+	for i, name := range stateColumns {
+		if !slices.Contains(p.slot, int8(i)) {
+			return fmt.Errorf("parse servers state header: no column %q", name)
+		}
+	}
+	return nil
+}
+
+// split splits row as strings.Fields does, keeps its columns and returns
+// its number of fields. An ASCII row (HAProxy writes nothing else) is
+// split in place.
+func (p *stateParser) split(row string) int {
+	n, start := 0, -1 // start of the current field; -1 between fields
+	for i := range len(row) {
+		switch c := row[i]; {
+		case c >= utf8.RuneSelf:
+			f := strings.Fields(row)
+			for j := range f {
+				p.keep(j, f[j])
+			}
+			return len(f)
+		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			if start >= 0 {
+				p.keep(n, row[start:i])
+				n, start = n+1, -1
+			}
+		case start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		p.keep(n, row[start:])
+		n++
+	}
+	return n
+}
+
+func (p *stateParser) keep(j int, field string) {
+	if j < len(p.slot) && p.slot[j] >= 0 {
+		p.cols[p.slot[j]] = field
+	}
 }
 
 func scanErr(sc *bufio.Scanner) error {
@@ -143,7 +213,11 @@ func (c *Client) Backends(ctx context.Context, backend string) ([]Backend, error
 	if err != nil {
 		return nil, err
 	}
-	states, err := c.ServersState(ctx, backend)
+	servers := 0 // as many rows of state, but for servers added or deleted in between
+	for _, b := range stats {
+		servers += len(b.Servers)
+	}
+	states, err := c.serversState(ctx, backend, servers)
 	if err != nil {
 		return nil, err
 	}
@@ -169,18 +243,19 @@ func (c *Client) Backend(ctx context.Context, name string) (Backend, error) {
 // is left out, the next read sees it.
 func JoinState(stats []Backend, states []ServerState) []Backend {
 	type key struct{ b, s string }
-	byKey := make(map[key]ServerState, len(states))
-	for _, st := range states {
-		byKey[key{st.Backend, st.Name}] = st
+	byKey := make(map[key]int, len(states)) // index in states: a small map
+	for i, st := range states {
+		byKey[key{st.Backend, st.Name}] = i
 	}
 	for bi := range stats {
 		b := &stats[bi]
 		kept := b.Servers[:0]
 		for _, s := range b.Servers {
-			st, ok := byKey[key{b.Name, s.Name}]
+			i, ok := byKey[key{b.Name, s.Name}]
 			if !ok {
 				continue
 			}
+			st := &states[i]
 			s.AdminBits, s.Admin = st.AdminBits, st.Admin
 			if st.Addr.IsValid() {
 				s.Addr, s.Port = st.Addr, st.Port

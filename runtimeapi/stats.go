@@ -100,12 +100,13 @@ func ParseStats(r io.Reader) ([]Backend, error) {
 		bi, seen := byName[string(px)]
 		if !seen {
 			bi = len(backends)
-			byName[string(px)] = bi
-			backends = append(backends, Backend{Name: string(px)})
+			name := string(px)
+			byName[name] = bi
+			backends = append(backends, Backend{Name: name})
 		}
 		b := &backends[bi]
 		if string(sv) == "BACKEND" {
-			b.Algo = string(p.col(colAlgo))
+			b.Algo = intern(p.col(colAlgo))
 			if b.Sessions, err = atoiEmpty(p.col(colScur)); err == nil {
 				b.Queue, err = atoiEmpty(p.col(colQcur))
 			}
@@ -117,6 +118,11 @@ func ParseStats(r io.Reader) ([]Backend, error) {
 		s, err := p.server()
 		if err != nil {
 			return nil, fmt.Errorf("parse stats line %d (%s/%s): %w", line, px, sv, err)
+		}
+		if b.Servers == nil && bi > 0 {
+			// Backends are usually alike: room for as many servers as the
+			// one before saves growing the slice row by row.
+			b.Servers = make([]Server, 0, len(backends[bi-1].Servers))
 		}
 		b.Servers = append(b.Servers, s)
 	}
@@ -136,8 +142,10 @@ func noEOF(err error) error {
 // statParser splits one "show stat" row, keeping the columns it needs.
 type statParser struct {
 	width int                      // fields per row, from the header
+	last  int                      // header position of the last kept column
 	slot  []int8                   // header position -> statColumns index, or -1
 	cols  [len(statColumns)][]byte // the kept fields of the current row
+	text  []byte                   // scratch for a server's name and address
 }
 
 func (p *statParser) index(header []string) error {
@@ -149,6 +157,7 @@ func (p *statParser) index(header []string) error {
 		for i, name := range statColumns {
 			if h == name {
 				p.slot[j] = int8(i)
+				p.last = j
 				found++
 			}
 		}
@@ -184,21 +193,35 @@ func (p *statParser) split(raw []byte) error {
 	if n := bytes.Count(raw, []byte{','}) + 1; n != p.width {
 		return fmt.Errorf("%d fields, header has %d", n, p.width)
 	}
-	for j := range p.width {
-		f := raw
-		if i := bytes.IndexByte(raw, ','); i >= 0 {
-			f, raw = raw[:i], raw[i+1:]
+	// Fields are short: a byte loop beats a search per field. The columns
+	// after the last kept one are only counted.
+	j, start := 0, 0
+	for i, c := range raw {
+		if c != ',' {
+			continue
 		}
 		if k := p.slot[j]; k >= 0 {
-			p.cols[k] = f
+			p.cols[k] = raw[start:i]
 		}
+		if j++; j > p.last {
+			return nil
+		}
+		start = i + 1
+	}
+	if k := p.slot[j]; k >= 0 { // the row's last field
+		p.cols[k] = raw[start:]
 	}
 	return nil
 }
 
 func (p *statParser) server() (Server, error) {
+	// The name and the address are copied into one string: one allocation
+	// per server instead of two.
+	sv, a := p.col(colSv), p.col(colAddr)
+	p.text = append(append(p.text[:0], sv...), a...)
+	text := string(p.text)
 	s := Server{
-		Name:        string(p.col(colSv)),
+		Name:        text[:len(sv)],
 		Status:      intern(p.col(colStatus)),
 		CheckStatus: intern(p.col(colCheck)),
 		AdminBits:   -1,
@@ -220,8 +243,8 @@ func (p *statParser) server() (Server, error) {
 			return Server{}, fmt.Errorf("%s: %w", statColumns[f.col], err)
 		}
 	}
-	if a := p.col(colAddr); len(a) > 0 {
-		ap, err := netip.ParseAddrPort(string(a))
+	if len(a) > 0 {
+		ap, err := netip.ParseAddrPort(text[len(sv):])
 		if err != nil {
 			return Server{}, fmt.Errorf("addr: %w", err)
 		}
@@ -238,10 +261,12 @@ func atoiEmpty(b []byte) (int, error) {
 	return strconv.Atoi(string(b))
 }
 
-// common status words, shared instead of allocated per row.
+// common status words and balance algorithms, shared instead of allocated
+// per row.
 var interned = func() map[string]string {
 	m := map[string]string{}
-	for _, s := range []string{"", "UP", "DOWN", "MAINT", "DRAIN", "no check", "NOLB", "INI", "L4OK", "L4CON", "L4TOUT", "L6OK", "L7OK", "L7STS", "L7TOUT", "* L4OK", "* L7OK", "SOCKERR"} {
+	for _, s := range []string{"", "UP", "DOWN", "MAINT", "DRAIN", "no check", "NOLB", "INI", "L4OK", "L4CON", "L4TOUT", "L6OK", "L7OK", "L7STS", "L7TOUT", "* L4OK", "* L7OK", "SOCKERR",
+		"roundrobin", "static-rr", "leastconn", "first", "source", "random"} {
 		m[s] = s
 	}
 	return m
