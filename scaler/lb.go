@@ -183,9 +183,9 @@ type Backend struct {
 
 // Server returns the named server.
 func (b Backend) Server(name string) (Server, bool) {
-	for _, s := range b.Servers {
-		if s.Name == name {
-			return s, true
+	for i := range b.Servers { // by index: a Server is too big to copy for a look
+		if b.Servers[i].Name == name {
+			return b.Servers[i], true
 		}
 	}
 	return Server{}, false

@@ -131,6 +131,8 @@ type service struct {
 	observed      bool                  // a tick has read HAProxy and every host for it
 	noCapacity    string                // the last lack of room reported (tick goroutine only)
 	status        ServiceStatus
+
+	gen struct{ image, label string } // generation() of image under cfg (guarded by Loop.mu)
 }
 
 // startRetry backs off the starts of a generation that failed to start:
@@ -261,7 +263,13 @@ func (s *service) generationOf(image string) string {
 }
 
 // generation is the generation new containers get; call with Loop.mu held.
-func (s *service) generation() string { return s.generationOf(s.image) }
+// It is kept per image: every tick's status asks for it.
+func (s *service) generation() string {
+	if s.gen.image != s.image || s.gen.label == "" {
+		s.gen.image, s.gen.label = s.image, s.generationOf(s.image)
+	}
+	return s.gen.label
+}
 
 // Run ticks until ctx ends, then waits for the operations in flight (which
 // end with ctx too; what they leave half-done, the next start reconciles).
@@ -421,7 +429,7 @@ func (l *Loop) host(name string) *Host {
 // beyond that (max_replicas shrank): those are drained like any other,
 // never taken for strays.
 func (s *service) slotNames(b Backend) []string {
-	var names []string
+	names := make([]string, 0, max(len(b.Servers), s.cfg.MaxReplicas))
 	if s.cfg.Slots.Mode == config.ModeDynamic {
 		for i := 1; i <= s.cfg.MaxReplicas; i++ {
 			names = append(names, s.cfg.Slots.Prefix+strconv.Itoa(i))
@@ -495,7 +503,8 @@ func (l *Loop) read(ctx context.Context, s *service, inv inventory, all backends
 // observed is the service's read with slotscaler's intents and operations,
 // as the plan takes it.
 func (l *Loop) observed(s *service, now time.Time, inv inventory, r serviceRead) observed {
-	o := observed{Now: now, Complete: inv.complete, DrainTimeout: s.cfg.DrainTimeout.Duration, UnhealthyAfter: s.cfg.UnhealthyAfter.Duration}
+	o := observed{Now: now, Complete: inv.complete, DrainTimeout: s.cfg.DrainTimeout.Duration, UnhealthyAfter: s.cfg.UnhealthyAfter.Duration,
+		Slots: make([]slotSeen, 0, len(r.names))}
 	for _, name := range r.names {
 		srv, exists := r.backend.Server(name)
 		seen := slotSeen{Name: name, Server: srv, Exists: exists, Op: inv.busy[s][name]}
@@ -568,7 +577,8 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	l.apply(ctx, log, s, p.Strays)
 
 	v := view{obs: Observation{Now: now, Queue: float64(r.backend.Queue), CPU: r.cpu, Limits: LimitsAt(s.cfg, now)}}
-	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now}
+	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now,
+		Slots: make([]SlotStatus, 0, len(o.Slots))}
 	for i, seen := range o.Slots {
 		state, srv := p.Slots[i].State, seen.Server
 		v.obs.Queue += float64(srv.Queue)

@@ -72,7 +72,7 @@ type plannedSlot struct {
 // and its containers agree (HAProxy's admin state says what must exist),
 // then the removal of stray containers.
 func planSlots(o observed) slotPlan {
-	var p slotPlan
+	p := slotPlan{Slots: make([]plannedSlot, 0, len(o.Slots))}
 	for _, seen := range o.Slots {
 		var ps plannedSlot
 		// Out of maint at its container, or where a bind of ours (its

@@ -66,6 +66,7 @@ func (l *Loop) applyPending() {
 			ns.image = sc.Container.Image // the YAML's new image wins over an earlier rollout's
 		}
 		ns.cfg, ns.policy = sc, PolicyFor(sc, l.interval)
+		ns.gen.label = "" // the generation depends on cfg
 		next = append(next, &ns)
 	}
 	l.services, l.cfg = next, cfg

@@ -76,3 +76,23 @@ func TestRestartWithNewImageInYAML(t *testing.T) {
 		}
 	}
 }
+
+// The status's generation follows a reload that changes the container's
+// spec but not its image: the loop keeps the label per image, and must not
+// keep the old spec's.
+func TestReloadedSpecChangesGeneration(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	before, _ := h.loop.Service("web")
+	next := *h.cfg
+	next.Services = append([]config.Service(nil), h.cfg.Services...)
+	next.Services[0].Container.Env = map[string]string{"MODE": "reloaded"}
+	if err := h.loop.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	h.tick()
+	after, _ := h.loop.Service("web")
+	if want := scaler.Generation(nil, next.Services[0].Container); after.Generation != want || after.Generation == before.Generation {
+		t.Errorf("generation %q after a reload that changed env (before %q), want %q", after.Generation, before.Generation, want)
+	}
+}
