@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 const statHeader = "# pxname,svname,qcur,qmax,scur,smax,status,weight,lastchg,check_status,addr,algo,last_chk,\n"
@@ -82,6 +83,50 @@ func TestParseServersState(t *testing.T) {
 	}
 	if _, err := ParseServersState(strings.NewReader(stateSample[:len(stateSample)-30])); err == nil {
 		t.Error("truncated servers state parsed without error")
+	}
+}
+
+// JoinState gives servers their admin state whether the two replies list
+// them side by side (HAProxy's order) or not, and leaves out a server one
+// of them lacks (added or deleted between the reads).
+func TestJoinState(t *testing.T) {
+	lo, other := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	stats := func(names ...string) []Backend {
+		b := Backend{Name: "web"}
+		for _, n := range names {
+			b.Servers = append(b.Servers, Server{Name: n, Addr: lo, Port: 9, AdminBits: -1})
+		}
+		return []Backend{b}
+	}
+	state := func(name string, bits int, addr netip.Addr) ServerState {
+		return ServerState{Backend: "web", Name: name, Addr: addr, Port: 8000, AdminBits: bits, Admin: adminFromBits(bits)}
+	}
+	joined := func(name string, bits int, addr netip.Addr, port int) Server {
+		return Server{Name: name, Addr: addr, Port: port, AdminBits: bits, Admin: adminFromBits(bits)}
+	}
+	for _, tt := range []struct {
+		name   string
+		stats  []Backend
+		states []ServerState
+		want   []Server
+	}{
+		{"side by side", stats("s1", "s2"), []ServerState{state("s1", 1, other), state("s2", 8, netip.Addr{})},
+			[]Server{joined("s1", 1, other, 8000), joined("s2", 8, lo, 9)}},
+		{"other order", stats("s1", "s2"), []ServerState{state("s2", 8, other), state("s1", 0, other)},
+			[]Server{joined("s1", 0, other, 8000), joined("s2", 8, other, 8000)}},
+		{"added between the reads", stats("s1", "s2"), []ServerState{state("s1", 0, other)},
+			[]Server{joined("s1", 0, other, 8000)}},
+		{"deleted between the reads", stats("s2"), []ServerState{state("s1", 0, other), state("s2", 1, other)},
+			[]Server{joined("s2", 1, other, 8000)}},
+		{"other backend", stats("s1"), []ServerState{{Backend: "api", Name: "s1", AdminBits: 1}},
+			nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := JoinState(tt.stats, tt.states)
+			if diff := cmp.Diff(tt.want, got[0].Servers, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("JoinState (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -242,6 +242,18 @@ func (c *Client) Backend(ctx context.Context, name string) (Backend, error) {
 // states; a server missing from either read (added or deleted in between)
 // is left out, the next read sees it.
 func JoinState(stats []Backend, states []ServerState) []Backend {
+	if sameServers(stats, states) {
+		// Both replies list the servers in HAProxy's order: join them side
+		// by side, without a map (a millisecond for 4,000 servers).
+		i := 0
+		for bi := range stats {
+			for si := range stats[bi].Servers {
+				withState(&stats[bi].Servers[si], &states[i])
+				i++
+			}
+		}
+		return stats
+	}
 	type key struct{ b, s string }
 	byKey := make(map[key]int, len(states)) // index in states: a small map
 	for i, st := range states {
@@ -255,14 +267,33 @@ func JoinState(stats []Backend, states []ServerState) []Backend {
 			if !ok {
 				continue
 			}
-			st := &states[i]
-			s.AdminBits, s.Admin = st.AdminBits, st.Admin
-			if st.Addr.IsValid() {
-				s.Addr, s.Port = st.Addr, st.Port
-			}
+			withState(&s, &states[i])
 			kept = append(kept, s)
 		}
 		b.Servers = kept
 	}
 	return stats
+}
+
+// sameServers reports whether states name the servers of stats, in the
+// same order. HAProxy refuses two servers of one name in a backend, so a
+// server then has one state, the one beside it.
+func sameServers(stats []Backend, states []ServerState) bool {
+	i := 0
+	for _, b := range stats {
+		for si := range b.Servers {
+			if i == len(states) || states[i].Backend != b.Name || states[i].Name != b.Servers[si].Name {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(states)
+}
+
+func withState(s *Server, st *ServerState) {
+	s.AdminBits, s.Admin = st.AdminBits, st.Admin
+	if st.Addr.IsValid() {
+		s.Addr, s.Port = st.Addr, st.Port
+	}
 }
