@@ -25,7 +25,7 @@ type ServiceStatus struct {
 	CPU        float64      `json:"cpu_percent"` // -1 when not measured
 	Control    ControlMode  `json:"control"`
 	Pinned     int          `json:"pinned,omitempty"` // the count a pin or pause holds
-	Slots      []SlotStatus `json:"slots"`
+	Slots      []SlotStatus `json:"slots"`            // read only: shared by the copies of one tick's status
 	Rollout    *Rollout     `json:"rollout,omitempty"`
 	Error      string       `json:"error,omitempty"` // why the last tick was skipped
 	Updated    time.Time    `json:"updated"`
@@ -266,8 +266,7 @@ func (s *service) controlLocked() (ControlMode, int) {
 }
 
 func (s *service) statusLocked() ServiceStatus {
-	st := s.status
-	st.Slots = slices.Clone(st.Slots)
+	st := s.status // its Slots are shared, not copied: a tick makes new ones
 	st.Image, st.Generation = s.image, s.generation()
 	st.Control, st.Pinned = s.controlLocked()
 	if st.Control == ControlRollout {
