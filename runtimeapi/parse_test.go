@@ -39,6 +39,24 @@ func TestParseStats(t *testing.T) {
 	}
 }
 
+// The columns are found by name wherever they are; here the last one kept
+// ends the row.
+func TestParseStatsColumnOrder(t *testing.T) {
+	in := "# algo,pxname,qcur,scur,status,weight,lastchg,check_status,svname,addr\n" +
+		",web,1,2,UP,1,3,L4OK,slot1,10.0.0.1:8080\n" +
+		"leastconn,web,0,2,UP,1,3,,BACKEND,\n\n"
+	got, err := ParseStats(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Backend{{Name: "web", Algo: "leastconn", Sessions: 2, Servers: []Server{
+		{Name: "slot1", Status: "UP", Health: HealthUp, CheckStatus: "L4OK", Weight: 1, Addr: netip.MustParseAddr("10.0.0.1"), Port: 8080, Sessions: 2, Queue: 1, LastChange: 3, AdminBits: -1},
+	}}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("ParseStats (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseStatsRejectsPartialReads(t *testing.T) {
 	for _, tt := range []struct {
 		name, in string
