@@ -151,8 +151,12 @@ func (rr *replyReader) Read(p []byte) (int, error) {
 	if _, err := rr.r.Peek(1); err != nil {
 		return 0, noEOF(err)
 	}
+	// Whole lines, as many as are buffered, but none past a prompt: it
+	// starts a line.
 	chunk, _ := rr.r.Peek(min(len(p), rr.r.Buffered()))
-	if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+	if i := bytes.Index(chunk, []byte("\n> ")); i >= 0 {
+		chunk, rr.bol = chunk[:i+1], true
+	} else if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
 		chunk, rr.bol = chunk[:i+1], true
 	}
 	n := copy(p, chunk)
