@@ -112,7 +112,8 @@ type Loop struct {
 // started with, without a lock.
 type service struct {
 	cfg     config.Service
-	genKey  []byte // of the generation label
+	log     *slog.Logger // the loop's, naming the service
+	genKey  []byte       // of the generation label
 	policy  Policy
 	history History
 	cpu     map[string]CPUSample // container id -> previous sample
@@ -196,7 +197,7 @@ func New(o Options) (*Loop, error) {
 		l.interval = config.DefaultInterval
 	}
 	for _, sc := range o.Config.Services {
-		l.services = append(l.services, newService(sc, l.interval, l.genKey))
+		l.services = append(l.services, newService(sc, l.interval, l.genKey, l.log))
 	}
 	l.cfg = o.Config
 	if err := l.restore(); err != nil {
@@ -209,9 +210,10 @@ func New(o Options) (*Loop, error) {
 	return l, nil
 }
 
-func newService(sc config.Service, interval time.Duration, genKey []byte) *service {
+func newService(sc config.Service, interval time.Duration, genKey []byte, log *slog.Logger) *service {
 	return &service{
 		cfg:           sc,
+		log:           log.With("service", sc.Name),
 		genKey:        genKey,
 		policy:        PolicyFor(sc, interval),
 		cpu:           map[string]CPUSample{},
@@ -435,9 +437,10 @@ func (s *service) slotNames(b Backend) []string {
 			names = append(names, s.cfg.Slots.Prefix+strconv.Itoa(i))
 		}
 	}
-	for _, srv := range b.Servers {
-		if n, ok := strings.CutPrefix(srv.Name, s.cfg.Slots.Prefix); ok && n != "" && strings.Trim(n, "0123456789") == "" && !slices.Contains(names, srv.Name) {
-			names = append(names, srv.Name)
+	for i := range b.Servers {
+		name := b.Servers[i].Name
+		if n, ok := strings.CutPrefix(name, s.cfg.Slots.Prefix); ok && n != "" && strings.Trim(n, "0123456789") == "" && !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -555,7 +558,7 @@ type view struct {
 // replicas, plans and applies the scaling, and returns (and keeps) its
 // status.
 func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv inventory, r serviceRead) ServiceStatus {
-	log := l.log.With("service", s.cfg.Name)
+	log := s.log
 	if r.err != nil {
 		log.Warn("stats read failed: tick skipped, nothing changed", "err", r.err)
 		l.mu.Lock()
@@ -576,7 +579,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	}
 	l.apply(ctx, log, s, p.Strays)
 
-	v := view{obs: Observation{Now: now, Queue: float64(r.backend.Queue), CPU: r.cpu, Limits: LimitsAt(s.cfg, now)}}
+	v := view{obs: Observation{Now: now, Queue: float64(r.backend.Queue), CPU: r.cpu, Limits: LimitsAt(s.cfg, now)}, free: make([]string, 0, len(o.Slots))}
 	st := ServiceStatus{Name: s.cfg.Name, Backend: s.cfg.Backend, Mode: s.cfg.Slots.Mode, Min: v.obs.Limits.Min, Max: v.obs.Limits.Max, Window: v.obs.Limits.Window, Updated: now,
 		Slots: make([]SlotStatus, 0, len(o.Slots))}
 	for i, seen := range o.Slots {

@@ -57,7 +57,7 @@ func (l *Loop) applyPending() {
 	for _, sc := range cfg.Services {
 		s := l.serviceLocked(sc.Name)
 		if s == nil {
-			next = append(next, newService(sc, l.interval, l.genKey))
+			next = append(next, newService(sc, l.interval, l.genKey, l.log))
 			continue
 		}
 		// A new value: operations under way keep reading the old one's cfg.
