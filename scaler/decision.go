@@ -153,7 +153,7 @@ func Decide(p Policy, o Observation, h History) (Decision, History) {
 	if len(h.Recent) == 0 {
 		h.Recent = append(h.Recent, Recommendation{At: o.Now, Desired: current})
 	}
-	h.Recent = append(pruneBefore(h.Recent, o.Now.Add(-p.ScaleDownWindow)), Recommendation{At: o.Now, Desired: d.Desired})
+	h.Recent = remember(h.Recent, o.Now.Add(-p.ScaleDownWindow), Recommendation{At: o.Now, Desired: d.Desired})
 
 	lim := o.Limits
 	if waking && d.Desired < 1 {
@@ -203,10 +203,17 @@ func Decide(p Policy, o Observation, h History) (Decision, History) {
 	return d, h
 }
 
-func pruneBefore(rs []Recommendation, cutoff time.Time) []Recommendation {
-	i := 0
-	for i < len(rs) && !rs[i].At.After(cutoff) {
-		i++
+// remember returns the recommendations after cutoff that can still hold a
+// scale-down, and rec. Only the highest of the window holds one, so an
+// older recommendation no higher than rec never matters again: the
+// history stays as long as the recommendations fall, not as long as the
+// window (every tick of it, copied at every tick).
+func remember(rs []Recommendation, cutoff time.Time, rec Recommendation) []Recommendation {
+	out := make([]Recommendation, 0, len(rs)+1)
+	for _, r := range rs {
+		if r.At.After(cutoff) && r.Desired > rec.Desired {
+			out = append(out, r)
+		}
 	}
-	return append(rs[:0:0], rs[i:]...)
+	return append(out, rec)
 }

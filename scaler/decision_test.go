@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,44 @@ func TestDecideDoesNotFlap(t *testing.T) {
 	}
 	if changes != 1 || replicas != 6 {
 		t.Errorf("flapping load: %d changes, ending at %d replicas; want 1 change to 6", changes, replicas)
+	}
+}
+
+// The history keeps what can hold a scale-down: the recommendations of the
+// window higher than every later one. The highest of the window is always
+// among them, so stabilization decides as if it had every tick's.
+func TestRemember(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	rec := func(s, desired int) Recommendation { return Recommendation{At: at(s), Desired: desired} }
+	for _, tt := range []struct {
+		name string
+		rs   []Recommendation
+		rec  Recommendation
+		want []Recommendation
+	}{
+		{"first", nil, rec(10, 3), []Recommendation{rec(10, 3)}},
+		{"a steady count keeps one", []Recommendation{rec(9, 3)}, rec(10, 3), []Recommendation{rec(10, 3)}},
+		{"falling counts all kept", []Recommendation{rec(8, 5), rec(9, 4)}, rec(10, 3), []Recommendation{rec(8, 5), rec(9, 4), rec(10, 3)}},
+		{"a rise drops what it passes", []Recommendation{rec(7, 6), rec(8, 2), rec(9, 4)}, rec(10, 5), []Recommendation{rec(7, 6), rec(10, 5)}},
+		{"out of the window", []Recommendation{rec(0, 9), rec(5, 4)}, rec(10, 3), []Recommendation{rec(5, 4), rec(10, 3)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.rs)
+			got := remember(tt.rs, at(0), tt.rec)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("remember = %v, want %v", got, tt.want)
+			}
+			if !slices.Equal(tt.rs, in) {
+				t.Errorf("remember changed its input: %v, was %v", tt.rs, in)
+			}
+		})
+	}
+	// Ten minutes of a steady count at 1 s: one recommendation, not 120.
+	p, h := policy(), History{}
+	for tick := range 600 {
+		_, h = Decide(p, Observation{Now: at(tick), Serving: 2, Sessions: 100, Limits: Limits{Min: 1, Max: 5}}, h)
+	}
+	if len(h.Recent) != 1 {
+		t.Errorf("after 600 steady ticks: %d recommendations kept, want 1", len(h.Recent))
 	}
 }
