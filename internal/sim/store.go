@@ -15,8 +15,9 @@ import (
 type store struct {
 	w       *world
 	data    []byte
-	version int // of data
-	failP   float64
+	version  int // of data
+	failP    float64
+	failedAt time.Time // of the last write that failed
 }
 
 // procStore is one slotscaler process's scaler.StateStore.
@@ -35,6 +36,7 @@ func (p procStore) Save(_ context.Context, data []byte) error {
 		return errKilled
 	}
 	if w.faults && w.sched.chance(p.s.failP) {
+		p.s.failedAt = w.sched.Now()
 		return fmt.Errorf("write state: no space left on device")
 	}
 	var v struct {

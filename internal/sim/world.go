@@ -91,6 +91,7 @@ type world struct {
 	bindSaved   map[string]int                 // backend/slot -> the process that started with its bind saved as under way
 	copying     map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
 	earlier     map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
+	readyAt     map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
 	touched     map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
@@ -149,7 +150,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -271,6 +272,17 @@ func (w *world) boot() {
 	w.bootedAt = w.sched.Now()
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
+	}
+	bound := w.savedIntents("bound")
+	for key := range w.savedIntents("binding") {
+		// A bind got to ready, saving where it got to failed (disk full)
+		// and the run was killed: this run takes an operator's maint of
+		// the slot for the bind's own, cut short (README).
+		at, ready := w.readyAt[key]
+		if m, ok := w.socketAt[key]; ok && ready && !bound[key] && w.operator[key] == "maint" && !w.store.failedAt.Before(at) && m.at.After(at) {
+			w.trace("operator's maint of %s taken by process %d for the bind's own, cut short: saving where the bind got to failed before process %d was killed", key, proc, proc-1)
+			delete(w.operator, key)
+		}
 	}
 	for key := range w.savedIntents("draining") {
 		// A drain or maint of slotscaler's saved as intended (before its
