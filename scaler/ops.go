@@ -227,11 +227,15 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container string) error {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
-	if b, err := l.lb.Backend(ctx, s.cfg.Backend); err == nil {
-		if srv, ok := b.Server(slot); ok && srv.Admin == AdminDrain {
-			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + container + " kept"})
-			return errDrainedMeanwhile
-		}
+	b, err := l.lb.Backend(ctx, s.cfg.Backend)
+	if err != nil {
+		// Nothing is taken out on a read that failed: an operator's drain
+		// may have landed meanwhile (sim seed 2503 set it to maint).
+		return fmt.Errorf("read again before the maint (container kept for the next tick): %w", err)
+	}
+	if srv, ok := b.Server(slot); ok && srv.Admin == AdminDrain {
+		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + container + " kept"})
+		return errDrainedMeanwhile
 	}
 	// A maint of slotscaler's is recorded first (a draining intent): one
 	// without it is an operator's.
