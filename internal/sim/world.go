@@ -273,6 +273,16 @@ func (w *world) boot() {
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
 	}
+	// What a pin or pause holds is what state.json says: one that an
+	// unsaved resume (or scale) ended in memory only is back (sim seed
+	// 3977).
+	for _, sc := range w.cfg.Services {
+		if n, ok := w.savedPin(sc.Name); ok {
+			w.pins[sc.Name] = n
+		} else {
+			delete(w.pins, sc.Name)
+		}
+	}
 	bound := w.savedIntents("bound")
 	for key := range w.savedIntents("binding") {
 		// A bind got to ready, saving where it got to failed (disk full)
@@ -340,6 +350,20 @@ func (w *world) savedIntents(kind string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// savedPin is the count a pin or pause of service holds in slotscaler's
+// saved state, if any.
+func (w *world) savedPin(service string) (int, bool) {
+	var saved struct {
+		Services map[string]struct {
+			Pinned *int `json:"pinned"`
+		} `json:"services"`
+	}
+	if json.Unmarshal(w.store.data, &saved) != nil || saved.Services[service].Pinned == nil {
+		return 0, false
+	}
+	return *saved.Services[service].Pinned, true
 }
 
 // tick runs one tick of the loop, as Run does: never two at once.
