@@ -93,6 +93,14 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		// them (README).
 		return
 	}
+	if key := backend + "/" + slot; what == "maint" && w.bindUnsaved(key, w.savedIntents("bound")) && (w.loop == nil || !w.seenSince(w.proc, hp, backend, w.bootedAt)) {
+		// A slot a killed run's bind got to ready without saving it: until
+		// the next run has read it, a maint there is the bind's own, cut
+		// short, to that run (README).
+		hp.setState(s, runtimeapi.AdminMaint, w.sched.Now())
+		w.trace("operator on %s's socket: maint %s, taken for the maint of a bind cut short (its progress not saved)", hp.name, key)
+		return
+	}
 	w.earlier[backend+"/"+slot] = w.operator[backend+"/"+slot]
 	w.operator[backend+"/"+slot] = what
 	w.touched[backend+"/"+slot] = true

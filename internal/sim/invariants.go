@@ -116,8 +116,13 @@ const rebuildWindow = 10 * time.Second
 // before is what served on it before.
 func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
-	if what == "state ready" && w.sched.label() == "op" {
-		w.readyAt[b.name+"/"+server] = w.sched.Now()
+	if w.sched.label() == "op" {
+		switch what {
+		case "set addr", "add server": // a bind begins
+			delete(w.readyAt, b.name+"/"+server)
+		case "state ready":
+			w.readyAt[b.name+"/"+server] = w.sched.Now()
+		}
 	}
 	if w.killOn != nil {
 		w.killOn(server, what)

@@ -15,9 +15,8 @@ import (
 type store struct {
 	w       *world
 	data    []byte
-	version  int // of data
-	failP    float64
-	failedAt time.Time // of the last write that failed
+	version int // of data
+	failP   float64
 }
 
 // procStore is one slotscaler process's scaler.StateStore.
@@ -36,7 +35,6 @@ func (p procStore) Save(_ context.Context, data []byte) error {
 		return errKilled
 	}
 	if w.faults && w.sched.chance(p.s.failP) {
-		p.s.failedAt = w.sched.Now()
 		return fmt.Errorf("write state: no space left on device")
 	}
 	var v struct {

@@ -285,12 +285,12 @@ func (w *world) boot() {
 	}
 	bound := w.savedIntents("bound")
 	for key := range w.savedIntents("binding") {
-		// A bind got to ready, saving where it got to failed (disk full)
-		// and the run was killed: this run takes an operator's maint of
-		// the slot for the bind's own, cut short (README).
-		at, ready := w.readyAt[key]
-		if m, ok := w.socketAt[key]; ok && ready && !bound[key] && w.operator[key] == "maint" && !w.store.failedAt.Before(at) && m.at.After(at) {
-			w.trace("operator's maint of %s taken by process %d for the bind's own, cut short: saving where the bind got to failed before process %d was killed", key, proc, proc-1)
+		// A bind got to ready, and the run was killed before where it got
+		// to was saved (or that save failed, disk full): this run takes an
+		// operator's maint of the slot for the bind's own, cut short
+		// (README).
+		if m, ok := w.socketAt[key]; ok && w.bindUnsaved(key, bound) && w.operator[key] == "maint" && m.at.After(w.readyAt[key]) {
+			w.trace("operator's maint of %s taken by process %d for the bind's own, cut short: where the bind got to was not saved before process %d was killed", key, proc, proc-1)
 			delete(w.operator, key)
 		}
 	}
@@ -350,6 +350,14 @@ func (w *world) savedIntents(kind string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// bindUnsaved reports whether a bind of slotscaler's got the slot to ready
+// and its saved state has the bind under way but not where it got to
+// (bound: the saved "bound" slots).
+func (w *world) bindUnsaved(key string, bound map[string]bool) bool {
+	_, ready := w.readyAt[key]
+	return ready && w.savedIntents("binding")[key] && !bound[key]
 }
 
 // savedPin is the count a pin or pause of service holds in slotscaler's
