@@ -163,6 +163,7 @@ func (w *World) Drain(backend, slot string) {
 	w.operator[key] = "drain"
 	w.touched[key] = true
 	w.lbctlDrains[key]++
+	w.lbctlLanded[key] = false
 	w.api("drain "+key, func(l *scaler.Loop) error { return l.DrainSlot(context.Background(), backend, slot) }, func(err error) {
 		w.lbctlDrains[key]--
 		// It failed (the operator saw an error), and took nowhere or left a

@@ -116,6 +116,9 @@ const rebuildWindow = 10 * time.Second
 // before is what served on it before.
 func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
+	if w.sched.label() == "api" && what == "state drain" {
+		w.lbctlLanded[b.name+"/"+server] = true
+	}
 	if w.sched.label() == "op" {
 		switch what {
 		case "set addr", "add server": // a bind begins
@@ -153,6 +156,9 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		// An operator's own lbctl drain or enable racing their command on
 		// a socket: theirs to sort out.
 	case !undoes && !same:
+	case intent == "drain" && w.lbctlDrains[key] > 0 && !w.lbctlLanded[key] && w.sched.label() == "tick":
+		// The operator's lbctl drain waits for this tick (tickMu): it lands
+		// after the tick's change, not under it (seed 3469).
 	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
 		// The operator's command landed after slotscaler's last read of
 		// their instance: a change decided before it could be seen. On

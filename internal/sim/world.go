@@ -96,6 +96,7 @@ type world struct {
 	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
 	lbctlDrains map[string]int                 // backend/slot -> lbctl drains of it under way
+	lbctlLanded map[string]bool                // backend/slot -> the latest lbctl drain of it has set its drain
 	bootedAt    time.Time                      // when the running process started
 	stoppedAt   time.Time                      // when the last process was killed or stopped
 	rolling     map[string]bool                // services with a rollout asked for
@@ -150,7 +151,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
