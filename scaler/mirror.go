@@ -1,6 +1,7 @@
 package scaler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,6 +158,19 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 	reset := make([]bool, len(m.lbs))
 	infos := make([]ProcessInfo, len(m.lbs))
 	for i, lb := range m.lbs {
+		var first ProcessInfo
+		if seen[i].PID == 0 {
+			// No history: the process before the backend read is compared
+			// instead, or a restart during the read would pass unseen and
+			// the view from before it be taken for the new process's (sim
+			// seed 3547 then merged the slots it re-added, still in maint,
+			// as restrictive, and took the other instance's last serving
+			// slot out).
+			var err error
+			if first, err = lb.Info(ctx); err != nil {
+				return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
+			}
+		}
 		b, err := lb.Backend(ctx, name)
 		if err != nil {
 			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
@@ -167,7 +181,8 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		views[i], infos[i] = b, info
-		reset[i] = seen[i].PID != 0 && (info.PID != seen[i].PID || info.StartTime != seen[i].StartTime)
+		before := cmp.Or(seen[i], first)
+		reset[i] = before.PID != 0 && (info.PID != before.PID || info.StartTime != before.StartTime)
 	}
 	if seen[0].PID == 0 {
 		// No history (slotscaler just started): an instance as a restart
