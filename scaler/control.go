@@ -33,6 +33,17 @@ func (l *Loop) serviceLocked(name string) *service {
 	return nil
 }
 
+// serviceOfBackendLocked is the service of backend (a config gives each
+// backend to one service at most).
+func (l *Loop) serviceOfBackendLocked(backend string) *service {
+	for _, s := range l.services {
+		if s.cfg.Backend == backend {
+			return s
+		}
+	}
+	return nil
+}
+
 // hold records an operator's maint of a slot: it is not filled again until
 // the operator enables it. Unsaved, the hold would not outlive a restart,
 // and removing the container (deleting a dynamic slot) would erase the
@@ -127,12 +138,7 @@ func (l *Loop) Resume(name string) error {
 // slotOf finds the service of a backend and checks the slot exists there.
 func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Server, error) {
 	l.mu.Lock()
-	var s *service
-	for _, c := range l.services {
-		if c.cfg.Backend == backend {
-			s = c
-		}
-	}
+	s := l.serviceOfBackendLocked(backend)
 	l.mu.Unlock()
 	if s == nil {
 		return nil, Server{}, fmt.Errorf("backend %q is not managed by slotscaler: %w", backend, ErrUnknown)

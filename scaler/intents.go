@@ -43,13 +43,12 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 func (l *Loop) binding(backend, slot string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, s := range l.services {
-		if s.cfg.Backend == backend {
-			_, ok := s.binding[slot]
-			return ok
-		}
+	s := l.serviceOfBackendLocked(backend)
+	if s == nil {
+		return false
 	}
-	return false
+	_, ok := s.binding[slot]
+	return ok
 }
 
 // has reports whether slot has an intent in intents.

@@ -93,7 +93,7 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 		// them (README).
 		return
 	}
-	if key := backend + "/" + slot; what == "maint" && w.bindUnsaved(key, w.savedIntents("bound")) && (w.loop == nil || !w.seenSince(w.proc, hp, backend, w.bootedAt)) {
+	if key := backend + "/" + slot; what == "maint" && w.bindUnsaved(key) && (w.loop == nil || !w.seenSince(w.proc, hp, backend, w.bootedAt)) {
 		// A slot a killed run's bind got to ready without saving it: until
 		// the next run has read it, a maint there is the bind's own, cut
 		// short, to that run (README).

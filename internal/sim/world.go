@@ -273,6 +273,14 @@ func (w *world) boot() {
 	w.bootedAt = w.sched.Now()
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
+		// A bind got to ready, and the run was killed before where it got
+		// to was saved (or that save failed, disk full): this run takes an
+		// operator's maint of the slot for the bind's own, cut short
+		// (README).
+		if m, ok := w.socketAt[key]; ok && w.operator[key] == "maint" && m.at.After(w.readyAt[key]) && w.bindUnsaved(key) {
+			w.trace("operator's maint of %s taken by process %d for the bind's own, cut short: where the bind got to was not saved before process %d was killed", key, proc, proc-1)
+			delete(w.operator, key)
+		}
 	}
 	// What a pin or pause holds is what state.json says: one that an
 	// unsaved resume (or scale) ended in memory only is back (sim seed
@@ -282,17 +290,6 @@ func (w *world) boot() {
 			w.pins[sc.Name] = n
 		} else {
 			delete(w.pins, sc.Name)
-		}
-	}
-	bound := w.savedIntents("bound")
-	for key := range w.savedIntents("binding") {
-		// A bind got to ready, and the run was killed before where it got
-		// to was saved (or that save failed, disk full): this run takes an
-		// operator's maint of the slot for the bind's own, cut short
-		// (README).
-		if m, ok := w.socketAt[key]; ok && w.bindUnsaved(key, bound) && w.operator[key] == "maint" && m.at.After(w.readyAt[key]) {
-			w.trace("operator's maint of %s taken by process %d for the bind's own, cut short: where the bind got to was not saved before process %d was killed", key, proc, proc-1)
-			delete(w.operator, key)
 		}
 	}
 	for key := range w.savedIntents("draining") {
@@ -354,11 +351,10 @@ func (w *world) savedIntents(kind string) map[string]bool {
 }
 
 // bindUnsaved reports whether a bind of slotscaler's got the slot to ready
-// and its saved state has the bind under way but not where it got to
-// (bound: the saved "bound" slots).
-func (w *world) bindUnsaved(key string, bound map[string]bool) bool {
+// and its saved state has the bind under way but not where it got to.
+func (w *world) bindUnsaved(key string) bool {
 	_, ready := w.readyAt[key]
-	return ready && w.savedIntents("binding")[key] && !bound[key]
+	return ready && w.savedIntents("binding")[key] && !w.savedIntents("bound")[key]
 }
 
 // savedPin is the count a pin or pause of service holds in slotscaler's
