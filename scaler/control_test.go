@@ -240,6 +240,31 @@ func TestReloadAppliesAtNextTick(t *testing.T) {
 	}
 }
 
+// A reload is listed in status at the next tick even when that tick reads
+// nothing from HAProxy (the snapshot kept the old services until a tick
+// succeeded: review).
+func TestReloadListedWhileHAProxyDown(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.tick()
+	next := *h.cfg
+	renamed := h.cfg.Services[0]
+	renamed.Name = "web2"
+	next.Services = []config.Service{renamed}
+	if err := h.loop.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	h.lb.mu.Lock()
+	h.lb.failInfo = true
+	h.lb.mu.Unlock()
+	h.tick()
+	if _, err := h.loop.Service("web2"); err != nil {
+		t.Errorf("service added by the reload, after a tick that read nothing: %v", err)
+	}
+	if _, err := h.loop.Service("web"); err == nil {
+		t.Error("service removed by the reload is still listed")
+	}
+}
+
 // An operator who weights a slot out (set weight 0) is respected like a
 // drain: slotscaler does not weight it back in and covers with another.
 func TestOperatorWeightZeroRespected(t *testing.T) {

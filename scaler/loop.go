@@ -314,7 +314,9 @@ func (l *Loop) Tick(ctx context.Context) bool {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	begin := time.Now()
-	l.applyPending()
+	if l.applyPending() {
+		l.publish() // the services listed change now, even if this tick reads nothing
+	}
 	now := l.clock.Now()
 	info, err := l.lb.Info(ctx)
 	if err != nil {

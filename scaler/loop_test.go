@@ -25,9 +25,19 @@ import (
 // a failed read changes nothing.
 type flakyLB struct {
 	scaler.LB
-	Fake *runtimeapi.Fake
-	mu   sync.Mutex
-	fail bool
+	Fake     *runtimeapi.Fake
+	mu       sync.Mutex
+	fail     bool
+	failInfo bool // show info fails too: the tick reads nothing
+}
+
+func (f *flakyLB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failInfo {
+		return scaler.ProcessInfo{}, errors.New("dial: connection refused")
+	}
+	return f.LB.Info(ctx)
 }
 
 func (f *flakyLB) Backend(ctx context.Context, name string) (scaler.Backend, error) {

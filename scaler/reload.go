@@ -44,13 +44,14 @@ func (l *Loop) Reload(cfg *config.Config) error {
 	return nil
 }
 
-// applyPending swaps in a reloaded config; called by Tick.
-func (l *Loop) applyPending() {
+// applyPending swaps in a reloaded config; called by Tick. True when it
+// did.
+func (l *Loop) applyPending() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cfg := l.pending
 	if cfg == nil {
-		return
+		return false
 	}
 	l.pending = nil
 	var next []*service
@@ -71,6 +72,7 @@ func (l *Loop) applyPending() {
 	}
 	l.services, l.cfg = next, cfg
 	l.log.Info("config reloaded", "services", len(next))
+	return true
 }
 
 func sameHost(a, b config.Host) bool {

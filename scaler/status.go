@@ -242,11 +242,11 @@ func (l *Loop) snapshot() *[]ServiceStatus {
 // once it is done.
 func (l *Loop) publish() *[]ServiceStatus {
 	l.mu.Lock()
+	defer l.mu.Unlock() // stored under the lock too: a status built earlier is never stored over a later one
 	out := make([]ServiceStatus, 0, len(l.services))
 	for _, s := range l.services {
 		out = append(out, s.statusLocked())
 	}
-	l.mu.Unlock()
 	l.published.Store(&out)
 	return &out
 }
