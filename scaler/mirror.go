@@ -1,7 +1,6 @@
 package scaler
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,7 +180,10 @@ func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bo
 			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
 		}
 		views[i], infos[i] = b, info
-		before := cmp.Or(seen[i], first)
+		before := seen[i]
+		if before.PID == 0 {
+			before = first
+		}
 		reset[i] = before.PID != 0 && (info.PID != before.PID || info.StartTime != before.StartTime)
 	}
 	if seen[0].PID == 0 {
