@@ -68,6 +68,13 @@ func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 	return nil
 }
 
+// isHeld reports whether slot is held for an operator's maint.
+func (l *Loop) isHeld(s *service, slot string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return s.held[slot]
+}
+
 // Pin holds a service at n replicas until Resume.
 func (l *Loop) Pin(name string, n int) error {
 	defer l.publish()

@@ -108,6 +108,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
 	}
 	keepBinding := false
+	readied := false // the bind got to state ready
 	undo := func(why string, err error) {
 		if context.Cause(ctx) == errStartCalledOff {
 			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
@@ -116,7 +117,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
 		defer cancel()
-		switch err := l.takeOutStart(cleanup, s, slot, c.Name); {
+		switch err := l.takeOutStart(cleanup, s, slot, c.Name, netip.AddrPortFrom(h.Addr, uint16(c.Port)), readied); {
 		case errors.Is(err, errDrainedMeanwhile):
 			return // theirs now, container and all
 		case err != nil:
@@ -166,6 +167,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		undo("bind", err)
 		return
 	}
+	readied = true
 	// Ready under a start of ours: a drain of ours from before (a re-bind
 	// after HAProxy restarted mid-drain) is over, or an operator's maint
 	// of the slot would pass for it (sim seed 1179). Where the bind got to
@@ -224,7 +226,12 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 // it, the slot shows a drain that landed while the start failed, and that
 // drain is theirs to keep, container and all (errDrainedMeanwhile; sim
 // seed 985 took the slot out from under them).
-func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container string) error {
+//
+// readied tells that the bind got to state ready at at: a maint there since
+// is an operator's (as waitUp finds it), held before the container goes
+// (sim scenario TestScenarioOperatorMaintAsStartFails: taken for the
+// undo's own, the slot was filled again).
+func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container string, at netip.AddrPort, readied bool) error {
 	lockOn(l.clock, &l.tickMu)
 	defer l.tickMu.Unlock()
 	b, err := l.lb.Backend(ctx, s.cfg.Backend)
@@ -233,9 +240,15 @@ func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container str
 		// may have landed meanwhile (sim seed 2503 set it to maint).
 		return fmt.Errorf("read again before the maint (container kept for the next tick): %w", err)
 	}
-	if srv, ok := b.Server(slot); ok && srv.Admin == AdminDrain {
+	srv, ok := b.Server(slot)
+	switch {
+	case ok && srv.Admin == AdminDrain:
 		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + container + " kept"})
 		return errDrainedMeanwhile
+	case ok && readied && srv.Admin == AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()) && !l.isHeld(s, slot):
+		if err := l.hold(s.log, s, slot); err != nil {
+			return fmt.Errorf("the operator's maint is not recorded (container kept for the next tick): %w", err)
+		}
 	}
 	// A maint of slotscaler's is recorded first (a draining intent): one
 	// without it is an operator's.

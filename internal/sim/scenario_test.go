@@ -374,3 +374,27 @@ func TestScenarioDrainUnsavedOfOwnDrain(t *testing.T) {
 		t.Errorf("web/%s still drained after slotscaler's drain and the operator's failed one", slot)
 	}
 }
+
+// An operator sets a starting slot to maint right after its first check
+// failed for good, before the start is undone: the maint is theirs, and the
+// slot stays out until they enable it ("operator intents kept"; sim seed
+// 252 with the tick's batch: the undo took the maint for its own, removed
+// the container and filled the slot again).
+func TestScenarioOperatorMaintAsStartFails(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		maints := 0
+		runScenario(t, Options{Dynamic: dynamic, OnEvent: func(w *World, e scaler.Event) {
+			if e.Kind == scaler.EventStartFailed && e.Reason == "first health check" && maints == 0 {
+				maints++
+				w.OnSocket(0, "web", e.Slot, "maint")
+			}
+		}, Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 2) })
+			w.At(5*time.Second, func() { w.Rollout("web", "web:bad") })
+			w.At(15*time.Second, func() { w.Scale("web", 3) }) // the lowest free slot is the maint one, unless held
+		}})
+		if maints == 0 {
+			t.Errorf("dynamic %v: no start failed its first check", dynamic)
+		}
+	}
+}

@@ -35,6 +35,10 @@ type Options struct {
 	Quiet     time.Duration // then, how long the world gets to converge
 	Script    func(*World)  // a scenario's own actions, instead of random actors
 	Log       io.Writer     // slotscaler's own log (replays); default: none
+	// OnEvent, when set, sees each event of slotscaler's as it is made,
+	// inside the operation or tick making it (scenarios: an operator's
+	// command in the window right after it).
+	OnEvent func(*World, scaler.Event)
 }
 
 // Random draws a run's shape from its seed.
@@ -263,7 +267,7 @@ func (w *world) boot() {
 			}})).With("process", proc)
 	}
 	loop, err := scaler.New(scaler.Options{Config: w.cfg, LB: theLB, Mirror: mirror, Hosts: hosts, State: procStore{s: w.store, proc: proc},
-		Clock: clock{s: w.sched, proc: proc}, Log: log})
+		Clock: clock{s: w.sched, proc: proc}, Log: log, Observer: observer{w}})
 	if err != nil {
 		w.violate("state_dir parses", "restart from state_dir: %v", err)
 		return
@@ -309,6 +313,17 @@ func (w *world) boot() {
 		fmt.Fprintf(w.opts.Log, "process %d restored: %s\n", proc, w.store.data)
 	}
 }
+
+// observer hands slotscaler's events to Options.OnEvent.
+type observer struct{ w *world }
+
+func (o observer) Event(e scaler.Event) {
+	if o.w.opts.OnEvent != nil {
+		o.w.opts.OnEvent(&World{o.w}, e)
+	}
+}
+
+func (observer) Tick(time.Duration, []scaler.ServiceStatus, []scaler.HostStatus) {}
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
