@@ -13,13 +13,38 @@ import (
 // The executor: it carries out a plan's actions (plan.go), in order, with
 // the Runtime API, the Docker hosts and the intents kept in state_dir. Slow
 // work runs in operations it owns (launch); a failure is logged and left
-// to the next tick, which observes and plans again. A dry run applies
-// nothing: it logs the plan, one line per action, and writes it for a
-// person to Options.PlanOut.
+// to the next tick, which observes and plans again. A tick's own changes
+// of HAProxy are queued and sent together when its plans are all made
+// (flush): one save of the intents they need, then one Apply, which is one
+// batch per HAProxy instance and one write of the server state file. A
+// dry run applies nothing: it logs the plan, one line per action, and
+// writes it for a person to Options.PlanOut.
+
+// queued is a change of a tick's, sent by flush.
+type queued struct {
+	s      *service
+	log    *slog.Logger
+	change Change
+	// intent: a draining intent of slotscaler's for the slot, recorded
+	// and saved before the change (since at); killed in between, the next
+	// run finds a drain or maint it knows to be its own, never one it
+	// would take for an operator's.
+	intent bool
+	at     time.Time
+	// settle: a failure is followed (see settle), as the intent was
+	// recorded for it.
+	settle bool
+	// done follows the change's outcome (err nil: it took); true when
+	// it forgot an intent in memory, which flush then saves.
+	done func(err error) bool
+}
+
+// queue adds a change to the tick's batch (see flush).
+func (l *Loop) queue(q queued) { l.batch = append(l.batch, q) }
 
 // apply carries out actions for service s, or shows them in a dry run.
-// False when a Hold could not be saved: the actions after it are not
-// carried out (see hold).
+// Changes of HAProxy are queued for the tick's flush. False when a Hold
+// could not be saved: the actions after it are not carried out (see hold).
 func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []Action) bool {
 	if l.dryRun {
 		for _, a := range acts {
@@ -30,8 +55,8 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		}
 		return true
 	}
-	for i := 0; i < len(acts); i++ {
-		switch a := acts[i].(type) {
+	for _, a := range acts {
+		switch a := a.(type) {
 		case NoteBound:
 			l.boundTo(s, a.Slot, a.At)
 		case Hold:
@@ -51,9 +76,9 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		case Retire:
 			l.retire(ctx, log, s, a)
 		case RestoreWeight:
-			l.restoreWeight(ctx, log, s, a.Slot)
+			l.restoreWeight(log, s, a.Slot)
 		case Undrain:
-			l.undrain(ctx, log, s, a.Slot)
+			l.undrain(log, s, a.Slot)
 		case Start:
 			h := l.host(a.Host)
 			spec := s.spec(a.Slot, h, a.Image, l.clock.Now())
@@ -61,22 +86,64 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 		case CancelStart:
 			l.cancelStart(log, s, a.Slot)
 		case Drain:
-			// The drains of a scale-down go together: their intents in one
-			// save, their commands in one batch.
-			drains := []Drain{a}
-			for i+1 < len(acts) {
-				next, ok := acts[i+1].(Drain)
-				if !ok {
-					break
-				}
-				drains, i = append(drains, next), i+1
-			}
-			l.drain(ctx, log, s, drains)
+			l.drain(log, s, a)
 		default:
 			panic(fmt.Sprintf("scaler: no executor for action %T", a))
 		}
 	}
 	return true
+}
+
+// flush sends the tick's queued changes. The intents they need are
+// recorded and saved first, in one write; if it fails, those changes are
+// not made (the next tick plans them again). The others, and those, go as
+// one Apply. What a failed change's intent was for is settled with one
+// read per service.
+func (l *Loop) flush(ctx context.Context) {
+	batch := l.batch
+	l.batch = nil
+	if len(batch) == 0 {
+		return
+	}
+	var intents []intentChange
+	for _, q := range batch {
+		if q.intent {
+			intents = append(intents, intentChange{q.s.draining, q.change.Server, q.at})
+		}
+	}
+	saved := l.changeIntents(intents) == nil
+	send := make([]queued, 0, len(batch))
+	changes := make([]Change, 0, len(batch))
+	for _, q := range batch {
+		if q.intent && !saved {
+			q.log.Warn("change postponed: its intent could not be saved", "change", q.change.String())
+			continue
+		}
+		send, changes = append(send, q), append(changes, q.change)
+	}
+	if len(changes) == 0 {
+		return
+	}
+	unsettled := map[*service]map[string]AdminState{}
+	forgot := false
+	for i, err := range l.lb.Apply(ctx, changes) {
+		q := send[i]
+		if err != nil && q.settle {
+			if unsettled[q.s] == nil {
+				unsettled[q.s] = map[string]AdminState{}
+			}
+			unsettled[q.s][q.change.Server] = q.change.State
+		}
+		forgot = q.done(err) || forgot
+	}
+	for s, want := range unsettled {
+		forgot = l.settle(ctx, s, want) || forgot
+	}
+	if forgot {
+		// A forgotten intent's purpose ended: a failed save leaves it
+		// forgotten, for the next save to write (see changeIntents).
+		_ = l.persist()
+	}
 }
 
 // intents is the map of intents of kind k.
@@ -101,21 +168,19 @@ func (l *Loop) rebind(ctx context.Context, log *slog.Logger, s *service, a Rebin
 func (l *Loop) retire(ctx context.Context, log *slog.Logger, s *service, a Retire) {
 	l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventRetire, Reason: a.Reason, Message: "slot to maint, container to remove"})
 	had := l.has(s.draining, a.Slot)
-	if !had {
-		if err := l.setIntent(s.draining, a.Slot, l.clock.Now()); err != nil {
-			log.Warn("retire postponed: its intent could not be saved", "slot", a.Slot, "err", err)
-			return
-		}
-	}
-	if err := change(ctx, l.lb, SetState(s.cfg.Backend, a.Slot, AdminMaint)); err != nil {
-		log.Warn("set maint", "slot", a.Slot, "err", err)
-		if !had {
-			l.settle(ctx, s, a.Slot, AdminMaint)
-		}
-		return
-	}
-	l.setIntent(s.binding, a.Slot, time.Time{})
-	l.remove(ctx, log, s, a.Slot, a.Containers, a.Reason)
+	l.queue(queued{s: s, log: log, change: SetState(s.cfg.Backend, a.Slot, AdminMaint), intent: !had, at: l.clock.Now(),
+		// A failed maint under an intent from before (a drain of ours)
+		// keeps it: the slot is still slotscaler's drain.
+		settle: !had,
+		done: func(err error) bool {
+			if err != nil {
+				log.Warn("set maint", "slot", a.Slot, "err", err)
+				return false
+			}
+			forgot := l.forget(s.binding, a.Slot)
+			l.remove(ctx, log, s, a.Slot, a.Containers, a.Reason)
+			return forgot
+		}})
 }
 
 // remove stops and removes a maint slot's containers, and deletes the
@@ -160,66 +225,65 @@ func (l *Loop) discard(ctx context.Context, log *slog.Logger, s *service, c Cont
 
 // restoreWeight lets traffic into a slot bound by an earlier run that
 // stopped before the first check passed.
-func (l *Loop) restoreWeight(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := change(ctx, l.lb, SetWeight(s.cfg.Backend, slot, 100)); err != nil {
-		log.Warn("restore weight", "slot", slot, "err", err)
-		return
-	}
-	l.setIntent(s.binding, slot, time.Time{})
+func (l *Loop) restoreWeight(log *slog.Logger, s *service, slot string) {
+	l.queue(queued{s: s, log: log, change: SetWeight(s.cfg.Backend, slot, 100), done: func(err error) bool {
+		if err != nil {
+			log.Warn("restore weight", "slot", slot, "err", err)
+			return false
+		}
+		return l.forget(s.binding, slot)
+	}})
 }
 
 // undrain takes back a slot slotscaler was draining: no container to start.
-func (l *Loop) undrain(ctx context.Context, log *slog.Logger, s *service, slot string) {
-	if err := change(ctx, l.lb, SetState(s.cfg.Backend, slot, AdminReady)); err != nil {
-		log.Warn("re-enable draining slot", "slot", slot, "err", err)
-		return
-	}
-	l.setIntent(s.draining, slot, time.Time{})
-	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventUndrain, Message: "draining slot taken back"})
+func (l *Loop) undrain(log *slog.Logger, s *service, slot string) {
+	l.queue(queued{s: s, log: log, change: SetState(s.cfg.Backend, slot, AdminReady), done: func(err error) bool {
+		if err != nil {
+			log.Warn("re-enable draining slot", "slot", slot, "err", err)
+			return false
+		}
+		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventUndrain, Message: "draining slot taken back"})
+		return l.forget(s.draining, slot)
+	}})
 }
 
-// drain drains slots to scale down. The intents are saved before the
-// drains, all in one write: killed in between, the next run finds a drain
-// it knows to be its own (or an intent for a slot still ready, which it
-// forgets), never a drain it would take for an operator's. The drains go
-// as one batch.
-func (l *Loop) drain(ctx context.Context, log *slog.Logger, s *service, drains []Drain) {
-	since := map[string]time.Time{}
-	changes := make([]Change, len(drains))
-	for i, a := range drains {
-		since[a.Slot] = a.At
-		changes[i] = SetState(s.cfg.Backend, a.Slot, AdminDrain)
-	}
-	if err := l.setIntents(s.draining, since); err != nil {
-		log.Warn("drain postponed: its intent could not be saved", "slots", len(drains), "err", err)
-		return
-	}
-	for i, err := range l.lb.Apply(ctx, changes) {
-		a := drains[i]
+// drain drains a slot to scale down. Its intent is saved before the drain
+// (with the tick's others, in one write): killed in between, the next run
+// finds a drain it knows to be its own (or an intent for a slot still
+// ready, which it forgets), never a drain it would take for an operator's.
+// The drains of a scale-down go in the tick's batch.
+func (l *Loop) drain(log *slog.Logger, s *service, a Drain) {
+	l.queue(queued{s: s, log: log, change: SetState(s.cfg.Backend, a.Slot, AdminDrain), intent: true, at: a.At, settle: true, done: func(err error) bool {
 		if err != nil {
 			log.Warn("drain", "slot", a.Slot, "err", err)
-			l.settle(ctx, s, a.Slot, AdminDrain)
-			continue
+			return false
 		}
 		l.event(Event{Service: s.cfg.Name, Slot: a.Slot, Kind: EventDrain, Message: "draining slot"}, "sessions", a.Sessions)
-	}
+		return false
+	}})
 }
 
-// settle follows a change of slotscaler's that failed: a reply lost on the
-// way back may hide a change that took, which without its intent would
-// pass for an operator's, so the intent was kept. The slot is read again
-// at once: if the change did not take anywhere, the intent goes now, not at
+// settle follows changes of slotscaler's that failed (slot: the admin
+// state each wanted): a reply lost on the way back may hide a change that
+// took, which without its intent would pass for an operator's, so the
+// intent was kept. The backend is read again at once, once for all of
+// them: where a change did not take anywhere, the intent goes now, not at
 // the next tick, so that an operator's drain or maint meanwhile is not
 // taken for slotscaler's (sim: "operator intents kept"). A read that fails
-// keeps the intent; the next tick settles it.
-func (l *Loop) settle(ctx context.Context, s *service, slot string, want AdminState) {
+// keeps the intents; the next tick settles them. True when it forgot one
+// (in memory: the caller saves).
+func (l *Loop) settle(ctx context.Context, s *service, want map[string]AdminState) bool {
 	b, err := l.lb.Backend(ctx, s.cfg.Backend)
 	if err != nil {
-		return
+		return false
 	}
-	if srv, ok := b.Server(slot); ok && srv.Admin < want {
-		l.setIntent(s.draining, slot, time.Time{})
+	forgot := false
+	for slot, w := range want {
+		if srv, ok := b.Server(slot); ok && srv.Admin < w {
+			forgot = l.forget(s.draining, slot) || forgot
+		}
 	}
+	return forgot
 }
 
 // errStartCalledOff ends a start that a scale-down no longer needs.

@@ -67,20 +67,38 @@ func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.T
 
 // setIntents is setIntent for several slots, in one save.
 func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Time) error {
+	changes := make([]intentChange, 0, len(since))
+	for slot, t := range since {
+		changes = append(changes, intentChange{intents, slot, t})
+	}
+	return l.changeIntents(changes)
+}
+
+// intentChange records (since set) or forgets (zero) the intent of a slot
+// in one of a service's maps of intents.
+type intentChange struct {
+	intents map[string]time.Time
+	slot    string
+	since   time.Time
+}
+
+// changeIntents is setIntent for several slots of any services, in one
+// save.
+func (l *Loop) changeIntents(changes []intentChange) error {
 	l.mu.Lock()
 	changed := false
-	var added []string
-	for slot, t := range since {
-		_, had := intents[slot]
-		if t.IsZero() {
-			delete(intents, slot)
+	var added []intentChange
+	for _, c := range changes {
+		_, had := c.intents[c.slot]
+		if c.since.IsZero() {
+			delete(c.intents, c.slot)
 		} else {
-			intents[slot] = t
+			c.intents[c.slot] = c.since
 		}
-		if had != !t.IsZero() {
+		if had != !c.since.IsZero() {
 			changed = true
 			if !had {
-				added = append(added, slot)
+				added = append(added, c)
 			}
 		}
 	}
@@ -97,10 +115,20 @@ func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Ti
 		// done weight 0 intent took an operator's weight 0 for the bind's,
 		// sim seed 983); the next save writes it.
 		l.mu.Lock()
-		for _, slot := range added {
-			delete(intents, slot)
+		for _, c := range added {
+			delete(c.intents, c.slot)
 		}
 		l.mu.Unlock()
 	}
 	return err
+}
+
+// forget forgets an intent in memory only, for a later save to write (a
+// forgotten intent's purpose ended); true when there was one.
+func (l *Loop) forget(intents map[string]time.Time, slot string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, had := intents[slot]
+	delete(intents, slot)
+	return had
 }

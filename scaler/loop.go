@@ -90,6 +90,9 @@ type Loop struct {
 	// under it (an lbctl drain racing a tick's retire of the slot was
 	// overwritten, and the slot deleted and refilled: sim seed 876).
 	tickMu sync.Mutex
+	// batch is the tick's changes of HAProxy, sent when its plans are all
+	// made (apply.go); held under tickMu by the tick.
+	batch []queued
 
 	mu       sync.Mutex // guards what follows and the services' shared fields
 	services []*service
@@ -371,6 +374,7 @@ func (l *Loop) Tick(ctx context.Context) bool {
 		}
 		statuses = append(statuses, st)
 	}
+	l.flush(ctx)
 	hosts := make([]HostStatus, 0, len(l.hosts))
 	for _, h := range l.hosts {
 		hosts = append(hosts, HostStatus{Name: h.Name, Containers: len(inv.byHost[h.Name]), Capacity: h.Capacity, Up: inv.down[h.Name] == nil})
