@@ -28,7 +28,15 @@ type flakyLB struct {
 	Fake     *runtimeapi.Fake
 	mu       sync.Mutex
 	fail     bool
-	failInfo bool // show info fails too: the tick reads nothing
+	failInfo bool              // show info fails too: the tick reads nothing
+	applies  [][]scaler.Change // every Apply, in order
+}
+
+func (f *flakyLB) Apply(ctx context.Context, changes []scaler.Change) []error {
+	f.mu.Lock()
+	f.applies = append(f.applies, changes)
+	f.mu.Unlock()
+	return f.LB.Apply(ctx, changes)
 }
 
 func (f *flakyLB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
@@ -239,6 +247,43 @@ func TestLoopScalesUpWithStepAndDownAfterStabilization(t *testing.T) {
 	}
 	if n := h.engine.Count(); n != 1 {
 		t.Errorf("%d containers after scale-down, want 1", n)
+	}
+}
+
+// A tick's own changes, of every service, go as one Apply: one batch per
+// HAProxy instance, one write of the server state file.
+func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
+	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
+		api := c.Services[0]
+		api.Name, api.Backend = "api", "api"
+		c.Services = append(c.Services, api)
+	}})
+	h.lb.Fake.DeclareBackend("api", "roundrobin")
+	h.lb.Fake.DeclareTemplate("api", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	for _, name := range []string{"web", "api"} {
+		if err := h.loop.Pin(name, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.ticks(3)
+	for _, name := range []string{"web", "api"} {
+		if err := h.loop.Pin(name, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.lb.applies = nil
+	h.loop.Tick(context.Background())
+	if len(h.lb.applies) != 1 {
+		t.Fatalf("the scale-down tick made %d Apply calls, want 1: %v", len(h.lb.applies), h.lb.applies)
+	}
+	var drains []string
+	for _, c := range h.lb.applies[0] {
+		if c.Op == scaler.ChangeState && c.State == scaler.AdminDrain {
+			drains = append(drains, c.Backend+"/"+c.Server)
+		}
+	}
+	if len(drains) != 6 || len(h.lb.applies[0]) != 6 {
+		t.Errorf("the batch: %v, want the 3 drains of each service", h.lb.applies[0])
 	}
 }
 
