@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 )
 
 // Errors of the manual controls; the API maps them to 404, 400 and 409.
@@ -51,16 +50,16 @@ func (l *Loop) serviceOfBackendLocked(backend string) *service {
 // error returned, for the caller to leave both in place and the next tick
 // to try again (sim seed 1602: a hold lost to a full disk, then a crash).
 func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
-	l.mu.Lock()
-	was := s.held[slot]
-	s.held[slot] = true
-	l.mu.Unlock()
-	if err := l.persist(); err != nil {
-		if !was {
-			l.mu.Lock()
-			delete(s.held, slot)
-			l.mu.Unlock()
-		}
+	err := l.persistChange(func() (func(), bool) {
+		was := s.held[slot]
+		s.held[slot] = true
+		return func() {
+			if !was {
+				delete(s.held, slot)
+			}
+		}, true
+	})
+	if err != nil {
 		log.Warn("operator maint not recorded yet: its container stays until it is", "slot", slot, "err", err)
 		return err
 	}
@@ -186,13 +185,16 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 	// Unless that cannot be saved: then it stays slotscaler's, as
 	// state.json and the error the operator gets say (in memory alone it
 	// was theirs, and slotscaler's drain never ended: sim seed 1781).
-	since, ours := l.intent(s.draining, slot)
-	if err := l.setIntent(s.draining, slot, time.Time{}); err != nil {
-		if ours {
-			l.mu.Lock()
-			s.draining[slot] = since
-			l.mu.Unlock()
-		}
+	err = l.persistChange(func() (func(), bool) {
+		since, ours := s.draining[slot]
+		delete(s.draining, slot)
+		return func() {
+			if ours {
+				s.draining[slot] = since
+			}
+		}, ours
+	})
+	if err != nil {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator"})

@@ -83,44 +83,37 @@ type intentChange struct {
 }
 
 // changeIntents is setIntent for several slots of any services, in one
-// save.
+// save. Recorded and saved as one step (persistChange): if the save fails,
+// the new intents are gone from memory before any other write can save
+// them, as the changes they were for are not made (kept, they would make an
+// operator's later drain of the slot pass for slotscaler's: sim). A
+// forgotten one stays forgotten (its purpose ended: kept, a bind's done
+// weight 0 intent took an operator's weight 0 for the bind's, sim seed
+// 983); the next save writes it.
 func (l *Loop) changeIntents(changes []intentChange) error {
-	l.mu.Lock()
-	changed := false
-	var added []intentChange
-	for _, c := range changes {
-		_, had := c.intents[c.slot]
-		if c.since.IsZero() {
-			delete(c.intents, c.slot)
-		} else {
-			c.intents[c.slot] = c.since
-		}
-		if had != !c.since.IsZero() {
-			changed = true
-			if !had {
-				added = append(added, c)
+	return l.persistChange(func() (func(), bool) {
+		changed := false
+		var added []intentChange
+		for _, c := range changes {
+			_, had := c.intents[c.slot]
+			if c.since.IsZero() {
+				delete(c.intents, c.slot)
+			} else {
+				c.intents[c.slot] = c.since
+			}
+			if had != !c.since.IsZero() {
+				changed = true
+				if !had {
+					added = append(added, c)
+				}
 			}
 		}
-	}
-	l.mu.Unlock()
-	if !changed {
-		return nil
-	}
-	err := l.persist()
-	if err != nil {
-		// Not saved, so the changes they were for are not made: nor are
-		// the new intents kept in memory, where they would make an
-		// operator's later drain of the slot pass for slotscaler's (sim).
-		// A forgotten one stays forgotten (its purpose ended: kept, a bind's
-		// done weight 0 intent took an operator's weight 0 for the bind's,
-		// sim seed 983); the next save writes it.
-		l.mu.Lock()
-		for _, c := range added {
-			delete(c.intents, c.slot)
-		}
-		l.mu.Unlock()
-	}
-	return err
+		return func() {
+			for _, c := range added {
+				delete(c.intents, c.slot)
+			}
+		}, changed
+	})
 }
 
 // forget forgets an intent in memory only, for a later save to write (a

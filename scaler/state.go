@@ -77,7 +77,21 @@ type savedService struct {
 // A failure is logged, makes the loop not ready until a save succeeds, and
 // is returned wrapping ErrNotSaved.
 func (l *Loop) persist() error {
+	return l.persistChange(func() (func(), bool) { return nil, true })
+}
+
+// persistChange makes change in memory (under mu) and saves the state with
+// it, all under saveMu; change reports whether it changed anything (if
+// not, nothing is written). When the write fails, undo (if any) runs
+// before saveMu is released: no other write can save a change whose own
+// save failed and was undone (a drain command's restore of slotscaler's
+// intent outside the lock let another writer save the slot as the
+// operator's meanwhile: review).
+func (l *Loop) persistChange(change func() (undo func(), changed bool)) error {
 	if l.store == nil || l.dryRun {
+		l.mu.Lock()
+		change()
+		l.mu.Unlock()
 		return nil
 	}
 	lockOn(l.clock, &l.saveMu)
@@ -87,6 +101,11 @@ func (l *Loop) persist() error {
 		rebuilding = l.mirror.Rebuilding()
 	}
 	l.mu.Lock()
+	undo, changed := change()
+	if !changed {
+		l.mu.Unlock()
+		return nil
+	}
 	l.version++
 	st := savedState{Version: l.version, Services: map[string]savedService{}, Rebuilding: rebuilding}
 	for _, s := range l.services {
@@ -112,6 +131,9 @@ func (l *Loop) persist() error {
 	}
 	l.mu.Lock()
 	l.saveErr = err
+	if err != nil && undo != nil {
+		undo()
+	}
 	l.mu.Unlock()
 	if err != nil {
 		l.log.Error("state not saved: not ready until a save succeeds", "err", err)
