@@ -3,8 +3,11 @@ package scaler
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // LB is HAProxy's Runtime API as the loop uses it. The loop declares it
@@ -13,10 +16,11 @@ import (
 type LB interface {
 	Info(ctx context.Context) (ProcessInfo, error)
 	Backend(ctx context.Context, name string) (Backend, error)
-	// Backends reads the named backends in one pass where the LB can (one
-	// show stat and one show servers state: a tick over many services then
-	// costs about one bare read); a backend the reply lacks is left out.
-	// errors.ErrUnsupported: read them one by one with Backend.
+	// Backends reads the named backends in one pass (one show stat and
+	// one show servers state: a tick over many services then costs about
+	// one bare read); a backend the reply lacks is left out. A
+	// BackendErrors error fails only the backends it names; the others
+	// returned are good.
 	Backends(ctx context.Context, names []string) (map[string]Backend, error)
 	// Apply makes changes, in order, one error per change (nil: applied);
 	// a change refused does not stop the next. On one HAProxy instance
@@ -100,6 +104,20 @@ func (c Change) String() string {
 		return "del server " + bs
 	}
 	return "unknown change of " + bs
+}
+
+// BackendErrors are the backends of a Backends pass that could not be read
+// or, over several HAProxy instances, brought in step; the pass's other
+// backends are good.
+type BackendErrors map[string]error
+
+func (e BackendErrors) Error() string {
+	names := slices.Sorted(maps.Keys(e))
+	msgs := make([]string, len(names))
+	for i, name := range names {
+		msgs[i] = e[name].Error()
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // change makes one change on lb.

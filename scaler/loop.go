@@ -464,19 +464,19 @@ type serviceRead struct {
 // backendsRead is every service's backend as one pass read it.
 type backendsRead struct {
 	byName map[string]Backend
-	err    error // the pass failed: no service is read (nothing on part of the data)
-	each   bool  // the LB reads one backend at a time (a Mirror): read each with Backend
+	err    error            // the pass failed: no service is read (nothing on part of the data)
+	failed map[string]error // backends the pass could not read (BackendErrors): their services are skipped
 }
 
-// readBackends reads the services' backends in one pass where the LB can.
+// readBackends reads the services' backends in one pass.
 func (l *Loop) readBackends(ctx context.Context, services []*service) backendsRead {
 	names := make([]string, len(services))
 	for i, s := range services {
 		names[i] = s.cfg.Backend
 	}
 	bs, err := l.lb.Backends(ctx, names)
-	if errors.Is(err, errors.ErrUnsupported) {
-		return backendsRead{each: true}
+	if failed, ok := errors.AsType[BackendErrors](err); ok {
+		return backendsRead{byName: bs, failed: failed}
 	}
 	return backendsRead{byName: bs, err: err}
 }
@@ -484,16 +484,10 @@ func (l *Loop) readBackends(ctx context.Context, services []*service) backendsRe
 // read observes one service: its backend (merged over the HAProxy
 // instances), its containers, and their CPU when a target uses it.
 func (l *Loop) read(ctx context.Context, s *service, inv inventory, all backendsRead) serviceRead {
-	var b Backend
-	err := all.err
-	switch {
-	case all.each:
-		b, err = l.lb.Backend(ctx, s.cfg.Backend)
-	case err == nil:
-		var ok bool
-		if b, ok = all.byName[s.cfg.Backend]; !ok {
-			err = fmt.Errorf("backend %s is not in HAProxy's stats", s.cfg.Backend)
-		}
+	b, ok := all.byName[s.cfg.Backend]
+	err := cmp.Or(all.err, all.failed[s.cfg.Backend])
+	if err == nil && !ok {
+		err = fmt.Errorf("backend %s is not in HAProxy's stats", s.cfg.Backend)
 	}
 	r := serviceRead{backend: b, names: s.slotNames(b), cpu: -1, err: err}
 	if err == nil && len(r.names) == 0 {

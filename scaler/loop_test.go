@@ -29,6 +29,7 @@ type flakyLB struct {
 	mu       sync.Mutex
 	fail     bool
 	failInfo bool              // show info fails too: the tick reads nothing
+	failOne  string            // a backend Backends fails alone (BackendErrors)
 	applies  [][]scaler.Change // every Apply, in order
 }
 
@@ -63,7 +64,12 @@ func (f *flakyLB) Backends(ctx context.Context, names []string) (map[string]scal
 	if f.fail {
 		return nil, errors.New("read: connection reset by peer")
 	}
-	return f.LB.Backends(ctx, names)
+	bs, err := f.LB.Backends(ctx, names)
+	if f.failOne != "" && err == nil {
+		delete(bs, f.failOne)
+		err = scaler.BackendErrors{f.failOne: errors.New("b: instances differ and could not be brought in step")}
+	}
+	return bs, err
 }
 
 type harness struct {
@@ -284,6 +290,30 @@ func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
 	}
 	if len(drains) != 6 || len(h.lb.applies[0]) != 6 {
 		t.Errorf("the batch: %v, want the 3 drains of each service", h.lb.applies[0])
+	}
+}
+
+// A backend the pass could not read (BackendErrors) skips its service
+// only: the others tick.
+func TestLoopBackendErrorSkipsItsServiceOnly(t *testing.T) {
+	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
+		api := c.Services[0]
+		api.Name, api.Backend = "api", "api"
+		c.Services = append(c.Services, api)
+	}})
+	h.lb.Fake.DeclareBackend("api", "roundrobin")
+	h.lb.Fake.DeclareTemplate("api", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	h.lb.failOne = "api"
+	h.ticks(2)
+	if got := h.serving(); got != 1 {
+		t.Errorf("web serving %d, want its min of 1: %s", got, h.slots())
+	}
+	st, err := h.loop.Service("api")
+	if err != nil || !strings.Contains(st.Error, "could not be brought in step") {
+		t.Errorf("api status error %q (%v), want the backend's", st.Error, err)
+	}
+	if n := h.engine.Count(); n != 1 {
+		t.Errorf("%d containers, want web's one only", n)
 	}
 }
 

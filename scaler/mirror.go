@@ -12,8 +12,9 @@ import (
 // Mirror is an LB over several HAProxy instances that serve the same
 // backends (haproxy.runtime_api with more than one entry). No instance is
 // a primary. Every change goes to all of them and fails when any refused
-// it. Every read reads all of them (any failure fails the read, so nothing
-// is decided on part of the traffic) and merges:
+// it. Every read reads all of them (a tick's, every backend in one pass per
+// instance; any failure fails the read, so nothing is decided on part of
+// the traffic) and merges each backend:
 //
 //   - An instance that restarted since it was last read (show info:
 //     another PID or start time; with no history, every slot in maint
@@ -127,64 +128,127 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 	return out, nil
 }
 
-// Backends is not one pass over several instances: each backend is read,
-// merged and synced on its own (Backend).
-func (m *Mirror) Backends(context.Context, []string) (map[string]Backend, error) {
-	return nil, errors.ErrUnsupported
+// Backends reads every instance once for all the named backends (one
+// pass each: Info, Backends, Info), then merges and syncs each backend as
+// Backend does. A backend that could not be read on every instance, or
+// brought in step, is left out and named in a BackendErrors; the others
+// are good.
+func (m *Mirror) Backends(ctx context.Context, names []string) (map[string]Backend, error) {
+	out, completed, err := m.readAll(ctx, names)
+	if completed && m.onRebuilding != nil {
+		m.onRebuilding()
+	}
+	return out, err
 }
 
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
-	b, completed, err := m.read(ctx, name)
+	out, completed, err := m.readAll(ctx, []string{name})
 	if completed && m.onRebuilding != nil {
 		m.onRebuilding()
 	}
-	return b, err
+	if be, ok := errors.AsType[BackendErrors](err); ok {
+		err = be[name]
+	}
+	return out[name], err
 }
 
-// read is Backend under the lock; completed reports a rebuild completed.
-func (m *Mirror) read(ctx context.Context, name string) (_ Backend, completed bool, _ error) {
-	begun := false
+// instanceRead is what one pass read of one instance.
+type instanceRead struct {
+	first ProcessInfo        // show info before the backends, when some had no history
+	views map[string]Backend // per backend
+	info  ProcessInfo        // show info after the backends: a restart before that read shows here
+}
+
+// readAll is Backends under the lock; completed reports a rebuild
+// completed.
+func (m *Mirror) readAll(ctx context.Context, names []string) (_ map[string]Backend, completed bool, _ error) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
+	reads := make([]instanceRead, len(m.lbs))
+	for i, lb := range m.lbs {
+		r, err := m.readInstance(ctx, i, lb, names)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", m.names[i], err)
+		}
+		reads[i] = r
+	}
+	out := make(map[string]Backend, len(names))
+	failed := BackendErrors{}
+	for _, name := range names {
+		views := make([]Backend, len(m.lbs))
+		for i, r := range reads {
+			v, ok := r.views[name]
+			if !ok {
+				failed[name] = fmt.Errorf("%s: backend %s is not in HAProxy's stats", m.names[i], name)
+				break
+			}
+			views[i] = v
+		}
+		if failed[name] != nil {
+			continue
+		}
+		b, done, err := m.merge(ctx, name, views, reads)
+		completed = completed || done
+		if err != nil {
+			failed[name] = err
+			continue
+		}
+		out[name] = b
+	}
+	if len(failed) > 0 {
+		return out, completed, failed
+	}
+	return out, completed, nil
+}
+
+// readInstance reads the named backends of instance i: one backend alone
+// (a start's polls) with Backend, several in one pass.
+func (m *Mirror) readInstance(ctx context.Context, i int, lb LB, names []string) (instanceRead, error) {
+	r := instanceRead{views: make(map[string]Backend, len(names))}
+	var err error
+	// No history: the process before the backend read is compared
+	// instead, or a restart during the read would pass unseen and the view
+	// from before it be taken for the new process's (sim seed 3547 then
+	// merged the slots it re-added, still in maint, as restrictive, and
+	// took the other instance's last serving slot out).
+	if slices.ContainsFunc(names, func(name string) bool { return m.seen[name] == nil || m.seen[name][i].PID == 0 }) {
+		if r.first, err = lb.Info(ctx); err != nil {
+			return r, err
+		}
+	}
+	if len(names) == 1 {
+		b, err := lb.Backend(ctx, names[0])
+		if err != nil {
+			return r, err
+		}
+		r.views[names[0]] = b
+	} else if r.views, err = lb.Backends(ctx, names); err != nil {
+		return r, err
+	}
+	r.info, err = lb.Info(ctx)
+	return r, err
+}
+
+// merge merges one backend's views (read in reads) into one and brings
+// each instance to it; completed reports a rebuild completed.
+func (m *Mirror) merge(ctx context.Context, name string, views []Backend, reads []instanceRead) (_ Backend, completed bool, _ error) {
+	begun := false
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
 		seen = make([]ProcessInfo, len(m.lbs))
 		m.seen[name] = seen
 	}
-	views := make([]Backend, len(m.lbs))
 	reset := make([]bool, len(m.lbs))
 	infos := make([]ProcessInfo, len(m.lbs))
-	for i, lb := range m.lbs {
-		var first ProcessInfo
-		if seen[i].PID == 0 {
-			// No history: the process before the backend read is compared
-			// instead, or a restart during the read would pass unseen and
-			// the view from before it be taken for the new process's (sim
-			// seed 3547 then merged the slots it re-added, still in maint,
-			// as restrictive, and took the other instance's last serving
-			// slot out).
-			var err error
-			if first, err = lb.Info(ctx); err != nil {
-				return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
-			}
-		}
-		b, err := lb.Backend(ctx, name)
-		if err != nil {
-			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
-		}
-		// Read after the backend: a restart before that read shows here.
-		info, err := lb.Info(ctx)
-		if err != nil {
-			return Backend{}, false, fmt.Errorf("%s: %w", m.names[i], err)
-		}
-		views[i], infos[i] = b, info
+	for i, r := range reads {
+		infos[i] = r.info
 		before := seen[i]
 		if before.PID == 0 {
-			before = first
+			before = r.first
 		}
-		reset[i] = before.PID != 0 && (info.PID != before.PID || info.StartTime != before.StartTime)
+		reset[i] = before.PID != 0 && (r.info.PID != before.PID || r.info.StartTime != before.StartTime)
 	}
 	if seen[0].PID == 0 {
 		// No history (slotscaler just started): an instance as a restart

@@ -229,3 +229,51 @@ func TestMirrorApply(t *testing.T) {
 		t.Errorf("instance a: %s", got)
 	}
 }
+
+// countingLB counts the reads of one instance.
+type countingLB struct {
+	scaler.LB
+	backend, backends int
+}
+
+func (c *countingLB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
+	c.backend++
+	return c.LB.Backend(ctx, name)
+}
+
+func (c *countingLB) Backends(ctx context.Context, names []string) (map[string]scaler.Backend, error) {
+	c.backends++
+	return c.LB.Backends(ctx, names)
+}
+
+// A Mirror reads every backend of a tick in one pass per instance, and a
+// backend it cannot read on every instance fails alone (BackendErrors):
+// the others are merged and returned.
+func TestMirrorBackendsOnePassPerInstance(t *testing.T) {
+	ctx := context.Background()
+	fakes := mirroredFakes(config.ModeTemplate, fakeengine.New("node1", 4), time.Now)
+	for _, f := range fakes {
+		f.DeclareBackend("api", "roundrobin")
+		f.DeclareTemplate("api", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
+	}
+	fakes[1].DeclareBackend("only-a", "roundrobin") // only on instance b
+	counts := []*countingLB{{LB: haproxy.New(fakes[0])}, {LB: haproxy.New(fakes[1])}}
+	m := scaler.NewMirror([]scaler.LB{counts[0], counts[1]}, []string{"a", "b"}, func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{}, false },
+		scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	bs, err := m.Backends(ctx, []string{"web", "api", "only-a"})
+	failed, ok := errors.AsType[scaler.BackendErrors](err)
+	if !ok || len(failed) != 1 || failed["only-a"] == nil || !strings.Contains(failed["only-a"].Error(), "a: backend only-a is not in HAProxy's stats") {
+		t.Fatalf("err %v, want only-a failed on instance a", err)
+	}
+	if len(bs["web"].Servers) != 4 || len(bs["api"].Servers) != 2 || len(bs) != 2 {
+		t.Errorf("backends read: %v", bs)
+	}
+	for i, c := range counts {
+		if c.backends != 1 || c.backend != 0 {
+			t.Errorf("instance %d: %d passes and %d single reads, want 1 pass", i, c.backends, c.backend)
+		}
+	}
+	if _, err := m.Backend(ctx, "only-a"); err == nil || !strings.Contains(err.Error(), "only-a") {
+		t.Errorf("Backend of a backend instance a lacks: %v", err)
+	}
+}

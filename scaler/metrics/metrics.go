@@ -7,7 +7,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -169,13 +168,8 @@ func (i *instrumentedLB) Backend(ctx context.Context, name string) (b scaler.Bac
 }
 
 func (i *instrumentedLB) Backends(ctx context.Context, names []string) (bs map[string]scaler.Backend, err error) {
-	start := time.Now()
-	bs, err = i.lb.Backends(ctx, names)
-	if errors.Is(err, errors.ErrUnsupported) {
-		return nil, err // no request was made
-	}
-	i.done(start, &err)
-	return bs, err
+	defer i.done(time.Now(), &err)
+	return i.lb.Backends(ctx, names)
 }
 
 // Apply counts each change with its own result and times the batch as
