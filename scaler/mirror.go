@@ -176,6 +176,7 @@ func (m *Mirror) readAll(ctx context.Context, names []string) (_ map[string]Back
 	}
 	out := make(map[string]Backend, len(names))
 	failed := BackendErrors{}
+	var merges []*merging
 	for _, name := range names {
 		views := make([]Backend, len(m.lbs))
 		for i, r := range reads {
@@ -186,16 +187,33 @@ func (m *Mirror) readAll(ctx context.Context, names []string) (_ map[string]Back
 			}
 			views[i] = v
 		}
-		if failed[name] != nil {
+		if failed[name] == nil {
+			merges = append(merges, m.merge(name, views, reads))
+		}
+	}
+	// Each instance is brought in step for every backend with one batch.
+	for i, lb := range m.lbs {
+		var changes []Change
+		for _, g := range merges {
+			changes = append(changes, g.changes[i]...)
+		}
+		if len(changes) == 0 {
 			continue
 		}
-		b, done, err := m.merge(ctx, name, views, reads)
+		errs := lb.Apply(ctx, changes)
+		for _, g := range merges {
+			n := len(g.changes[i])
+			g.errs[i], errs = errs[:n], errs[n:]
+		}
+	}
+	for _, g := range merges {
+		done, err := m.synced(g)
 		completed = completed || done
 		if err != nil {
-			failed[name] = err
+			failed[g.merged.Name] = err
 			continue
 		}
-		out[name] = b
+		out[g.merged.Name] = g.merged
 	}
 	if len(failed) > 0 {
 		return out, completed, failed
@@ -231,9 +249,18 @@ func (m *Mirror) readInstance(ctx context.Context, i int, lb LB, names []string)
 	return r, err
 }
 
-// merge merges one backend's views (read in reads) into one and brings
-// each instance to it; completed reports a rebuild completed.
-func (m *Mirror) merge(ctx context.Context, name string, views []Backend, reads []instanceRead) (_ Backend, completed bool, _ error) {
+// merging is one backend's merge: the merged view, and per instance the
+// changes that bring it in step and their errors once sent.
+type merging struct {
+	merged  Backend
+	changes [][]Change
+	errs    [][]error
+	infos   []ProcessInfo // each instance's process, as read
+}
+
+// merge merges one backend's views (read in reads) into one and lists, per
+// instance, the changes that bring it to that view (syncChanges).
+func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merging {
 	begun := false
 	seen := m.seen[name] // per backend: each backend's read must see a restart
 	if seen == nil {
@@ -330,30 +357,56 @@ func (m *Mirror) merge(ctx context.Context, name string, views []Backend, reads 
 			}
 		}
 	}
-	synced := true
+	g := &merging{merged: merged, changes: make([][]Change, len(views)), errs: make([][]error, len(views)), infos: infos}
+	opts, dynamic := m.opts(name)
 	for i, v := range views {
-		if _, dynamic := m.opts(name); reset[i] && dynamic {
+		if reset[i] && dynamic {
 			// Its view may predate the restart (read just before it): its
 			// dynamic servers are added again as if it had lost them all
 			// (every field of a rebuilt slot is set, whatever its view).
 			v = Backend{Name: v.Name}
 		}
-		if !m.sync(ctx, i, merged, v, func(slot string) bool { return reset[i] || lost[i][slot] }) {
-			synced = false
+		g.changes[i] = syncChanges(merged, v, opts, dynamic, func(slot string) bool { return reset[i] || lost[i][slot] })
+	}
+	return g
+}
+
+// synced records how the changes of a merge went; completed reports a
+// rebuild completed. An instance in step is compared to what it is now at
+// the next read; one not brought in step is rebuilt again (rebuilding it
+// from its own half-built view would take the slots still missing for
+// maints).
+func (m *Mirror) synced(g *merging) (completed bool, _ error) {
+	name := g.merged.Name
+	lockOn(m.clock, &m.flagsMu)
+	defer m.flagsMu.Unlock()
+	seen, rebuilding := m.seen[name], m.rebuilding[name]
+	ok := true
+	for i, changes := range g.changes {
+		inStep := true
+		for j, c := range changes {
+			err := g.errs[i][j]
+			if c.Op == ChangeAdd && errors.Is(err, ErrAlreadyExists) {
+				err = nil // a rebuild assumes it lost: it had not
+			}
+			if err != nil {
+				inStep = false
+				m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", name, "change", c.String(), "err", err)
+			} else {
+				m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", name, "change", c.String())
+			}
+		}
+		if !inStep {
+			ok = false
 			continue
 		}
-		// In step: the next read compares it to what it is now. One not
-		// brought in step is rebuilt again (rebuilding it from its own
-		// half-built view would take the slots still missing for maints).
-		lockOn(m.clock, &m.flagsMu)
 		completed = completed || rebuilding[i]
-		seen[i], rebuilding[i] = infos[i], false
-		m.flagsMu.Unlock()
+		seen[i], rebuilding[i] = g.infos[i], false
 	}
-	if !synced {
-		return Backend{}, completed, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
+	if !ok {
+		return completed, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
 	}
-	return merged, completed, nil
+	return completed, nil
 }
 
 // pristineBeside reports whether v looks as a restart leaves an instance
@@ -433,51 +486,22 @@ func mergeServer(a, b Server, state, binding bool) Server {
 	return a
 }
 
-// sync brings instance i's servers of one backend to the merged view; false
-// when a change failed. The changes go as batches over the instance's
-// connection: the dynamic servers it lacks first, then every other change.
-func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildSlot func(string) bool) bool {
-	lb, be := m.lbs[i], merged.Name
-	ok := true
-	report := func(c Change, err error) {
-		if err != nil {
-			ok = false
-			m.log.Warn("haproxy instance not brought in step; retried at the next read", "instance", m.names[i], "backend", be, "change", c.String(), "err", err)
-		} else {
-			m.log.Info("haproxy instance brought in step", "instance", m.names[i], "backend", be, "change", c.String())
-		}
-	}
-	opts, dynamic := m.opts(be)
-	// Only dynamic servers can be missing: the instance restarted.
-	var adds []Change
-	for _, p := range merged.Servers {
-		if _, found := view.Server(p.Name); !found && dynamic && p.Addr.IsValid() {
-			adds = append(adds, AddServer(be, p.Name, p.Addr, p.Port, opts), EnableHealth(be, p.Name))
-		}
-	}
-	added := map[string]bool{}
-	if len(adds) > 0 {
-		errs := lb.Apply(ctx, adds)
-		for j := 0; j < len(adds); j += 2 {
-			if errors.Is(errs[j], ErrAlreadyExists) {
-				errs[j] = nil // a rebuild assumes it lost: it had not
-			}
-			err := errors.Join(errs[j], errs[j+1])
-			report(adds[j], err)
-			if err != nil {
-				continue
-			}
-			added[adds[j].Server] = true
-		}
-	}
+// syncChanges are the changes that bring an instance's view of one
+// backend to the merged one (rebuild: slots it lost, set in full), in the
+// order they go in its batch: a dynamic server it lacks is added (with its
+// health check) before it is set.
+func syncChanges(merged, view Backend, opts ServerOptions, dynamic bool, rebuildSlot func(string) bool) []Change {
+	be := merged.Name
 	var changes []Change
 	for _, p := range merged.Servers {
 		rebuild := rebuildSlot(p.Name)
 		s, found := view.Server(p.Name)
 		if !found {
-			if !added[p.Name] {
+			// Only dynamic servers can be missing: the instance restarted.
+			if !dynamic || !p.Addr.IsValid() {
 				continue
 			}
+			changes = append(changes, AddServer(be, p.Name, p.Addr, p.Port, opts), EnableHealth(be, p.Name))
 			s = Server{Name: p.Name, Addr: p.Addr, Port: p.Port, Admin: AdminMaint, Weight: 1}
 		}
 		// A rebuild sets everything: the instance may have moved since its
@@ -508,12 +532,7 @@ func (m *Mirror) sync(ctx context.Context, i int, merged, view Backend, rebuildS
 			}
 		}
 	}
-	if len(changes) > 0 {
-		for j, err := range lb.Apply(ctx, changes) {
-			report(changes[j], err)
-		}
-	}
-	return ok
+	return changes
 }
 
 // Apply makes the changes on every instance, each instance's as one
