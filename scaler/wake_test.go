@@ -3,6 +3,7 @@ package scaler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/internal/scalertest"
+	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
 )
@@ -280,4 +282,69 @@ func TestWakeBusinessHours(t *testing.T) {
 
 	at(9, 0, 1)
 	ticks("Tuesday 09:00, the window opens", 2)
+}
+
+// A tick's drains and undrains reach held requests with that tick's
+// publish: the slot it begins to drain is no longer handed out, and the
+// draining one it takes back is, at once (wakePublish tells them apart by
+// the draining intents, which the tick's batch now sets and clears only
+// at its flush, after the publish).
+func TestWakeSeesTheTicksDrainsAndUndrains(t *testing.T) {
+	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
+		c.Services[0].Wake = &config.Wake{Listen: "127.0.0.1:9301", IdleAfter: config.Duration{Duration: time.Hour}}
+	}})
+	wakes := func() map[netip.AddrPort]bool {
+		seen := map[netip.AddrPort]bool{}
+		for range 6 {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			addr, release, err := h.loop.Wake(ctx, "web")
+			cancel()
+			if err != nil {
+				t.Fatalf("wake: %v", err)
+			}
+			release()
+			seen[addr] = true
+		}
+		return seen
+	}
+	drained := func() (string, netip.AddrPort) {
+		b, err := h.lb.Fake.Backend(context.Background(), "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range b.Servers {
+			if s.Admin == runtimeapi.AdminDrain {
+				return s.Name, netip.AddrPortFrom(s.Addr, uint16(s.Port))
+			}
+		}
+		return "", netip.AddrPort{}
+	}
+	if err := h.loop.Pin("web", 3); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks(3)
+	for i := 1; i <= 4; i++ {
+		_ = h.lb.Fake.SetLoad("web", fmt.Sprintf("slot%d", i), 1, 0) // the drain lasts
+	}
+	if err := h.loop.Pin("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	h.tick()
+	slot, at := drained()
+	if slot == "" {
+		t.Fatalf("no slot drained by the scale-down: %s", h.slots())
+	}
+	if seen := wakes(); seen[at] {
+		t.Errorf("held requests went to %s (%s), which the tick began to drain: %v", slot, at, seen)
+	}
+	if err := h.loop.Pin("web", 3); err != nil {
+		t.Fatal(err)
+	}
+	h.tick()
+	if s, _ := drained(); s != "" {
+		t.Fatalf("%s still drained after the scale-up: %s", s, h.slots())
+	}
+	if seen := wakes(); !seen[at] {
+		t.Errorf("held requests never went to %s (%s), which the tick took back: %v", slot, at, seen)
+	}
 }
