@@ -375,6 +375,14 @@ func (l *Loop) Tick(ctx context.Context) bool {
 		statuses = append(statuses, st)
 	}
 	l.flush(ctx)
+	// Wake (issue 13): after the flush, whose drains and undrains set and
+	// clear the draining intents wakePublish tells those slots by (before
+	// it, held requests went to the slots the tick began to drain).
+	for i, s := range services {
+		if reads[i].err == nil {
+			l.wakePublish(s, statuses[i])
+		}
+	}
 	hosts := make([]HostStatus, 0, len(l.hosts))
 	for _, h := range l.hosts {
 		hosts = append(hosts, HostStatus{Name: h.Name, Containers: len(inv.byHost[h.Name]), Capacity: h.Capacity, Up: inv.down[h.Name] == nil})
@@ -626,7 +634,6 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	s.observed = s.observed || inv.complete
 	out := s.statusLocked()
 	l.mu.Unlock()
-	l.wakePublish(s, st) // wake (issue 13)
 	return out
 }
 

@@ -170,7 +170,8 @@ func (l *Loop) closedLocked(s *service, now time.Time) bool {
 
 // wakePublish hands a tick's view of a service with wake to its waiting
 // requests: the slots serving, and the draining ones this tick took back
-// (they serve again at once), but not those this tick began to drain.
+// (they serve again at once), but not those this tick began to drain. It
+// runs after the tick's flush, which sets and clears those intents.
 func (l *Loop) wakePublish(s *service, st ServiceStatus) {
 	if s.cfg.Wake == nil {
 		return
