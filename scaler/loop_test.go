@@ -31,12 +31,24 @@ type flakyLB struct {
 	failInfo bool              // show info fails too: the tick reads nothing
 	failOne  string            // a backend Backends fails alone (BackendErrors)
 	applies  [][]scaler.Change // every Apply, in order
+	// afterRead, when set, runs after a Backends read (a stop arriving
+	// while the tick plans).
+	afterRead func()
 }
 
+// Apply fails every change on a done ctx, as runtimeapi's client does
+// (nothing is sent).
 func (f *flakyLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 	f.mu.Lock()
 	f.applies = append(f.applies, changes)
 	f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		errs := make([]error, len(changes))
+		for i := range errs {
+			errs[i] = fmt.Errorf("waiting for the connection: %w", err)
+		}
+		return errs
+	}
 	return f.LB.Apply(ctx, changes)
 }
 
@@ -55,6 +67,9 @@ func (f *flakyLB) Backend(ctx context.Context, name string) (scaler.Backend, err
 	if f.fail {
 		return scaler.Backend{}, errors.New("read: connection reset by peer")
 	}
+	if err := ctx.Err(); err != nil {
+		return scaler.Backend{}, fmt.Errorf("waiting for the connection: %w", err)
+	}
 	return f.LB.Backend(ctx, name)
 }
 
@@ -68,6 +83,9 @@ func (f *flakyLB) Backends(ctx context.Context, names []string) (map[string]scal
 	if f.failOne != "" && err == nil {
 		delete(bs, f.failOne)
 		err = scaler.BackendErrors{f.failOne: errors.New("b: instances differ and could not be brought in step")}
+	}
+	if f.afterRead != nil {
+		f.afterRead()
 	}
 	return bs, err
 }
@@ -314,6 +332,61 @@ func TestLoopBackendErrorSkipsItsServiceOnly(t *testing.T) {
 	}
 	if n := h.engine.Count(); n != 1 {
 		t.Errorf("%d containers, want web's one only", n)
+	}
+}
+
+// slotscaler is stopped while a tick plans a scale-down: the drains are
+// not sent, and no draining intent is left saved for them. Left saved, an
+// operator's drain of such a slot while slotscaler is stopped passed for
+// slotscaler's at the next start: the slot was set to maint and its
+// container removed.
+func TestLoopStopMidTickLeavesNoIntentOfUnsentDrains(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	if err := h.loop.Pin("web", 3); err != nil {
+		t.Fatal(err)
+	}
+	h.ticks(3)
+	if got := h.serving(); got != 3 {
+		t.Fatalf("pinned at 3: serving %d: %s", got, h.slots())
+	}
+	if err := h.loop.Pin("web", 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	h.lb.mu.Lock()
+	h.lb.afterRead = stop // SIGTERM while the tick plans
+	h.lb.mu.Unlock()
+	h.loop.Tick(ctx)
+	h.loop.Wait()
+	h.lb.mu.Lock()
+	h.lb.afterRead = nil
+	h.lb.mu.Unlock()
+	if got := h.serving(); got != 3 {
+		t.Fatalf("a drain was sent by the stopped tick: %s", h.slots())
+	}
+	// The operator drains every serving slot while slotscaler is stopped.
+	b, err := h.lb.Fake.Backend(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range b.Servers {
+		if srv.Admin == runtimeapi.AdminReady {
+			if err := h.lb.Fake.SetState(context.Background(), "web", srv.Name, runtimeapi.AdminDrain); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := h.slots()
+	h.now = h.now.Add(time.Minute)
+	restarted, err := scaler.New(scaler.Options{Config: h.cfg, LB: h.lb, StateDir: h.stateDir, Hosts: h.hosts, Now: func() time.Time { return h.now },
+		Log: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted.Tick(context.Background())
+	restarted.Wait()
+	if after := h.slots(); strings.Count(after, "=drain/") != 3 {
+		t.Errorf("the operator's drains after a stop mid-tick:\n before the restart %s\n after            %s", before, after)
 	}
 }
 
