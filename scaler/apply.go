@@ -136,8 +136,14 @@ func (l *Loop) flush(ctx context.Context) {
 		}
 		forgot = q.done(err) || forgot
 	}
+	// Read even when ctx ended (slotscaler stopping) since the intents
+	// were saved: left, they would make an operator's drain or maint of
+	// those slots while slotscaler is stopped pass for its own at the
+	// next start.
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	for s, want := range unsettled {
-		forgot = l.settle(ctx, s, want) || forgot
+		forgot = l.settle(settleCtx, s, want) || forgot
 	}
 	if forgot {
 		// A forgotten intent's purpose ended: a failed save leaves it
@@ -145,6 +151,9 @@ func (l *Loop) flush(ctx context.Context) {
 		_ = l.persist()
 	}
 }
+
+// settleTimeout bounds the reads that settle a tick's failed changes.
+const settleTimeout = 5 * time.Second
 
 // intents is the map of intents of kind k.
 func (s *service) intents(k intentKind) map[string]time.Time {
