@@ -274,9 +274,9 @@ func TestLoopScalesUpWithStepAndDownAfterStabilization(t *testing.T) {
 	}
 }
 
-// A tick's own changes, of every service, go as one Apply: one batch per
-// HAProxy instance, one write of the server state file.
-func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
+// newTwoServiceHarness is the harness with a second service, api, like
+// web on backend api.
+func newTwoServiceHarness(t *testing.T) *harness {
 	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
 		api := c.Services[0]
 		api.Name, api.Backend = "api", "api"
@@ -284,6 +284,13 @@ func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
 	}})
 	h.lb.Fake.DeclareBackend("api", "roundrobin")
 	h.lb.Fake.DeclareTemplate("api", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	return h
+}
+
+// A tick's own changes, of every service, go as one Apply: one batch per
+// HAProxy instance, one write of the server state file.
+func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
+	h := newTwoServiceHarness(t)
 	for _, name := range []string{"web", "api"} {
 		if err := h.loop.Pin(name, 4); err != nil {
 			t.Fatal(err)
@@ -314,13 +321,7 @@ func TestLoopTickChangesGoAsOneBatch(t *testing.T) {
 // A backend the pass could not read (BackendErrors) skips its service
 // only: the others tick.
 func TestLoopBackendErrorSkipsItsServiceOnly(t *testing.T) {
-	h := newHarness(t, harnessOpt{tune: func(c *config.Config) {
-		api := c.Services[0]
-		api.Name, api.Backend = "api", "api"
-		c.Services = append(c.Services, api)
-	}})
-	h.lb.Fake.DeclareBackend("api", "roundrobin")
-	h.lb.Fake.DeclareTemplate("api", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	h := newTwoServiceHarness(t)
 	h.lb.failOne = "api"
 	h.ticks(2)
 	if got := h.serving(); got != 1 {
