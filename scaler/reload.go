@@ -18,8 +18,18 @@ import (
 func (l *Loop) Reload(cfg *config.Config) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !slices.Equal(cfg.HAProxy.RuntimeAPI, l.cfg.HAProxy.RuntimeAPI) || !slices.EqualFunc(cfg.Docker.Hosts, l.cfg.Docker.Hosts, sameHost) || cfg.Interval != l.cfg.Interval {
-		return fmt.Errorf("haproxy, docker hosts and interval changes need a restart of slotscaler: %w", ErrConflict)
+	var restart []string
+	if !slices.Equal(cfg.HAProxy.RuntimeAPI, l.cfg.HAProxy.RuntimeAPI) {
+		restart = append(restart, "haproxy.runtime_api")
+	}
+	if !slices.EqualFunc(cfg.Docker.Hosts, l.cfg.Docker.Hosts, sameHost) {
+		restart = append(restart, "docker.hosts")
+	}
+	if cfg.Interval != l.cfg.Interval {
+		restart = append(restart, "interval")
+	}
+	if len(restart) > 0 {
+		return fmt.Errorf("%s changed: that needs a restart of slotscaler: %w", strings.Join(restart, ", "), ErrConflict)
 	}
 	if err := wakeReloadable(l.cfg, cfg); err != nil { // wake (issue 13)
 		return err
