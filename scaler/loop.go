@@ -81,6 +81,8 @@ type Loop struct {
 
 	ops sync.WaitGroup
 
+	waitingUp atomic.Int32 // slots in waitUp: their polls share a rate (ops.go)
+
 	// saveMu orders state writes: a snapshot is taken and written under
 	// it, so an older snapshot can never be written over a newer one.
 	saveMu sync.Mutex

@@ -330,14 +330,27 @@ var (
 	errMaintMeanwhile   = errors.New("set to maint meanwhile")
 )
 
+// fastPoll is waitUp's period right after a bind, for one slot waiting.
+const fastPoll = 10 * time.Millisecond
+
 // waitUp polls the slot until its health check passed, for at most the
 // service's unhealthy_after (counted in the sleeps between polls, so that
 // a clock that only tests move does not make it wait for ever).
 func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.AddrPort) error {
 	// Polled often: the slot takes traffic only once this sees the pass.
-	poll := min(max(s.cfg.Check.Inter.Duration/10, 10*time.Millisecond), 50*time.Millisecond)
+	// HAProxy runs its first check of a slot it just made ready within
+	// one inter (a template slot's check keeps the phase it had in maint,
+	// measured uniform over the inter; a dynamic server's comes after
+	// fastinter), so in the first two inters the poll is faster: every
+	// fastPoll times the slots waiting: their polls together stay near
+	// 100 a second, and with more than five waiting each polls at the
+	// usual period, as before.
+	l.waitingUp.Add(1)
+	defer l.waitingUp.Add(-1)
+	inter := s.cfg.Check.Inter.Duration
+	usual := min(max(inter/10, fastPoll), 50*time.Millisecond)
 	last := "no reading"
-	for waited := time.Duration(0); ; waited += poll {
+	for waited := time.Duration(0); ; {
 		b, err := l.lb.Backend(ctx, s.cfg.Backend)
 		if err == nil {
 			srv, ok := b.Server(slot)
@@ -359,9 +372,14 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 		if waited >= s.cfg.UnhealthyAfter.Duration {
 			return fmt.Errorf("no passed check within %s (last: %s): %w", s.cfg.UnhealthyAfter.Duration, last, context.DeadlineExceeded)
 		}
+		poll := usual
+		if waited < 2*inter {
+			poll = min(usual, fastPoll*time.Duration(max(l.waitingUp.Load(), 1)))
+		}
 		if err := l.clock.Sleep(ctx, poll); err != nil {
 			return fmt.Errorf("waiting for a passed check (last: %s): %w", last, err)
 		}
+		waited += poll
 	}
 }
 
