@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -35,6 +36,13 @@ type Engine struct {
 	api   *client.Client
 	pull  bool
 	owner string
+
+	// present holds the images found on the host: a start of one of them
+	// creates at once, without an image inspect first (a round trip less
+	// before the slot can come up). One removed since makes the create
+	// fail with not found; the start then looks again (and pulls).
+	mu      sync.Mutex
+	present map[string]bool
 }
 
 var _ scaler.Engine = (*Engine)(nil)
@@ -75,7 +83,7 @@ func New(host string, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker host %s: %w", host, err)
 	}
-	return &Engine{host: host, api: api, pull: o.Pull, owner: o.Owner}, nil
+	return &Engine{host: host, api: api, pull: o.Pull, owner: o.Owner, present: map[string]bool{}}, nil
 }
 
 // Close releases the client's connections.
@@ -153,8 +161,10 @@ func publicPort(ports []container.Port, private int) int {
 // Start creates and starts a container for spec and returns it with its
 // published port. Whatever fails after create removes the container again.
 func (e *Engine) Start(ctx context.Context, spec scaler.Spec) (scaler.Container, error) {
-	if err := e.ensureImage(ctx, spec.Image); err != nil {
-		return scaler.Container{}, err
+	if !e.known(spec.Image) {
+		if err := e.ensureImage(ctx, spec.Image); err != nil {
+			return scaler.Container{}, err
+		}
 	}
 	port := nat.Port(fmt.Sprintf("%d/tcp", spec.Port))
 	labels := map[string]string{}
@@ -196,6 +206,14 @@ func (e *Engine) Start(ctx context.Context, spec scaler.Spec) (scaler.Container,
 		},
 	}
 	created, err := e.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, spec.Name)
+	if cerrdefs.IsNotFound(err) && e.forget(spec.Image) {
+		// Gone since it was found: look again, which pulls it or says
+		// it is missing.
+		if err := e.ensureImage(ctx, spec.Image); err != nil {
+			return scaler.Container{}, err
+		}
+		created, err = e.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, spec.Name)
+	}
 	if err != nil {
 		return scaler.Container{}, fmt.Errorf("create %s on %s: %w", spec.Name, e.host, err)
 	}
@@ -239,7 +257,35 @@ func (e *Engine) startCreated(ctx context.Context, id string, port nat.Port) (sc
 	return c, nil
 }
 
+// known reports whether ref was found on the host before.
+func (e *Engine) known(ref string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.present[ref]
+}
+
+// forget drops ref from the images found; false: it was not among them.
+func (e *Engine) forget(ref string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	had := e.present[ref]
+	delete(e.present, ref)
+	return had
+}
+
+// ensureImage makes sure ref is on the host (pulling it when allowed) and
+// records it as found.
 func (e *Engine) ensureImage(ctx context.Context, ref string) error {
+	if err := e.lookImage(ctx, ref); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.present[ref] = true
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) lookImage(ctx context.Context, ref string) error {
 	_, err := e.api.ImageInspect(ctx, ref)
 	switch {
 	case err == nil:

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	dockerimage "github.com/docker/docker/api/types/image"
+
 	"github.com/slotscaler/slotscaler/internal/dockertest"
 	"github.com/slotscaler/slotscaler/internal/tooltest"
 	"github.com/slotscaler/slotscaler/scaler"
@@ -129,6 +131,40 @@ func TestEngineMissingImage(t *testing.T) {
 	_, err := e.Start(context.Background(), spec(service, "slotscaler-missing:never"))
 	if !errors.Is(err, scaler.ErrImageNotFound) || !strings.Contains(err.Error(), "slotscaler-missing:never") {
 		t.Fatalf("err = %v, want ErrImageNotFound naming the image", err)
+	}
+	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
+		t.Errorf("%d containers left after a failed start", n)
+	}
+}
+
+// An image found by one start is not looked up again by the next; when it
+// was removed in between, the start still fails with ErrImageNotFound
+// naming it.
+func TestEngineImageRemovedAfterStart(t *testing.T) {
+	image := dockertest.BuildEcho(t)
+	raw := dockertest.Client(t)
+	e := dockertest.Engine(t)
+	service := dockertest.ServiceName(t, "drv")
+	dockertest.RemoveAll(t, raw, service)
+	ctx := context.Background()
+	tag := "slotscaler-echo:" + service // removed below: the echo image stays
+	if err := raw.ImageTag(ctx, image, tag); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.ImageRemove(context.Background(), tag, dockerimage.RemoveOptions{}) })
+	c, err := e.Start(ctx, spec(service, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Remove(ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ImageRemove(ctx, tag, dockerimage.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Start(ctx, spec(service, tag))
+	if !errors.Is(err, scaler.ErrImageNotFound) || !strings.Contains(err.Error(), tag) {
+		t.Fatalf("err = %v, want ErrImageNotFound naming %s", err, tag)
 	}
 	if n := len(dockertest.Containers(t, raw, service)); n != 0 {
 		t.Errorf("%d containers left after a failed start", n)
