@@ -352,7 +352,16 @@ func (w *World) RestartHAProxy(i int) {
 	// instance holds are gone (the others' are rebuilt onto it).
 	for _, key := range slices.Sorted(maps.Keys(w.operator)) {
 		backend, slot, _ := strings.Cut(key, "/")
-		if w.holds(backend, slot, w.operator[key], h) || w.lbctlDrains[key] > 0 { // an lbctl drain under way still lands
+		if w.holds(backend, slot, w.operator[key], h) {
+			continue
+		}
+		if w.lbctlDrains[key] > 0 {
+			// An lbctl drain under way still lands, or fails and its end
+			// settles the intent: theirs is that drain. A command on this
+			// instance's socket made over it is lost with the rest (sim
+			// seed 5747: a lost weight 0 was kept, and the re-bind's
+			// weight 100% was taken for undoing it).
+			w.operator[key] = "drain"
 			continue
 		}
 		// An earlier command of theirs another instance still holds (the
@@ -429,6 +438,29 @@ func (w *World) KillAfter(match func(server, what string) bool) {
 		w.trace("scenario: kill right after %s of %s", what, server)
 		w.after(50*time.Microsecond, w.crash)
 		return true
+	}
+}
+
+// StopBefore kills slotscaler while the first change of an operation's
+// that match accepts is on its way (sent, never applied), and keeps it
+// down until StartSlotscaler (scenarios).
+func (w *World) StopBefore(match func(server, what string) bool) { w.stopBefore = match }
+
+// SickContainer makes the container a slot of backend points at on the
+// first instance fail its checks, still running (scenarios).
+func (w *World) SickContainer(backend, slot string) {
+	s := w.haproxies[0].backend(backend).server(slot)
+	if s == nil {
+		return
+	}
+	for _, h := range w.hosts {
+		for _, c := range h.containers {
+			if c.Running && c.Port == s.port && h.addr == s.addr {
+				c.healthy = false
+				w.trace("docker %s: %s turned sick", h.name, c.ID)
+				return
+			}
+		}
 	}
 }
 

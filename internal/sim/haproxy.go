@@ -272,13 +272,21 @@ func (l lb) Backends(ctx context.Context, name string) ([]runtimeapi.Backend, er
 // change runs a server command: it applies on the instance (unless
 // refused), and its reply may still be lost on the way back.
 func (l lb) change(backendName, serverName, what string, apply func(b *backend, s *server) error) error {
+	w := l.h.w
+	// What slotscaler had read when it sent the command: a read while the
+	// command is on its way cannot tell it from a command landing before it.
+	sent := w.readAt[l.h.name+"/"+backendName]
+	if w.stopBefore != nil && w.sched.label() != "tick" && w.stopBefore(serverName, what) {
+		w.stopBefore = nil
+		w.trace("scenario: stop while %s of %s is on its way", what, serverName)
+		w.after(50*time.Microsecond, func() { w.stop("killed") }) // before the reply's latency ends
+	}
 	if !l.call() {
 		return errKilled
 	}
 	if err := l.refused(); err != nil {
 		return err
 	}
-	w := l.h.w
 	b := l.h.backend(backendName)
 	if b == nil {
 		return fmt.Errorf("%s: %w", what, runtimeapi.ErrNoSuchBackend)
@@ -292,7 +300,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 	if err := apply(b, s); err != nil {
 		return fmt.Errorf("haproxy %s: %s %s/%s: %w", l.h.name, what, backendName, serverName, err)
 	}
-	w.changed(l.proc, l.h, b, serverName, what, before, target)
+	w.changed(l.proc, l.h, b, serverName, what, before, target, sent)
 	if w.faults && w.sched.chance(l.h.lostP) {
 		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer (%w)", l.h.name, what, backendName, serverName, errConnection)
 	}

@@ -113,8 +113,9 @@ func (w *world) prevService(backend string) config.Service {
 const rebuildWindow = 10 * time.Second
 
 // changed checks a server command of proc's that an instance applied;
-// before is what served on it before.
-func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container) {
+// before is what served on it before, sent the last whole read of that
+// instance's backend when the command was sent.
+func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, before int, target *container, sent readMark) {
 	w.trace("%s %s/%s: %s (process %d, %s)", h.name, b.name, server, what, proc, w.sched.label())
 	if w.sched.label() == "api" && what == "state drain" {
 		w.lbctlLanded[b.name+"/"+server] = true
@@ -148,6 +149,15 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	same := what == "state "+intent || intent == "drain" && what == "state maint" ||
 		intent == "weight0" && (what == "weight 0%" || what == "state drain" || what == "state maint")
 	m, bySocket := w.socketAt[key]
+	// Whether slotscaler read the operator's command before deciding. On
+	// their instance, only a read before this command was sent counts: one
+	// while it was on its way cannot tell their command from this one
+	// landing (sim seed 4158: an undo's maint, slow to land, and the
+	// operator's maint meanwhile, which another operation's read saw).
+	seen := bySocket && w.seenSince(proc, m.on, b.name, m.at)
+	if bySocket && m.on == h {
+		seen = sent.proc == proc && !sent.at.Before(m.at)
+	}
 	switch {
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
@@ -159,9 +169,10 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	case intent == "drain" && w.lbctlDrains[key] > 0 && !w.lbctlLanded[key] && w.sched.label() == "tick":
 		// The operator's lbctl drain waits for this tick (tickMu): it lands
 		// after the tick's change, not under it (seed 3469).
-	case bySocket && !w.seenSince(proc, m.on, b.name, m.at):
+	case bySocket && !seen:
 		// The operator's command landed after slotscaler's last read of
-		// their instance: a change decided before it could be seen. On
+		// their instance (before this command was sent, there): a change
+		// decided before it could be seen. On
 		// that instance the Runtime API has no compare-and-set, the later
 		// command wins and the operator's is overwritten, or absorbed
 		// into slotscaler's same one (README); on another instance,

@@ -98,6 +98,7 @@ type world struct {
 	readyAt     map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
 	touched     map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
+	stopBefore  func(server, what string) bool // scenarios: stop slotscaler while an operation's change it matches is on its way
 	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
 	lbctlDrains map[string]int                 // backend/slot -> lbctl drains of it under way
 	lbctlLanded map[string]bool                // backend/slot -> the latest lbctl drain of it has set its drain
@@ -296,6 +297,7 @@ func (w *world) boot() {
 			delete(w.pins, sc.Name)
 		}
 	}
+	binding := w.savedIntents("binding")
 	for key := range w.savedIntents("draining") {
 		// A drain or maint of slotscaler's saved as intended (before its
 		// command) and still under way when it was killed: an operator's
@@ -306,6 +308,16 @@ func (w *world) boot() {
 		backend, _, _ := strings.Cut(key, "/")
 		if intent := w.operator[key]; ok && intent != "" && m.at.Before(w.stoppedAt) && !w.seenSince(proc-1, m.on, backend, m.at) {
 			w.trace("operator's %s of %s on %s raced process %d's saved drain or maint of it, under way when it was killed: taken by process %d for its own", intent, key, m.on.name, proc-1, proc)
+			delete(w.operator, key)
+		}
+		// A drain or maint of theirs made while slotscaler was down is
+		// that saved change landed, to this run: state_dir says a drain
+		// or maint of slotscaler's is under way, not which (README; sim
+		// seed 5518: a retire's maint taken on one instance of two, and
+		// their drain on the other). A start's undo is told apart by the
+		// bind's intent beside it: only ever a maint (seed 4569).
+		if intent := w.operator[key]; ok && (intent == "drain" || intent == "maint") && !m.at.Before(w.stoppedAt) && !binding[key] {
+			w.trace("operator's %s of %s on %s while slotscaler was down, over process %d's saved drain or maint of it: taken by process %d for that one", intent, key, m.on.name, proc-1, proc)
 			delete(w.operator, key)
 		}
 	}
