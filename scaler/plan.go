@@ -173,6 +173,17 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 			acts = append(acts, discardOthers(mine, bound)...)
 		}
 		since, ours := in.Draining[name]
+		if ours && in.Binding[name] {
+			// Invariant: operator intents kept. slotscaler drains only
+			// slots it counts as serving, whose bind is over: a draining
+			// intent beside a bind's is a start's undo, which only ever
+			// sets maint. A drain there is an operator's, made over an
+			// undo cut short (sim seed 4569: killed while the undo's
+			// maint was on its way, the next run took their drain for its
+			// own, retired the slot and filled it again).
+			acts = append(acts, ClearIntent{Slot: name, Intent: intentDraining})
+			ours = false
+		}
 		if !ours {
 			if in.Binding[name] {
 				// The bind is over: the drain is the operator's (review).
@@ -213,6 +224,16 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		}
 		return SlotBusy, append(acts, Retire{Slot: name, Reason: RetireMissing})
 	}
+	if in.Binding[name] && srv.Weight > 0 {
+		// Invariant: operator intents kept. A bind weights its slot 0
+		// before its state ready and lets traffic in last: ready at a
+		// weight above 0, the bind got to its end (a start whose last
+		// reply was lost, or cut short by a kill right after), whatever
+		// the checks say now. Kept while the slot was down, the intent
+		// made an operator's later weight 0 pass for the bind's: the slot
+		// was retired and filled again (sim seed 4825).
+		acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding})
+	}
 	switch {
 	case srv.Health == HealthDown && time.Duration(srv.LastChange)*time.Second >= o.UnhealthyAfter:
 		return SlotBusy, append(acts, Retire{Slot: name, Containers: []Container{*bound}, Reason: RetireUnhealthy})
@@ -223,9 +244,6 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		}
 		return SlotStarting, acts
 	case srv.Serving():
-		if in.Binding[name] {
-			acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding}) // a start whose last reply was lost
-		}
 		return SlotServing, acts
 	}
 	return SlotStarting, acts

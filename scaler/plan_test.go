@@ -112,6 +112,20 @@ func TestPlanSlots(t *testing.T) {
 			acts: []Action{nb},
 		},
 		{
+			name: "operator intents kept: a drain over a start's undo cut short (our draining intent beside a bind's)", complete: true,
+			seen:    bound(slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminDrain, HealthDown, 0, 30001), Mine: []Container{c1}}),
+			intents: func(in *intents) { in.Draining["slot1"] = planNow; in.Binding["slot1"] = true },
+			want:    SlotOperator,
+			acts:    []Action{nb, ClearIntent{Slot: "slot1", Intent: intentDraining}, ClearIntent{Slot: "slot1", Intent: intentBinding}},
+		},
+		{
+			name: "operator intents kept: a bind of ours ready at weight 100%, down since, is over", complete: true,
+			seen:    bound(slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminReady, HealthDown, 100, 30001), Mine: []Container{c1}}),
+			intents: func(in *intents) { in.Binding["slot1"] = true },
+			want:    SlotStarting,
+			acts:    []Action{nb, ClearIntent{Slot: "slot1", Intent: intentBinding}},
+		},
+		{
 			name: "operator intents kept: a weight 0 without a bind of ours", complete: true,
 			seen: slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminReady, HealthUp, 0, 30001)},
 			want: SlotOperator,

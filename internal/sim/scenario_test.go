@@ -398,3 +398,80 @@ func TestScenarioOperatorMaintAsStartFails(t *testing.T) {
 		}
 	}
 }
+
+// A start's first check fails, and slotscaler is killed while the undo's
+// maint is on its way: the draining intent it saved for that maint beside
+// the bind's is all the next run knows. An operator drains the slot while
+// slotscaler is down: the drain is theirs, as an undo only ever sets maint
+// ("operator intents kept"; sim seed 4569 took it for its own, retired the
+// slot and filled it again).
+func TestScenarioOperatorDrainAfterUndoCutShort(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		var slot string
+		runScenario(t, Options{Dynamic: dynamic, OnEvent: func(w *World, e scaler.Event) {
+			if e.Kind != scaler.EventStartFailed || e.Reason != "first health check" || slot != "" {
+				return
+			}
+			slot = e.Slot
+			w.StopBefore(func(server, what string) bool {
+				if server != slot || what != "state maint" {
+					return false
+				}
+				w.after(100*time.Millisecond, func() { w.OnSocket(0, "web", slot, "drain") })
+				w.after(time.Second, w.StartSlotscaler)
+				return true
+			})
+		}, Script: func(w *World) {
+			w.At(time.Second, func() { w.Scale("web", 2) })
+			w.At(5*time.Second, func() { w.Rollout("web", "web:bad") })
+			w.At(20*time.Second, func() { w.Scale("web", 5) }) // every free slot filled: the drained one too, unless theirs
+		}})
+		if slot == "" {
+			t.Errorf("dynamic %v: no start failed its first check", dynamic)
+		}
+	}
+}
+
+// A bind got to weight 100% and slotscaler was killed before saving it
+// done; its container then fails its checks. The next run reads the slot
+// at weight 100%, and an operator weights it 0 on the socket: that weight 0
+// is theirs, the bind's own was behind it, so the slot is neither retired
+// nor filled again ("operator intents kept"; sim seed 4825 kept the bind's
+// intent while the slot was down, and took the weight 0 for the bind's).
+func TestScenarioOperatorWeight0AfterBindCutShort(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		var slot string
+		made := false
+		runScenario(t, Options{Dynamic: dynamic, Script: func(w *World) {
+			w.At(5*time.Second, func() {
+				// Killed, and back once the slot is down (not serving: the
+				// bind's intent is not ended by that).
+				w.KillAfter(func(server, what string) bool {
+					if what != "weight 100%" || slot != "" {
+						return false
+					}
+					slot = server
+					w.after(50*time.Microsecond, w.StopSlotscaler)
+					w.after(time.Millisecond, func() { w.SickContainer("web", server) })
+					w.after(3*time.Second, w.StartSlotscaler)
+					return false
+				})
+				w.Scale("web", 3)
+			})
+			w.At(15*time.Second, func() { w.Scale("web", 5) }) // every free slot filled: the weighted one too, unless theirs
+			// Once the next run has read the slot: the operator's weight 0.
+			for d := 5 * time.Second; d < 15*time.Second; d += 20 * time.Millisecond {
+				w.At(d, func() {
+					if made || slot == "" || w.loop == nil || !w.seenSince(w.proc, w.haproxies[0], "web", w.bootedAt.Add(time.Millisecond)) {
+						return
+					}
+					made = true
+					w.after(100*time.Millisecond, func() { w.OnSocket(0, "web", slot, "weight0") })
+				})
+			}
+		}})
+		if !made {
+			t.Errorf("dynamic %v: no bind was cut short after its weight 100%%, or the next run never read its slot", dynamic)
+		}
+	}
+}
