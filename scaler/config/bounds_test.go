@@ -46,6 +46,8 @@ func TestBoundsAndShapes(t *testing.T) {
 		{"check.inter 1ns", svc + "check", svc + "check: {inter: 1ns}", "services[0].check.inter: 1ns is outside HAProxy's timer range 1ms to 596h31m23.647s"},
 		{"check.inter above HAProxy's max", svc + "check", svc + "check: {inter: 600h}", "services[0].check.inter: 600h0m0s is outside HAProxy's timer range"},
 		{"check.inter fraction of ms", svc + "check", svc + "check: {inter: 1500us}", "services[0].check.inter: 1.5ms is not a whole number of milliseconds"},
+		{"fall 1 with template slots", svc + "check", svc + "check: {fall: 1}", "services[0].check.fall: must be at least 2 with template slots"},
+		{"fall 1 with dynamic slots", svc + "check", svc + "check: {fall: 1}\n" + svc + "slots: {mode: dynamic}", ""},
 		{"rise above", svc + "check", svc + "check: {rise: 1001}", "services[0].check: rise and fall must be at most 1000"},
 		{"check.path newline", svc + "check", svc + `check: {path: "/a\nbackend evil"}`, `services[0].check.path: "/a\nbackend evil" cannot be one word of haproxy.cfg`},
 		{"check.path space", svc + "check", svc + `check: {path: "/a b"}`, `services[0].check.path: "/a b" cannot be one word`},

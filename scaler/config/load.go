@@ -251,6 +251,13 @@ func (s *Service) validate(p string, names, backends map[string]bool) []error {
 	}
 	if s.Check.Rise < 1 || s.Check.Fall < 1 {
 		add(p+".check", "rise and fall must be at least 1")
+	} else if s.Check.Fall == 1 && s.Slots.Mode == ModeTemplate {
+		// HAProxy 2.6 shows a template slot made ready again UP with its
+		// last container's passed check (L7OK) until its first check of
+		// the new one; with fall 1 nothing tells that apart from a pass,
+		// and the new container would get traffic unchecked. With fall 2
+		// or more the slot shows a transition (UP 1/2) until then.
+		add(p+".check.fall", "must be at least 2 with template slots: with 1, a slot made ready for a new container shows the previous container's passed check until HAProxy checks the new one")
 	}
 	if s.MinReplicas < 0 {
 		add(p+".min_replicas", "must not be negative")
