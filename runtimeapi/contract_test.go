@@ -190,3 +190,57 @@ func contractFake(up int) *runtimeapi.Fake {
 	fake.SetChecker(func(_ netip.Addr, port int) bool { return port == up })
 	return fake
 }
+
+// A template slot made ready again for another address shows its last
+// check until HAProxy checks the new address (within one inter): with fall
+// 1 as a plain pass (UP, L4OK), with fall 2 as a transition (UP 1/2). So
+// config refuses fall 1 with template slots: slotscaler waits for a pass
+// without a transition, and with fall 1 it would have weighted an
+// unchecked container.
+func TestReusedTemplateSlotShowsItsLastCheck(t *testing.T) {
+	ctx := context.Background()
+	lo := netip.MustParseAddr("127.0.0.1")
+	up, down := listen(t), haproxytest.FreePort(t)
+	for _, fall := range []int{1, 2} {
+		h := haproxytest.Start(t, fmt.Sprintf(`
+backend web
+  balance roundrobin
+  default-server inter 2s fastinter 2s downinter 2s rise 1 fall %d
+  server-template slot 1-1 127.0.0.1:9 check disabled
+`, fall))
+		c, err := runtimeapi.New("unix://" + h.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		slot := func() runtimeapi.Server {
+			t.Helper()
+			b, err := c.Backend(ctx, "web")
+			must(err)
+			return b.Servers[0]
+		}
+		must(c.SetAddr(ctx, "web", "slot1", lo, up))
+		must(c.EnableHealth(ctx, "web", "slot1"))
+		must(c.SetState(ctx, "web", "slot1", runtimeapi.AdminReady))
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(slot().CheckStatus, "OK"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("fall %d: no passed check of the first address: %+v", fall, slot())
+			}
+		}
+		// Another container, on a closed port, in the same slot.
+		must(c.SetState(ctx, "web", "slot1", runtimeapi.AdminMaint))
+		must(c.SetAddr(ctx, "web", "slot1", lo, down))
+		must(c.SetState(ctx, "web", "slot1", runtimeapi.AdminReady))
+		s := slot()
+		t.Logf("fall %d, right after ready at a closed port: status %q, check %q, transition %v", fall, s.Status, s.CheckStatus, s.Transition)
+		looksPassed := s.Health == runtimeapi.HealthUp && strings.Contains(s.CheckStatus, "OK") && !s.Transition
+		if looksPassed != (fall == 1) {
+			t.Errorf("fall %d: looks passed %v (status %q, check %q); want it only with fall 1", fall, looksPassed, s.Status, s.CheckStatus)
+		}
+	}
+}
