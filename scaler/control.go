@@ -67,6 +67,13 @@ func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 	return nil
 }
 
+// waitForTick takes tickMu for an operator's command: a tick in progress
+// ends first, so a pin, pause, resume or rollout never lands between a
+// tick's decision and its changes, where a drain decided before it would
+// go out after it returned (sim seed 2388: a pin at 4 returned, then the
+// tick's drain left 3 serving). The caller unlocks tickMu.
+func (l *Loop) waitForTick() { lockOn(l.clock, &l.tickMu) }
+
 // isHeld reports whether slot is held for an operator's maint.
 func (l *Loop) isHeld(s *service, slot string) bool {
 	l.mu.Lock()
@@ -77,6 +84,8 @@ func (l *Loop) isHeld(s *service, slot string) bool {
 // Pin holds a service at n replicas until Resume.
 func (l *Loop) Pin(name string, n int) error {
 	defer l.publish()
+	l.waitForTick()
+	defer l.tickMu.Unlock()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	switch {
@@ -109,6 +118,8 @@ func (s *service) lastCountLocked() (int, error) {
 // Pause freezes a service's replica count at what it has now.
 func (l *Loop) Pause(name string) error {
 	defer l.publish()
+	l.waitForTick()
+	defer l.tickMu.Unlock()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	if s == nil {
@@ -129,6 +140,8 @@ func (l *Loop) Pause(name string) error {
 // Resume returns a paused or pinned service to autoscaling.
 func (l *Loop) Resume(name string) error {
 	defer l.publish()
+	l.waitForTick()
+	defer l.tickMu.Unlock()
 	l.mu.Lock()
 	s := l.serviceLocked(name)
 	if s == nil {

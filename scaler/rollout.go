@@ -48,6 +48,8 @@ func (r *Rollout) active() bool { return r.State == RolloutRunning || r.State ==
 
 // StartRollout begins a rollout of image; one per service at a time.
 func (l *Loop) StartRollout(name, image string, timeout time.Duration) (Rollout, error) {
+	l.waitForTick()
+	defer l.tickMu.Unlock()
 	defer l.publish()
 	if image == "" {
 		return Rollout{}, fmt.Errorf("image is required: %w", ErrInvalid)

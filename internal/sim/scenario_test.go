@@ -475,3 +475,39 @@ func TestScenarioOperatorWeight0AfterBindCutShort(t *testing.T) {
 		}
 	}
 }
+
+// `lbctl scale` lands while a tick's scale-down is on its way (its drains
+// queued for the tick's end): the pin waits for the tick, as an lbctl drain
+// does, so the serving floor of a pin that returned is never broken by a
+// drain decided before it (sim seed 2388, once the tick's changes were
+// batched).
+func TestScenarioPinDuringScaleDown(t *testing.T) {
+	// The window is a few simulated milliseconds wide: tried over a few
+	// interleavings (seeds of this script).
+	pins := 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		pinned := false
+		w, err := New(Options{Seed: seed, Instances: 1, Hosts: 1, Faults: 30 * time.Second, Quiet: 20 * time.Second,
+			OnEvent: func(w *World, e scaler.Event) {
+				if e.Kind == scaler.EventScaleDown && !pinned {
+					pinned = true
+					w.Scale("web", 4)
+				}
+			}, Script: func(w *World) {
+				w.At(time.Second, func() { w.Scale("web", 4) })
+				w.At(10*time.Second, func() { w.Resume("web") }) // load 0: the tick scales down to min
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := w.Run(); f != nil {
+			t.Fatal(f)
+		}
+		if pinned {
+			pins++
+		}
+	}
+	if pins == 0 {
+		t.Error("no scale-down to pin during")
+	}
+}
