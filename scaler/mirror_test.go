@@ -277,3 +277,214 @@ func TestMirrorBackendsOnePassPerInstance(t *testing.T) {
 		t.Errorf("Backend of a backend instance a lacks: %v", err)
 	}
 }
+
+// summaryOf is summary for any backend.
+func summaryOf(t *testing.T, f *runtimeapi.Fake, backend string) string {
+	t.Helper()
+	b, err := f.Backend(context.Background(), backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(b.Servers, func(a, b runtimeapi.Server) int { return strings.Compare(a.Name, b.Name) })
+	var out []string
+	for _, s := range b.Servers {
+		out = append(out, fmt.Sprintf("%s=%s/w%d/%s:%d", s.Name, s.Admin, s.Weight, s.Addr, s.Port))
+	}
+	return strings.Join(out, " ")
+}
+
+// hookLB is one instance with a hook before its Backends pass, and a next
+// batch cut short as by a lost connection after cut changes answered.
+type hookLB struct {
+	scaler.LB
+	beforeBackends func()
+	cut            int // > 0: the next Apply answers this many changes only
+	applied        []scaler.Change
+}
+
+func (h *hookLB) Backends(ctx context.Context, names []string) (map[string]scaler.Backend, error) {
+	if h.beforeBackends != nil {
+		h.beforeBackends()
+		h.beforeBackends = nil
+	}
+	return h.LB.Backends(ctx, names)
+}
+
+func (h *hookLB) Apply(ctx context.Context, changes []scaler.Change) []error {
+	h.applied = append(h.applied, changes...)
+	if h.cut <= 0 || h.cut >= len(changes) {
+		return h.LB.Apply(ctx, changes)
+	}
+	n := h.cut
+	h.cut = 0
+	errs := append(h.LB.Apply(ctx, changes[:n]), make([]error, len(changes)-n)...)
+	for j := n; j < len(changes); j++ {
+		errs[j] = fmt.Errorf("%s: %w: read: connection reset by peer", changes[j], runtimeapi.ErrNotAnswered)
+	}
+	return errs
+}
+
+// twoBackends are two instances with backends web (four template or no
+// dynamic slots) and api (two), slot1 of each serving on both.
+func twoBackends(t *testing.T, mode string) ([]*runtimeapi.Fake, []*hookLB, *scaler.Mirror) {
+	t.Helper()
+	ctx := context.Background()
+	fakes := mirroredFakes(mode, fakeengine.New("node1", 4), time.Now)
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, f := range fakes {
+		f.DeclareBackend("api", "roundrobin")
+		if mode == config.ModeTemplate {
+			f.DeclareTemplate("api", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
+		}
+		for be, port := range map[string]int{"web": 8080, "api": 8081} {
+			var err error
+			if mode == config.ModeTemplate {
+				err = f.SetAddr(ctx, be, "slot1", lo, port)
+			} else {
+				err = f.AddServer(ctx, be, "slot1", lo, port, runtimeapi.ServerOptions{Check: true})
+			}
+			if err == nil {
+				err = f.SetState(ctx, be, "slot1", runtimeapi.AdminReady)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hooks := []*hookLB{{LB: haproxy.New(fakes[0])}, {LB: haproxy.New(fakes[1])}}
+	opts := func(string) (scaler.ServerOptions, bool) {
+		return scaler.ServerOptions{Check: true}, mode == config.ModeDynamic
+	}
+	m := scaler.NewMirror([]scaler.LB{hooks[0], hooks[1]}, []string{"a", "b"}, opts, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return fakes, hooks, m
+}
+
+func sameOn(t *testing.T, fakes []*runtimeapi.Fake, when string) {
+	t.Helper()
+	for _, be := range []string{"web", "api"} {
+		if a, b := summaryOf(t, fakes[0], be), summaryOf(t, fakes[1], be); a != b {
+			t.Errorf("%s: backend %s differs\n a: %s\n b: %s", when, be, a, b)
+		}
+	}
+}
+
+// A rebuild's batch over two backends cut short by a lost connection: a
+// backend whose changes all took is good, one whose changes were not
+// reached fails alone and is rebuilt again at the next read.
+func TestMirrorRebuildBatchCutShortOverTwoBackends(t *testing.T) {
+	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
+		for _, cut := range []int{1, 2, 3, 5, 8, 12, 13, 15} {
+			t.Run(fmt.Sprintf("%s/cut%d", mode, cut), func(t *testing.T) {
+				ctx := context.Background()
+				fakes, hooks, m := twoBackends(t, mode)
+				names := []string{"web", "api"}
+				if _, err := m.Backends(ctx, names); err != nil {
+					t.Fatal(err)
+				}
+				fakes[1].Restart()
+				hooks[1].cut = cut
+				hooks[1].applied = nil
+				_, err := m.Backends(ctx, names)
+				failed, _ := errors.AsType[scaler.BackendErrors](err)
+				var webChanges int
+				for _, c := range hooks[1].applied {
+					if c.Backend == "web" {
+						webChanges++
+					}
+				}
+				if cut < webChanges && failed["web"] == nil {
+					t.Errorf("web's changes cut short after %d of %d, web not failed: %v", cut, webChanges, err)
+				}
+				if cut >= webChanges && failed["web"] != nil {
+					t.Errorf("web's %d changes all answered, web failed: %v", webChanges, err)
+				}
+				if cut < len(hooks[1].applied) && failed["api"] == nil {
+					t.Errorf("api's changes not all reached, api not failed: %v", err)
+				}
+				if _, err := m.Backends(ctx, names); err != nil {
+					t.Fatalf("the read after: %v", err)
+				}
+				sameOn(t, fakes, "after the read after")
+				if _, err := m.Backends(ctx, names); err != nil {
+					t.Fatalf("a third read: %v", err)
+				}
+				sameOn(t, fakes, "after a third read")
+			})
+		}
+	}
+}
+
+// One backend with history, another without: an instance restarting
+// between the pass's first show info and its backends' read is rebuilt
+// for both.
+func TestMirrorRestartDuringPassWithAndWithoutHistory(t *testing.T) {
+	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			fakes, hooks, m := twoBackends(t, mode)
+			if _, err := m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			hooks[1].beforeBackends = fakes[1].Restart
+			if _, err := m.Backends(ctx, []string{"web", "api"}); err != nil {
+				t.Fatal(err)
+			}
+			sameOn(t, fakes, "after the restart during the pass")
+			if got := summaryOf(t, fakes[1], "api"); !strings.HasPrefix(got, "slot1=ready/") || !strings.Contains(got, "127.0.0.1:8081") {
+				t.Errorf("api on b: %s", got)
+			}
+		})
+	}
+}
+
+// An add refused in a rebuild fails its backend only; the changes of that
+// server sent after it in the same batch change nothing, and the next read
+// completes the rebuild.
+func TestMirrorRefusedAddFailsItsBackendOnly(t *testing.T) {
+	ctx := context.Background()
+	fakes, hooks, m := twoBackends(t, config.ModeDynamic)
+	names := []string{"web", "api"}
+	if _, err := m.Backends(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	fakes[1].Restart()
+	// b refuses web's adds: an add that failed leaves no server.
+	plain := hooks[1].LB
+	hooks[1].LB = adderFilter{plain, "web"}
+	_, err := m.Backends(ctx, names)
+	failed, _ := errors.AsType[scaler.BackendErrors](err)
+	if failed["web"] == nil || failed["api"] != nil {
+		t.Errorf("err %v, want web failed alone", err)
+	}
+	if got := summaryOf(t, fakes[1], "web"); got != "" {
+		t.Errorf("web on b after refused adds: %q, want no server", got)
+	}
+	hooks[1].LB = plain
+	if _, err := m.Backends(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	sameOn(t, fakes, "after the read after")
+}
+
+// adderFilter refuses the adds of one backend and passes on the rest.
+type adderFilter struct {
+	scaler.LB
+	backend string
+}
+
+func (a adderFilter) Apply(ctx context.Context, changes []scaler.Change) []error {
+	errs := make([]error, len(changes))
+	var pass []scaler.Change
+	var at []int
+	for i, c := range changes {
+		if c.Op == scaler.ChangeAdd && c.Backend == a.backend {
+			errs[i] = errors.New("add server: refused")
+			continue
+		}
+		pass, at = append(pass, c), append(at, i)
+	}
+	for k, err := range a.LB.Apply(ctx, pass) {
+		errs[at[k]] = err
+	}
+	return errs
+}
