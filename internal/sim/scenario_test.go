@@ -511,3 +511,46 @@ func TestScenarioPinDuringScaleDown(t *testing.T) {
 		t.Error("no scale-down to pin during")
 	}
 }
+
+// A bind got to state ready on both instances, its address saved, and
+// slotscaler was killed before the weight 100%. The next run, before its
+// first tick, drains the slot for an operator (lbctl), who then sets it to
+// maint on the second instance's socket: their maint wins on both. The
+// restored bind intent had made the merge take that maint for the bind's
+// step not taken yet and bring the second instance back to the drain
+// ("operator intents kept"; sim seed 5490).
+func TestScenarioOperatorMaintAfterDrainOfReadiedBind(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		var slot string
+		maint := false
+		runScenario(t, Options{Instances: 2, Dynamic: dynamic, OnEvent: func(w *World, e scaler.Event) {
+			if e.Kind == scaler.EventControl && e.Reason == "operator_drain" && e.Slot == slot && !maint {
+				maint = true
+				w.OnSocket(1, "web", slot, "maint")
+			}
+		}, Script: func(w *World) {
+			readied := map[string]int{}
+			w.At(12*time.Second, func() {
+				w.KillAfter(func(server, what string) bool {
+					if what != "state ready" || slot != "" {
+						return false
+					}
+					if readied[server]++; readied[server] < 2 {
+						w.SickContainer("web", server) // no weight 100% before the stop
+						return false
+					}
+					slot = server
+					w.after(200*time.Millisecond, w.StopSlotscaler) // the bind's address saved first
+					return false
+				})
+				w.Scale("web", 3)
+			})
+			// Up at 20.3 s, ticking from 21 s: drained before.
+			w.At(20*time.Second+300*time.Millisecond, w.StartSlotscaler)
+			w.At(20*time.Second+400*time.Millisecond, func() { w.Drain("web", slot) })
+		}})
+		if !maint {
+			t.Errorf("dynamic %v: no bind cut short after its state ready, or no drain of it", dynamic)
+		}
+	}
+}
