@@ -24,6 +24,7 @@ type haproxy struct {
 	name     string
 	pid      int
 	start    time.Time
+	boots    int  // processes started from haproxy.cfg (a reload keeps the runtime state)
 	fresh    bool // restarted, and not yet in step with another instance
 	settled  int  // check rounds in step since it restarted
 	backends []*backend
@@ -61,6 +62,7 @@ var placeholder = netip.MustParseAddr("127.0.0.1")
 // disabled at the placeholder, no dynamic server.
 func (h *haproxy) boot(now time.Time) {
 	h.pid++
+	h.boots++
 	h.start, h.fresh, h.settled = now, h.pid%1000 != 1 && len(h.w.haproxies) > 1, 0
 	for _, b := range h.backends {
 		b.servers, b.queue = nil, 0
@@ -281,11 +283,20 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		w.trace("scenario: stop while %s of %s is on its way", what, serverName)
 		w.after(50*time.Microsecond, func() { w.stop("killed") }) // before the reply's latency ends
 	}
+	boots := l.h.boots
 	if !l.call() {
 		return errKilled
 	}
 	if err := l.refused(); err != nil {
 		return err
+	}
+	if l.h.boots != boots {
+		// Sent to a process that a restart ended meanwhile: its connection
+		// went with it, and the command never reaches the new process. It
+		// once did (sim seed 3203: the rest of a bind's batch, its reply
+		// slow, landed on the restarted instance, and its state ready put
+		// the slot at the placeholder address in the balancing).
+		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer (%w)", l.h.name, what, backendName, serverName, errConnection)
 	}
 	b := l.h.backend(backendName)
 	if b == nil {
