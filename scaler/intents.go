@@ -63,6 +63,19 @@ func (l *Loop) binding(backend, slot string) bool {
 	return ok && !readied
 }
 
+// lastBoundAt gives where slot of backend last pointed at a container of
+// slotscaler's, as noted (for the Mirror's merge).
+func (l *Loop) lastBoundAt(backend, slot string) (netip.AddrPort, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.serviceOfBackendLocked(backend)
+	if s == nil {
+		return netip.AddrPort{}, false
+	}
+	at, ok := s.lastBound[slot]
+	return at, ok
+}
+
 // has reports whether slot has an intent in intents.
 func (l *Loop) has(intents map[string]time.Time, slot string) bool {
 	_, ok := l.intent(intents, slot)

@@ -211,6 +211,7 @@ func New(o Options) (*Loop, error) {
 	if l.mirror != nil {
 		l.mirror.onRebuilding = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
 		l.mirror.binding = l.binding
+		l.mirror.bound = l.lastBoundAt
 	}
 	return l, nil
 }

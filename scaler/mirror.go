@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 )
@@ -63,6 +64,10 @@ type Mirror struct {
 	// leaves where it did not get to ready from an operator's. It must not
 	// take mu.
 	binding func(backend, slot string) bool
+	// bound, when set, gives where a slot last pointed at a container of
+	// slotscaler's (the Loop's intents): of two maints at different
+	// addresses, the merge keeps the one there. It must not take mu.
+	bound func(backend, slot string) (netip.AddrPort, bool)
 }
 
 var _ LB = (*Mirror)(nil)
@@ -344,16 +349,20 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	// Asked once per slot, so that every instance's view of it merges the
 	// same way while a start ends meanwhile.
 	binding := map[string]bool{}
-	if m.binding != nil {
-		for _, s := range merged.Servers {
+	bound := map[string]netip.AddrPort{}
+	for _, s := range merged.Servers {
+		if m.binding != nil {
 			binding[s.Name] = m.binding(name, s.Name)
+		}
+		if m.bound != nil {
+			bound[s.Name], _ = m.bound(name, s.Name)
 		}
 	}
 	for i, v := range views {
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], binding[s.Name])
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], binding[s.Name], bound[s.Name])
 			}
 		}
 	}
@@ -462,7 +471,16 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 // of slotscaler's under way a drain wins over a maint at the same address
 // (the bind's step not taken yet there; see Mirror). Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
-func mergeServer(a, b Server, state, binding bool) Server {
+//
+// Invariant: operator intents kept. Of two maints at different
+// addresses, the one at bound (where the slot last pointed at a container
+// of slotscaler's) wins: it is an operator's maint, as the loop tells it
+// only by that address, and the other a slot a restart put back on its
+// placeholder that no restart check caught (every slot in maint on both
+// instances). Followed there, their maint passed for a slot the restart
+// lost, and its container was bound again (sim seed 3996,
+// TestScenarioOperatorMaintThenOtherInstanceRestartsWhileDown).
+func mergeServer(a, b Server, state, binding bool, bound netip.AddrPort) Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
 	if checkPassed(a) && !checkPassed(b) || a.Health != HealthDown && b.Health == HealthDown {
@@ -480,7 +498,9 @@ func mergeServer(a, b Server, state, binding bool) Server {
 		a.Admin = b.Admin
 	}
 	a.Weight = min(a.Weight, b.Weight)
-	if !a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() {
+	boundAt := func(s Server) bool { return bound.IsValid() && s.Addr == bound.Addr() && s.Port == int(bound.Port()) }
+	if !a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() ||
+		a.Admin == AdminMaint && b.Admin == AdminMaint && boundAt(b) && !boundAt(a) {
 		a.Addr, a.Port = b.Addr, b.Port
 	}
 	return a

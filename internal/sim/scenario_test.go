@@ -554,3 +554,26 @@ func TestScenarioOperatorMaintAfterDrainOfReadiedBind(t *testing.T) {
 		}
 	}
 }
+
+// slotscaler is down; an operator sets the one bound slot to maint on the
+// second instance's socket, and then the first instance restarts: both
+// instances have every slot in maint, the first at the placeholder, so the
+// next run sees no restart. The maint at the slot's last bound address is
+// the operator's: it is kept on both, not followed to the placeholder and
+// taken for a slot the restart lost, whose container is bound again
+// ("operator intents kept"; sim seed 3996).
+func TestScenarioOperatorMaintThenOtherInstanceRestartsWhileDown(t *testing.T) {
+	for _, dynamic := range []bool{false, true} {
+		runScenario(t, Options{Instances: 2, Dynamic: dynamic, Script: func(w *World) {
+			w.At(8*time.Second, w.StopSlotscaler)
+			w.At(8*time.Second+100*time.Millisecond, func() {
+				w.OnSocket(1, "web", "slot1", "maint")
+				if w.operator["web/slot1"] != "maint" {
+					t.Errorf("dynamic %v: the operator's maint of web/slot1 was not made: %v", dynamic, w.operator)
+				}
+			})
+			w.At(9*time.Second, func() { w.RestartHAProxy(0) })
+			w.At(10*time.Second, w.StartSlotscaler)
+		}})
+	}
+}
