@@ -83,29 +83,30 @@ type world struct {
 	ticking bool
 	tickSeq int
 
-	load        map[string]int                 // concurrent sessions wanted per backend
-	pins        map[string]int                 // lbctl scale in force
-	operator    map[string]string              // backend/slot -> what an operator did: drain, maint, weight0
-	listFail    map[string]int                 // host -> tick whose listing failed
-	cuts        map[string]int                 // backend -> tick whose observation was cut
-	observed    map[string]int                 // instance/backend -> tick that read it
-	readAt      map[string]readMark            // instance/backend -> the last read that came back whole
-	listedAt    map[string]readMark            // host -> the last listing of its containers
-	socketAt    map[string]socketMark          // backend/slot -> an operator's last command on a socket
-	bindSaved   map[string]int                 // backend/slot -> the process that started with its bind saved as under way
-	copying     map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
-	earlier     map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
-	readyAt     map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
-	touched     map[string]bool                // backend/slot -> an operator ever acted on it
-	killOn      func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
-	stopBefore  func(server, what string) bool // scenarios: stop slotscaler while an operation's change it matches is on its way
-	rolloutHeld map[string]int                 // service -> the count its last rollout held when it began
-	lbctlDrains map[string]int                 // backend/slot -> lbctl drains of it under way
-	lbctlLanded map[string]bool                // backend/slot -> the latest lbctl drain of it has set its drain
-	bootedAt    time.Time                      // when the running process started
-	stoppedAt   time.Time                      // when the last process was killed or stopped
-	rolling     map[string]bool                // services with a rollout asked for
-	removed     map[*container]struct{}        // removals under way (the container may still run)
+	load         map[string]int                 // concurrent sessions wanted per backend
+	pins         map[string]int                 // lbctl scale in force
+	operator     map[string]string              // backend/slot -> what an operator did: drain, maint, weight0
+	listFail     map[string]int                 // host -> tick whose listing failed
+	cuts         map[string]int                 // backend -> tick whose observation was cut
+	observed     map[string]int                 // instance/backend -> tick that read it
+	readAt       map[string]readMark            // instance/backend -> the last read that came back whole
+	listedAt     map[string]readMark            // host -> the last listing of its containers
+	socketAt     map[string]socketMark          // backend/slot -> an operator's last command on a socket
+	bindSaved    map[string]int                 // backend/slot -> the process that started with its bind saved as under way
+	copying      map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
+	earlier      map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
+	readyAt      map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
+	touched      map[string]bool                // backend/slot -> an operator ever acted on it
+	killOn       func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
+	stopBefore   func(server, what string) bool // scenarios: stop slotscaler while an operation's change it matches is on its way
+	rolloutHeld  map[string]int                 // service -> the count its last rollout held when it began
+	lbctlDrains  map[string]int                 // backend/slot -> lbctl drains of it under way
+	lbctlLanded  map[string]bool                // backend/slot -> the latest lbctl drain of it has set its drain
+	bootedAt     time.Time                      // when the running process started
+	stoppedAt    time.Time                      // when the last process was killed or stopped
+	rolling      map[string]bool                // services with a rollout asked for
+	rolloutAsked map[string]int                 // per service, the process whose lbctl rollout has not returned yet
+	removed      map[*container]struct{}        // removals under way (the container may still run)
 
 	trail   []string
 	failure *Failure
@@ -156,7 +157,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, rolloutAsked: map[string]int{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
