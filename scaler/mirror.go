@@ -282,16 +282,19 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		}
 		reset[i] = before.PID != 0 && (r.info.PID != before.PID || r.info.StartTime != before.StartTime)
 	}
-	if seen[0].PID == 0 {
-		// No history (slotscaler just started): an instance as a restart
-		// leaves it, beside one with slots out of maint, restarted while
-		// slotscaler was away (sim: a restart just before the first read
-		// wiped the other instance's slots).
-		for i, v := range views {
-			for j, o := range views {
-				if j != i && pristineBeside(v, o) {
-					reset[i] = true
-				}
+	// No history of an instance (slotscaler just started, or it was never
+	// brought in step since): as a restart leaves it, beside one with
+	// slots out of maint, it restarted unseen (sim: a restart just before
+	// the first read wiped the other instance's slots). Asked of each
+	// instance without history, not only when the first has none: one
+	// whose first sync failed restarted, its rebuild stopped half way, and
+	// the next read followed its slots back at their containers in maint
+	// onto the other instance (sim seed 4241,
+	// TestMirrorRebuildsInstanceWithoutHistory).
+	for i, v := range views {
+		for j, o := range views {
+			if seen[i].PID == 0 && j != i && pristineBeside(v, o) {
+				reset[i] = true
 			}
 		}
 	}
