@@ -20,18 +20,8 @@ import (
 	"github.com/slotscaler/slotscaler/scaler/haproxy"
 )
 
-func summary(t *testing.T, f *runtimeapi.Fake) string {
-	b, err := f.Backend(context.Background(), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(b.Servers, func(a, b runtimeapi.Server) int { return strings.Compare(a.Name, b.Name) })
-	var out []string
-	for _, s := range b.Servers {
-		out = append(out, fmt.Sprintf("%s=%s/w%d/%s:%d", s.Name, s.Admin, s.Weight, s.Addr, s.Port))
-	}
-	return strings.Join(out, " ")
-}
+// summary is backend web of f, one "slot=admin/wN/addr:port" per slot.
+func summary(t *testing.T, f *runtimeapi.Fake) string { return summaryOf(t, f, "web") }
 
 // mirroredFakes are two HAProxy instances with backend web (four template
 // slots in template mode), whose checks pass where engine runs a container.
@@ -181,17 +171,27 @@ func (r *refusingLB) Apply(ctx context.Context, changes []scaler.Change) []error
 	r.mu.Lock()
 	off := r.off
 	r.mu.Unlock()
+	return applyRefusing(ctx, r.LB, changes, func(c scaler.Change) error {
+		if off && c.Op == scaler.ChangeState {
+			return errors.New("set server state: connection reset by peer")
+		}
+		return nil
+	})
+}
+
+// applyRefusing applies changes on lb but those refuse fails (with its
+// error), keeping each change's place in the errors.
+func applyRefusing(ctx context.Context, lb scaler.LB, changes []scaler.Change, refuse func(scaler.Change) error) []error {
 	errs := make([]error, len(changes))
 	var pass []scaler.Change
 	var at []int
 	for i, c := range changes {
-		if off && c.Op == scaler.ChangeState {
-			errs[i] = errors.New("set server state: connection reset by peer")
+		if errs[i] = refuse(c); errs[i] != nil {
 			continue
 		}
 		pass, at = append(pass, c), append(at, i)
 	}
-	for k, err := range r.LB.Apply(ctx, pass) {
+	for k, err := range lb.Apply(ctx, pass) {
 		errs[at[k]] = err
 	}
 	return errs
@@ -473,20 +473,12 @@ type adderFilter struct {
 }
 
 func (a adderFilter) Apply(ctx context.Context, changes []scaler.Change) []error {
-	errs := make([]error, len(changes))
-	var pass []scaler.Change
-	var at []int
-	for i, c := range changes {
+	return applyRefusing(ctx, a.LB, changes, func(c scaler.Change) error {
 		if c.Op == scaler.ChangeAdd && c.Backend == a.backend {
-			errs[i] = errors.New("add server: refused")
-			continue
+			return errors.New("add server: refused")
 		}
-		pass, at = append(pass, c), append(at, i)
-	}
-	for k, err := range a.LB.Apply(ctx, pass) {
-		errs[at[k]] = err
-	}
-	return errs
+		return nil
+	})
 }
 
 // An instance whose first sync failed (no history of it) restarts, and

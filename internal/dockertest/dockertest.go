@@ -126,3 +126,13 @@ func RemoveAll(t testing.TB, c *client.Client, service string) {
 		}
 	})
 }
+
+// Fixture is what a driver test starts from: the echo image, a raw
+// client, the driver, and a service name (prefix and the test's) that
+// nothing on the engine uses.
+func Fixture(t testing.TB, prefix string) (image string, raw *client.Client, e *docker.Engine, service string) {
+	image, raw, e = BuildEcho(t), Client(t), Engine(t)
+	service = ServiceName(t, prefix)
+	RemoveAll(t, raw, service)
+	return image, raw, e, service
+}

@@ -419,19 +419,27 @@ func (w *World) KillSlotscaler() { w.crash() }
 // KillContainer makes the container a slot of backend points at on the
 // first instance die (scenarios).
 func (w *World) KillContainer(backend, slot string) {
+	if h, c := w.containerOf(backend, slot); c != nil {
+		w.die(h, c)
+		w.spread()
+	}
+}
+
+// containerOf is the running container a slot of backend points at on
+// the first instance, and its host; nil if none.
+func (w *World) containerOf(backend, slot string) (*host, *container) {
 	s := w.haproxies[0].backend(backend).server(slot)
 	if s == nil {
-		return
+		return nil, nil
 	}
 	for _, h := range w.hosts {
 		for _, c := range h.containers {
 			if c.Running && c.Port == s.port && h.addr == s.addr {
-				w.die(h, c)
-				w.spread()
-				return
+				return h, c
 			}
 		}
 	}
+	return nil, nil
 }
 
 // DiskFull makes every write of state_dir fail for d (scenarios).
@@ -462,18 +470,9 @@ func (w *World) StopBefore(match func(server, what string) bool) { w.stopBefore 
 // SickContainer makes the container a slot of backend points at on the
 // first instance fail its checks, still running (scenarios).
 func (w *World) SickContainer(backend, slot string) {
-	s := w.haproxies[0].backend(backend).server(slot)
-	if s == nil {
-		return
-	}
-	for _, h := range w.hosts {
-		for _, c := range h.containers {
-			if c.Running && c.Port == s.port && h.addr == s.addr {
-				c.healthy = false
-				w.trace("docker %s: %s turned sick", h.name, c.ID)
-				return
-			}
-		}
+	if h, c := w.containerOf(backend, slot); c != nil {
+		c.healthy = false
+		w.trace("docker %s: %s turned sick", h.name, c.ID)
 	}
 }
 

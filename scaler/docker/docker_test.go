@@ -55,11 +55,7 @@ func get(t *testing.T, url string) string {
 // on its published loopback port, finds it by label, samples its CPU, and
 // removes it.
 func TestEngineLifecycle(t *testing.T) {
-	image := dockertest.BuildEcho(t)
-	raw := dockertest.Client(t)
-	e := dockertest.Engine(t)
-	service := dockertest.ServiceName(t, "drv")
-	dockertest.RemoveAll(t, raw, service)
+	image, raw, e, service := dockertest.Fixture(t, "drv")
 	ctx := context.Background()
 
 	c, err := e.Start(ctx, spec(service, image))
@@ -141,11 +137,7 @@ func TestEngineMissingImage(t *testing.T) {
 // was removed in between, the start still fails with ErrImageNotFound
 // naming it.
 func TestEngineImageRemovedAfterStart(t *testing.T) {
-	image := dockertest.BuildEcho(t)
-	raw := dockertest.Client(t)
-	e := dockertest.Engine(t)
-	service := dockertest.ServiceName(t, "drv")
-	dockertest.RemoveAll(t, raw, service)
+	image, raw, e, service := dockertest.Fixture(t, "drv")
 	ctx := context.Background()
 	tag := "slotscaler-echo:" + service // removed below: the echo image stays
 	if err := raw.ImageTag(ctx, image, tag); err != nil {
@@ -174,11 +166,7 @@ func TestEngineImageRemovedAfterStart(t *testing.T) {
 // A container that cannot start (its publish address is not on this host)
 // is reported and removed, not left behind.
 func TestEngineStartFailureLeavesNothing(t *testing.T) {
-	image := dockertest.BuildEcho(t)
-	raw := dockertest.Client(t)
-	e := dockertest.Engine(t)
-	service := dockertest.ServiceName(t, "drv")
-	dockertest.RemoveAll(t, raw, service)
+	image, raw, e, service := dockertest.Fixture(t, "drv")
 	s := spec(service, image)
 	s.PublishIP = netip.MustParseAddr("192.0.2.1") // TEST-NET-1, never local
 	_, err := e.Start(context.Background(), s)
