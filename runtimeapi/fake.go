@@ -196,6 +196,25 @@ func (f *Fake) Backends(_ context.Context, name string) ([]Backend, error) {
 	return out, nil
 }
 
+// Loads returns every backend's own counters from the fake's state, as
+// HAProxy's BACKEND row counts them: sessions are every server's sessions
+// (drained and maint ones included) and queued requests, the server
+// queues' and the backend's own.
+func (f *Fake) Loads(context.Context) ([]Load, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Load, 0, len(f.backends))
+	for _, b := range f.backends {
+		l := Load{Backend: b.name, Queue: b.queue}
+		for _, s := range b.servers {
+			l.Sessions += s.sessions + s.queue
+		}
+		l.Sessions += b.queue
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // Backend returns one backend with admin states.
 func (f *Fake) Backend(ctx context.Context, name string) (Backend, error) {
 	bs, err := f.Backends(ctx, name)

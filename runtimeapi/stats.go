@@ -278,3 +278,31 @@ func intern(b []byte) string {
 	}
 	return string(b)
 }
+
+// Load is a backend's own counters, from its BACKEND row of "show stat":
+// what a probe between full reads needs.
+type Load struct {
+	Backend  string
+	Sessions int // scur: the backend's streams, on any server (drained ones included) or queued (TestLoadsOnHAProxy)
+	Queue    int // qcur: requests waiting in the backend's own queue for any server
+}
+
+// Loads reads "show stat -1 2 -1": the BACKEND row of every backend, no
+// server row, so it costs a fraction of a full Stats read. The reply goes
+// through ParseStats: without HAProxy's closing empty line it is an error,
+// as every read's.
+func (c *Client) Loads(ctx context.Context) ([]Load, error) {
+	var out []Load
+	err := c.readData(ctx, "show stat -1 2 -1", false, func(r *bufio.Reader) error {
+		bs, err := ParseStats(r)
+		if err != nil {
+			return err
+		}
+		out = make([]Load, len(bs))
+		for i, b := range bs {
+			out[i] = Load{Backend: b.Name, Sessions: b.Sessions, Queue: b.Queue}
+		}
+		return nil
+	})
+	return out, err
+}
