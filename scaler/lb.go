@@ -22,6 +22,10 @@ type LB interface {
 	// BackendErrors error fails only the backends it names; the others
 	// returned are good.
 	Backends(ctx context.Context, names []string) (map[string]Backend, error)
+	// Loads reads the named backends' own counters only (one "show stat"
+	// of BACKEND rows, no server row): the cheap probe Run makes between
+	// ticks. A backend the reply lacks is left out.
+	Loads(ctx context.Context, names []string) (map[string]BackendLoad, error)
 	// Apply makes changes, in order, one error per change (nil: applied);
 	// a change refused does not stop the next. On one HAProxy instance
 	// they go over its connection as one batch, no other command of
@@ -207,6 +211,15 @@ func (b Backend) Server(name string) (Server, bool) {
 		}
 	}
 	return Server{}, false
+}
+
+// BackendLoad is a backend's own counters, as its BACKEND row of HAProxy's
+// stats has them. Sessions counts every stream of the backend: on serving
+// slots, on drained and maint ones, and queued. So it is not comparable
+// with Observation.Sessions (serving slots only); its changes are.
+type BackendLoad struct {
+	Sessions int // scur
+	Queue    int // qcur: requests waiting in the backend's own queue
 }
 
 // ProcessInfo identifies the HAProxy process behind an LB ("show info"):

@@ -159,6 +159,32 @@ func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
 	return out[name], err
 }
 
+// Loads sums the named backends' counters over the instances, as a merge
+// sums sessions and queues. It only reads: no merge, no sync, and not
+// under the Mirror's lock, so a probe never waits for a tick. Any instance
+// failing fails it; a backend some instance lacks is left out.
+func (m *Mirror) Loads(ctx context.Context, names []string) (map[string]BackendLoad, error) {
+	sum := map[string]BackendLoad{}
+	seen := map[string]int{}
+	for i, lb := range m.lbs {
+		ls, err := lb.Loads(ctx, names)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.names[i], err)
+		}
+		for name, l := range ls {
+			s := sum[name]
+			sum[name] = BackendLoad{Sessions: s.Sessions + l.Sessions, Queue: s.Queue + l.Queue}
+			seen[name]++
+		}
+	}
+	for name, n := range seen {
+		if n < len(m.lbs) {
+			delete(sum, name)
+		}
+	}
+	return sum, nil
+}
+
 // instanceRead is what one pass read of one instance.
 type instanceRead struct {
 	first ProcessInfo        // show info before the backends, when some had no history

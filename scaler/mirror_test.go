@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -520,5 +521,47 @@ func TestMirrorRebuildsInstanceWithoutHistory(t *testing.T) {
 		if got := summary(t, f); got != want {
 			t.Errorf("instance %d:\n got: %s\nwant: %s", i, got, want)
 		}
+	}
+}
+
+// failingLoads fails every Loads while told to.
+type failingLoads struct {
+	scaler.LB
+	fail bool
+}
+
+func (f *failingLoads) Loads(ctx context.Context, names []string) (map[string]scaler.BackendLoad, error) {
+	if f.fail {
+		return nil, errors.New("read: connection reset by peer")
+	}
+	return f.LB.Loads(ctx, names)
+}
+
+// A Mirror's Loads sums the instances' counters, leaves out a backend some
+// instance lacks, and fails when any instance fails: a probe never judges
+// on part of the traffic.
+func TestMirrorLoads(t *testing.T) {
+	ctx := context.Background()
+	fakes := mirroredFakes(config.ModeTemplate, fakeengine.New("local", 30000), time.Now)
+	fakes[0].DeclareBackend("api", "roundrobin") // on one instance only
+	for i, f := range fakes {
+		if err := f.SetLoad("web", "slot1", 3+i, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetBackendQueue("web", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := &failingLoads{LB: haproxy.New(fakes[1])}
+	m := scaler.NewMirror([]scaler.LB{haproxy.New(fakes[0]), second}, []string{"a", "b"}, nil, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	got, err := m.Loads(ctx, []string{"web", "api"})
+	// Each instance: slot1's sessions plus the backend's queued request.
+	want := map[string]scaler.BackendLoad{"web": {Sessions: 3 + 1 + 4 + 1, Queue: 2}}
+	if err != nil || !maps.Equal(want, got) {
+		t.Errorf("Loads = %v, %v; want %v", got, err, want)
+	}
+	second.fail = true
+	if got, err := m.Loads(ctx, []string{"web"}); err == nil || !strings.Contains(err.Error(), "b: ") {
+		t.Errorf("Loads with instance b failing = %v, %v; want b's error", got, err)
 	}
 }

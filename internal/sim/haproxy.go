@@ -271,6 +271,27 @@ func (l lb) Backends(ctx context.Context, name string) ([]runtimeapi.Backend, er
 	return out, nil
 }
 
+// Loads is every backend's BACKEND row, as "show stat -1 2 -1" gives it:
+// scur counts the queued requests too. Only Loop.Run's probe reads it, and
+// the simulator calls Tick, never Run.
+func (l lb) Loads(context.Context) ([]runtimeapi.Load, error) {
+	if !l.call() {
+		return nil, errKilled
+	}
+	if err := l.refused(); err != nil {
+		return nil, err
+	}
+	out := make([]runtimeapi.Load, 0, len(l.h.backends))
+	for _, b := range l.h.backends {
+		sessions := b.queue
+		for _, s := range b.servers {
+			sessions += s.sessions
+		}
+		out = append(out, runtimeapi.Load{Backend: b.name, Sessions: sessions, Queue: b.queue})
+	}
+	return out, nil
+}
+
 // change runs a server command: it applies on the instance (unless
 // refused), and its reply may still be lost on the way back.
 func (l lb) change(backendName, serverName, what string, apply func(b *backend, s *server) error) error {

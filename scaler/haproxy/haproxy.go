@@ -21,6 +21,7 @@ type Client interface {
 	Info(ctx context.Context) (runtimeapi.Info, error)
 	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
 	Backends(ctx context.Context, backend string) ([]runtimeapi.Backend, error) // "": every backend
+	Loads(ctx context.Context) ([]runtimeapi.Load, error)                        // every backend's own counters
 	Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.Result, error)
 }
 
@@ -70,6 +71,21 @@ func (l *LB) Backends(ctx context.Context, names []string) (map[string]scaler.Ba
 	for _, b := range bs {
 		if slices.Contains(names, b.Name) {
 			out[b.Name] = backend(b)
+		}
+	}
+	return out, nil
+}
+
+// Loads reads every backend's own counters and keeps the named ones.
+func (l *LB) Loads(ctx context.Context, names []string) (map[string]scaler.BackendLoad, error) {
+	ls, err := l.c.Loads(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(map[string]scaler.BackendLoad, len(names))
+	for _, b := range ls {
+		if slices.Contains(names, b.Backend) {
+			out[b.Backend] = scaler.BackendLoad{Sessions: b.Sessions, Queue: b.Queue}
 		}
 	}
 	return out, nil

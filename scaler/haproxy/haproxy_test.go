@@ -110,3 +110,23 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("unknown admin state changed the slot: %+v", b.Servers[0])
 	}
 }
+
+// TestLoads: the named backends' own counters, converted; others left out.
+func TestLoads(t *testing.T) {
+	fake := runtimeapi.NewFake()
+	for _, name := range []string{"web", "api"} {
+		fake.DeclareBackend(name, "roundrobin")
+		fake.DeclareServer(name, "s1", netip.MustParseAddrPort("127.0.0.1:1"), false, false)
+	}
+	if err := fake.SetLoad("web", "s1", 4, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.SetBackendQueue("web", 2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := haproxy.New(fake).Loads(context.Background(), []string{"web", "gone"})
+	want := map[string]scaler.BackendLoad{"web": {Sessions: 6, Queue: 2}}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Errorf("Loads: %v (-want +got):\n%s", err, diff)
+	}
+}

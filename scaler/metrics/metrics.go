@@ -172,6 +172,11 @@ func (i *instrumentedLB) Backends(ctx context.Context, names []string) (bs map[s
 	return i.lb.Backends(ctx, names)
 }
 
+func (i *instrumentedLB) Loads(ctx context.Context, names []string) (ls map[string]scaler.BackendLoad, err error) {
+	defer i.done(time.Now(), &err)
+	return i.lb.Loads(ctx, names)
+}
+
 // Apply counts each change with its own result and times the batch as
 // one call.
 func (i *instrumentedLB) Apply(ctx context.Context, changes []scaler.Change) []error {
