@@ -106,7 +106,8 @@ type Loop struct {
 	version  int      // of the intents last saved (state.json "version")
 	saveErr  error    // the last state write's failure; nil once one succeeds
 
-	wake wakeHub // scale to zero (issue 13): see wake.go
+	wake  wakeHub   // scale to zero (issue 13): see wake.go
+	early earlyKick // Run's probe between ticks: see early.go
 
 	published atomic.Pointer[[]ServiceStatus] // the status last published (status.go)
 }
@@ -135,6 +136,7 @@ type service struct {
 	startFailures map[string]int        // per generation: starts that never served
 	retry         map[string]startRetry // per generation: when starting again is allowed
 	observed      bool                  // a tick has read HAProxy and every host for it
+	seen          *tickSeen             // what the last tick saw and decided; nil when it could not read the service
 	noCapacity    string                // the last lack of room reported (tick goroutine only)
 	status        ServiceStatus
 
@@ -282,16 +284,30 @@ func (s *service) generation() string {
 // Run ticks until ctx ends, then waits for the operations in flight (which
 // end with ctx too; what they leave half-done, the next start reconciles).
 // While the runtime API does not answer, ticks back off exponentially up to
-// maxBackoff.
+// maxBackoff. Between ticks a probe of its own reads the backends' counters
+// and ticks early on a load rise (early.go); it ends before Run returns.
 func (l *Loop) Run(ctx context.Context) error {
+	probing, stop := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Add(1)
+	l.clock.Go(func() {
+		defer probe.Done()
+		l.probe(probing)
+	})
 	failures := 0
 	for {
+		var base map[string]BackendLoad // none after a tick that read nothing: no early tick
 		if l.Tick(ctx) {
 			failures = 0
+			base = l.readBase(ctx)
 		} else {
 			failures++
 		}
-		if l.sleepOrWake(ctx, backoff(l.interval, failures)) != nil { // wake (issue 13): a held request cuts the wait short
+		l.early.ticked(base)
+		// A held request (wake, issue 13) or the probe cuts the wait short.
+		if l.sleepOrWake(ctx, backoff(l.interval, failures)) != nil {
+			stop()
+			probe.Wait()
 			l.ops.Wait()
 			return nil
 		}
@@ -573,7 +589,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	if r.err != nil {
 		log.Warn("stats read failed: tick skipped, nothing changed", "err", r.err)
 		l.mu.Lock()
-		s.status.Error, s.status.Updated = r.err.Error(), now
+		s.status.Error, s.status.Updated, s.seen = r.err.Error(), now, nil
 		st := s.statusLocked()
 		l.mu.Unlock()
 		return st
@@ -623,6 +639,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 	image := s.image
 	l.mu.Unlock()
 	d = controlled(d, mode, held)
+	seen := &tickSeen{Obs: v.obs, History: s.history, Decision: d}
 	st.Desired, st.Reason, st.LimitedBy = d.Desired, d.Reason, d.LimitedBy
 	attrs := []any{"current", d.Current, "desired", d.Desired, "reason", d.Reason, "limited_by", d.LimitedBy,
 		"serving", v.obs.Serving, "starting", v.obs.Starting, "sessions", v.obs.Sessions, "queue", v.obs.Queue,
@@ -633,7 +650,7 @@ func (l *Loop) tickService(ctx context.Context, s *service, now time.Time, inv i
 		l.scale(ctx, log, s, d, v, inv, image, attrs)
 	}
 	l.mu.Lock()
-	s.status = st
+	s.status, s.seen = st, seen
 	s.observed = s.observed || inv.complete
 	out := s.statusLocked()
 	l.mu.Unlock()

@@ -229,23 +229,19 @@ func wakeReloadable(running, next *config.Config) error {
 }
 
 // sleepOrWake is the loop's wait between ticks, cut short when a request
-// is held for a service at zero. Without any wake block it is the clock's
-// own sleep. It returns ctx's error only when ctx ended.
+// is held for a service at zero or when Run's probe sees the load rise
+// (early.go). It returns ctx's error only when ctx ended.
 func (l *Loop) sleepOrWake(ctx context.Context, d time.Duration) error {
-	l.mu.Lock()
-	wakes := slices.ContainsFunc(l.services, func(s *service) bool { return s.cfg.Wake != nil })
-	l.mu.Unlock()
-	if !wakes {
-		return l.clock.Sleep(ctx, d)
-	}
 	sleep, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
-	kick := l.wake.kicked()
+	wake, early := l.wake.kicked(), l.early.kicked()
 	go func() { // ends with this sleep
 		select {
-		case <-kick:
+		case <-wake:
+			cancel()
+		case <-early:
 			cancel()
 		case <-done:
 		}

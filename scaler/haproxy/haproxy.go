@@ -21,7 +21,7 @@ type Client interface {
 	Info(ctx context.Context) (runtimeapi.Info, error)
 	Backend(ctx context.Context, name string) (runtimeapi.Backend, error)
 	Backends(ctx context.Context, backend string) ([]runtimeapi.Backend, error) // "": every backend
-	Loads(ctx context.Context) ([]runtimeapi.Load, error)                        // every backend's own counters
+	Loads(ctx context.Context) ([]runtimeapi.Load, error)                       // every backend's own counters
 	Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.Result, error)
 }
 
