@@ -64,6 +64,7 @@ func probePeriod(interval time.Duration) time.Duration {
 type earlyKick struct {
 	mu    sync.Mutex
 	ticks int                    // ticks Run made
+	at    time.Time              // when the last one ended
 	base  map[string]BackendLoad // by backend, read right after the last tick; nil: none
 	kick  chan struct{}
 }
@@ -78,25 +79,26 @@ func (e *earlyKick) kicked() chan struct{} {
 	return e.kick
 }
 
-// ticked records a tick and the counters read right after it, and drops
-// a kick sent meanwhile.
-func (e *earlyKick) ticked(base map[string]BackendLoad) {
+// ticked records a tick that ended at, the counters read right after it,
+// and drops a kick sent meanwhile.
+func (e *earlyKick) ticked(at time.Time, base map[string]BackendLoad) {
 	kick := e.kicked()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ticks++
-	e.base = base
+	e.at, e.base = at, base
 	select {
 	case <-kick:
 	default:
 	}
 }
 
-// last returns the tick count and the counters read after that tick.
-func (e *earlyKick) last() (int, map[string]BackendLoad) {
+// last returns the tick count, when the last tick ended, and the counters
+// read after it.
+func (e *earlyKick) last() (int, time.Time, map[string]BackendLoad) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.ticks, e.base
+	return e.ticks, e.at, e.base
 }
 
 // send kicks Run if no tick ran since tick.
@@ -156,8 +158,8 @@ func (l *Loop) probe(ctx context.Context) {
 	period := probePeriod(l.interval)
 	var lastKick time.Time
 	for l.clock.Sleep(ctx, period) == nil {
-		tick, base := l.early.last()
-		if base == nil || l.clock.Now().Sub(lastKick) < l.interval/2 {
+		tick, ticked, base := l.early.last()
+		if now := l.clock.Now(); base == nil || now.Sub(ticked) < period || now.Sub(lastKick) < l.interval/2 {
 			continue
 		}
 		services, names := l.probed()

@@ -303,7 +303,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		} else {
 			failures++
 		}
-		l.early.ticked(base)
+		l.early.ticked(l.clock.Now(), base)
 		// A held request (wake, issue 13) or the probe cuts the wait short.
 		if l.sleepOrWake(ctx, backoff(l.interval, failures)) != nil {
 			stop()
