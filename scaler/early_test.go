@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/haproxy"
@@ -108,10 +107,7 @@ func TestRunTicksEarlyOnLoadRise(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine := fakeengine.New("local", 30000)
-	fake := runtimeapi.NewFake()
-	fake.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-	fake.DeclareBackend("web", "roundrobin")
-	fake.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
+	fake := fakeWeb(engine, 4)
 	if err := fake.SetLoad("web", "slot4", 50, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/slotscaler/slotscaler/internal/fakeengine"
-	"github.com/slotscaler/slotscaler/runtimeapi"
 	"github.com/slotscaler/slotscaler/scaler"
 	"github.com/slotscaler/slotscaler/scaler/config"
 	"github.com/slotscaler/slotscaler/scaler/haproxy"
@@ -60,10 +59,7 @@ services:
 		t.Fatal(err)
 	}
 	engine := fakeengine.New("local", 30000)
-	lb := runtimeapi.NewFake()
-	lb.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
-	lb.DeclareBackend("web", "roundrobin")
-	lb.DeclareTemplate("web", "slot", 2, netip.MustParseAddrPort("127.0.0.1:9"))
+	lb := fakeWeb(engine, 2)
 	key := []byte("kept-in-state-dir")
 	stateDir := t.TempDir()
 	loop, err := scaler.New(scaler.Options{Config: cfg, LB: haproxy.New(lb), StateDir: stateDir, GenerationKey: key,

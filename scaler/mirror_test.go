@@ -24,17 +24,28 @@ import (
 // summary is backend web of f, one "slot=admin/wN/addr:port" per slot.
 func summary(t *testing.T, f *runtimeapi.Fake) string { return summaryOf(t, f, "web") }
 
+// fakeWeb is an HAProxy with backend web, of slots template slots (none:
+// dynamic), whose checks pass where engine runs a container.
+func fakeWeb(engine *fakeengine.Engine, slots int) *runtimeapi.Fake {
+	f := runtimeapi.NewFake()
+	f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
+	f.DeclareBackend("web", "roundrobin")
+	if slots > 0 {
+		f.DeclareTemplate("web", "slot", slots, netip.MustParseAddrPort("127.0.0.1:9"))
+	}
+	return f
+}
+
 // mirroredFakes are two HAProxy instances with backend web (four template
 // slots in template mode), whose checks pass where engine runs a container.
 func mirroredFakes(mode string, engine *fakeengine.Engine, clock func() time.Time) []*runtimeapi.Fake {
-	fakes := []*runtimeapi.Fake{runtimeapi.NewFake(), runtimeapi.NewFake()}
+	slots := 0
+	if mode == config.ModeTemplate {
+		slots = 4
+	}
+	fakes := []*runtimeapi.Fake{fakeWeb(engine, slots), fakeWeb(engine, slots)}
 	for _, f := range fakes {
-		f.SetChecker(func(_ netip.Addr, port int) bool { return engine.RunningOn(port) })
 		f.SetClock(clock)
-		f.DeclareBackend("web", "roundrobin")
-		if mode == config.ModeTemplate {
-			f.DeclareTemplate("web", "slot", 4, netip.MustParseAddrPort("127.0.0.1:9"))
-		}
 	}
 	return fakes
 }
