@@ -96,9 +96,9 @@ func (l *Loop) apply(ctx context.Context, log *slog.Logger, s *service, acts []A
 
 // flush sends the tick's queued changes. The intents they need are
 // recorded and saved first, in one write; if it fails, those changes are
-// not made (the next tick plans them again). The others, and those, go as
-// one Apply. What a failed change's intent was for is settled with one
-// read per service.
+// not made (the next tick plans them again). Then every change goes in one
+// Apply (one batch per HAProxy instance). What a failed change's intent
+// was for is settled with one read per service, in the batch's order.
 func (l *Loop) flush(ctx context.Context) {
 	batch := l.batch
 	l.batch = nil
@@ -125,12 +125,14 @@ func (l *Loop) flush(ctx context.Context) {
 		return
 	}
 	unsettled := map[*service]map[string]AdminState{}
+	var order []*service // of unsettled
 	forgot := false
 	for i, err := range l.lb.Apply(ctx, changes) {
 		q := send[i]
 		if err != nil && q.settle {
 			if unsettled[q.s] == nil {
 				unsettled[q.s] = map[string]AdminState{}
+				order = append(order, q.s)
 			}
 			unsettled[q.s][q.change.Server] = q.change.State
 		}
@@ -142,8 +144,8 @@ func (l *Loop) flush(ctx context.Context) {
 	// next start.
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	for s, want := range unsettled {
-		forgot = l.settle(settleCtx, s, want) || forgot
+	for _, s := range order {
+		forgot = l.settle(settleCtx, s, unsettled[s]) || forgot
 	}
 	if forgot {
 		// A forgotten intent's purpose ended: a failed save leaves it
