@@ -31,6 +31,8 @@ type flakyLB struct {
 	failInfo bool              // show info fails too: the tick reads nothing
 	failOne  string            // a backend Backends fails alone (BackendErrors)
 	applies  [][]scaler.Change // every Apply, in order
+	// afterApply, when set, runs after each Apply with its changes.
+	afterApply func([]scaler.Change)
 	// afterRead, when set, runs after a Backends read (a stop arriving
 	// while the tick plans).
 	afterRead func()
@@ -49,7 +51,14 @@ func (f *flakyLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 		}
 		return errs
 	}
-	return f.LB.Apply(ctx, changes)
+	errs := f.LB.Apply(ctx, changes)
+	f.mu.Lock()
+	after := f.afterApply
+	f.mu.Unlock()
+	if after != nil {
+		after(changes)
+	}
+	return errs
 }
 
 func (f *flakyLB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
@@ -388,6 +397,40 @@ func TestLoopStopMidTickLeavesNoIntentOfUnsentDrains(t *testing.T) {
 	restarted.Wait()
 	if after := h.slots(); strings.Count(after, "=drain/") != 3 {
 		t.Errorf("the operator's drains after a stop mid-tick:\n before the restart %s\n after            %s", before, after)
+	}
+}
+
+// HAProxy restarts between a bind's first batch and its state ready: the
+// ready lands on the new process, where the slot is back at its
+// placeholder address, and would take traffic there. The start sees the
+// slot ready at another address than its container's and is undone at
+// once, not after unhealthy_after (found by the simulator's review of
+// seed 3203).
+func TestLoopStartUndoneWhenReadyLandsAfterRestart(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	restarted := false
+	h.lb.afterApply = func(changes []scaler.Change) {
+		if !restarted && slices.ContainsFunc(changes, func(c scaler.Change) bool { return c.Op == scaler.ChangeHealth }) {
+			restarted = true
+			h.lb.Fake.Restart()
+		}
+	}
+	begin := time.Now()
+	h.tick()
+	if !restarted {
+		t.Fatal("no bind")
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("the start took %s to give up on a slot ready at the placeholder (unhealthy_after %s)", took, h.cfg.Services[0].UnhealthyAfter.Duration)
+	}
+	b, err := h.lb.Fake.Backend(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range b.Servers {
+		if srv.Admin != runtimeapi.AdminMaint && srv.Port == 9 {
+			t.Errorf("%s is %s at the placeholder %s:%d", srv.Name, srv.Admin, srv.Addr, srv.Port)
+		}
 	}
 }
 

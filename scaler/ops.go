@@ -361,8 +361,11 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
 			case srv.Admin == AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()):
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errMaintMeanwhile)
-			case srv.Admin == AdminMaint:
-				// Back at another address: HAProxy restarted or reloaded.
+			case srv.Addr != at.Addr() || srv.Port != int(at.Port()):
+				// Back at another address: HAProxy restarted or reloaded,
+				// maybe between the bind's first batch and its ready, which
+				// then put the placeholder in the balancing: undone at once,
+				// not after unhealthy_after (TestLoopStartUndoneWhenReadyLandsAfterRestart).
 				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
 			case checkPassed(srv):
 				return nil
