@@ -68,10 +68,11 @@ func (l *Loop) hold(log *slog.Logger, s *service, slot string) error {
 }
 
 // waitForTick takes tickMu for an operator's command: a tick in progress
-// ends first, so a pin, pause, resume or rollout never lands between a
-// tick's decision and its changes, where a drain decided before it would
-// go out after it returned (sim seed 2388: a pin at 4 returned, then the
-// tick's drain left 3 serving). The caller unlocks tickMu.
+// ends first. A drain or enable then acts on a read the tick cannot change
+// under it (sim seed 876), and a pin, pause, resume or rollout never lands
+// between a tick's decision and its changes, where a drain decided before
+// it would go out after it returned (sim seed 2388: a pin at 4 returned,
+// then the tick's drain left 3 serving). The caller unlocks tickMu.
 func (l *Loop) waitForTick() { lockOn(l.clock, &l.tickMu) }
 
 // isHeld reports whether slot is held for an operator's maint.
@@ -179,7 +180,7 @@ func (l *Loop) slotOf(ctx context.Context, backend, slot string) (*service, Serv
 // cover.
 func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 	defer l.publish()
-	lockOn(l.clock, &l.tickMu)
+	l.waitForTick()
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
 	if err != nil {
@@ -219,7 +220,7 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 // slotscaler to fill when it needs.
 func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	defer l.publish()
-	lockOn(l.clock, &l.tickMu)
+	l.waitForTick()
 	defer l.tickMu.Unlock()
 	s, srv, err := l.slotOf(ctx, backend, slot)
 	exists := err == nil

@@ -62,33 +62,23 @@ func probePeriod(interval time.Duration) time.Duration {
 // counters read after one tick is dropped once another tick has run:
 // that tick saw the load.
 type earlyKick struct {
+	kick chan struct{} // what Run's sleep also waits on (made by New, one kick buffered)
+
 	mu    sync.Mutex
 	ticks int                    // ticks Run made
 	at    time.Time              // when the last one ended
 	base  map[string]BackendLoad // by backend, read right after the last tick; nil: none
-	kick  chan struct{}
-}
-
-// kicked is the channel Run's sleep also waits on.
-func (e *earlyKick) kicked() chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.kick == nil {
-		e.kick = make(chan struct{}, 1)
-	}
-	return e.kick
 }
 
 // ticked records a tick that ended at, the counters read right after it,
 // and drops a kick sent meanwhile.
 func (e *earlyKick) ticked(at time.Time, base map[string]BackendLoad) {
-	kick := e.kicked()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ticks++
 	e.at, e.base = at, base
 	select {
-	case <-kick:
+	case <-e.kick:
 	default:
 	}
 }
@@ -103,14 +93,13 @@ func (e *earlyKick) last() (int, time.Time, map[string]BackendLoad) {
 
 // send kicks Run if no tick ran since tick.
 func (e *earlyKick) send(tick int) bool {
-	kick := e.kicked()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if tick != e.ticks {
 		return false
 	}
 	select {
-	case kick <- struct{}{}:
+	case e.kick <- struct{}{}:
 	default: // a kick is already waiting
 	}
 	return true

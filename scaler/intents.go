@@ -38,10 +38,11 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 	return t, ok
 }
 
-// binding reports whether the service of backend has a bind under way on
-// slot that may not have got to state ready on every instance (for the
-// Mirror's merge, which takes a maint beside a drain there for the bind's
-// step not taken yet).
+// bindIntents are the intents of the slots of backend's service that the
+// Mirror's merge uses, asked once per backend and read: a bind under way
+// that may not have got to state ready on every instance (the merge takes
+// a maint beside a drain there for the bind's step not taken yet), and
+// where each slot last pointed at a container of slotscaler's.
 //
 // Invariant: operator intents kept. A bind's address is noted only once
 // its state ready took on every instance (start deletes it before the
@@ -51,29 +52,23 @@ func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, boo
 // operator's maint made on one instance over their lbctl drain of a bind
 // that a kill cut short after its ready was brought back to the drain
 // (sim seed 5490, TestScenarioOperatorMaintAfterDrainOfReadiedBind).
-func (l *Loop) binding(backend, slot string) bool {
+func (l *Loop) bindIntents(backend string) map[string]bindIntent {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.serviceOfBackendLocked(backend)
 	if s == nil {
-		return false
+		return nil
 	}
-	_, ok := s.binding[slot]
-	_, readied := s.lastBound[slot]
-	return ok && !readied
-}
-
-// lastBoundAt gives where slot of backend last pointed at a container of
-// slotscaler's, as noted (for the Mirror's merge).
-func (l *Loop) lastBoundAt(backend, slot string) (netip.AddrPort, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.serviceOfBackendLocked(backend)
-	if s == nil {
-		return netip.AddrPort{}, false
+	out := make(map[string]bindIntent, len(s.binding)+len(s.lastBound))
+	for slot, at := range s.lastBound {
+		out[slot] = bindIntent{bound: at}
 	}
-	at, ok := s.lastBound[slot]
-	return at, ok
+	for slot := range s.binding {
+		if _, readied := s.lastBound[slot]; !readied {
+			out[slot] = bindIntent{binding: true}
+		}
+	}
+	return out
 }
 
 // has reports whether slot has an intent in intents.

@@ -190,6 +190,9 @@ type Server struct {
 	Admin       AdminState
 }
 
+// AddrPort is where the server points.
+func (s Server) AddrPort() netip.AddrPort { return netip.AddrPortFrom(s.Addr, uint16(s.Port)) }
+
 // Serving reports whether HAProxy sends new requests to the server: ready
 // and up (or not checked).
 func (s Server) Serving() bool {

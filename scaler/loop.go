@@ -87,10 +87,11 @@ type Loop struct {
 	// it, so an older snapshot can never be written over a newer one.
 	saveMu sync.Mutex
 
-	// tickMu is held by a tick for its whole pass and by an operator's
-	// slot command: a tick decides on a read the command cannot change
-	// under it (an lbctl drain racing a tick's retire of the slot was
-	// overwritten, and the slot deleted and refilled: sim seed 876).
+	// tickMu is held by a tick for its whole pass, by every operator
+	// command (waitForTick) and by a start's undo (takeOutStart): a tick
+	// decides on a read the command cannot change under it (an lbctl drain
+	// racing a tick's retire of the slot was overwritten, and the slot
+	// deleted and refilled: sim seed 876).
 	tickMu sync.Mutex
 	// batch is the tick's changes of HAProxy, sent when its plans are all
 	// made (apply.go); held under tickMu by the tick.
@@ -179,6 +180,7 @@ func New(o Options) (*Loop, error) {
 	}
 	l := &Loop{lb: o.LB, hosts: o.Hosts, interval: o.Config.Interval.Duration, dryRun: o.DryRun, planOut: o.PlanOut,
 		store: o.State, observer: o.Observer, clock: o.Clock, log: o.Log, genKey: o.GenerationKey, mirror: o.Mirror}
+	l.early.kick = make(chan struct{}, 1)
 	if l.mirror == nil {
 		l.mirror, _ = o.LB.(*Mirror)
 	}
@@ -212,8 +214,7 @@ func New(o Options) (*Loop, error) {
 	}
 	if l.mirror != nil {
 		l.mirror.onRebuilding = func() { _ = l.persist() } // a failure is logged and makes /readyz 503
-		l.mirror.binding = l.binding
-		l.mirror.bound = l.lastBoundAt
+		l.mirror.bindIntents = l.bindIntents
 	}
 	return l, nil
 }
@@ -696,7 +697,7 @@ func slotStatus(name string, state SlotState, srv Server, exists bool, bound *Co
 		ss.Admin, ss.Status, ss.Check, ss.Weight = srv.Admin.String(), srv.Status, srv.CheckStatus, srv.Weight
 		ss.Sessions, ss.Queue = srv.Sessions, srv.Queue
 		if srv.Addr.IsValid() {
-			ss.Addr = netip.AddrPortFrom(srv.Addr, uint16(srv.Port)).String()
+			ss.Addr = srv.AddrPort().String()
 		}
 	}
 	c := bound

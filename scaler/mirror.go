@@ -59,15 +59,19 @@ type Mirror struct {
 	// (under mu, before its first change) and after one completed it
 	// (outside mu): the Loop saves Rebuilding then. It must not take mu.
 	onRebuilding func()
-	// binding, when set, reports a bind of slotscaler's under way on a
-	// slot (the Loop's intents): the merge tells the maint such a bind
-	// leaves where it did not get to ready from an operator's. It must not
-	// take mu.
-	binding func(backend, slot string) bool
-	// bound, when set, gives where a slot last pointed at a container of
-	// slotscaler's (the Loop's intents): of two maints at different
-	// addresses, the merge keeps the one there. It must not take mu.
-	bound func(backend, slot string) (netip.AddrPort, bool)
+	// bindIntents, when set, gives slotscaler's intents of a backend's
+	// slots (the Loop's), by slot: with a bind under way, the merge tells
+	// the maint such a bind leaves where it did not get to ready from an
+	// operator's; of two maints at different addresses, it keeps the one
+	// where the slot last pointed at a container of slotscaler's. It must
+	// not take mu.
+	bindIntents func(backend string) map[string]bindIntent
+}
+
+// bindIntent is what the merge asks of slotscaler's intents for a slot.
+type bindIntent struct {
+	binding bool           // a bind under way that may not have got to state ready everywhere
+	bound   netip.AddrPort // where the slot last pointed at a container of slotscaler's; invalid: not noted
 }
 
 var _ LB = (*Mirror)(nil)
@@ -139,20 +143,13 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 // brought in step, is left out and named in a BackendErrors; the others
 // are good.
 func (m *Mirror) Backends(ctx context.Context, names []string) (map[string]Backend, error) {
-	out, completed, err := m.readAll(ctx, names)
-	if completed && m.onRebuilding != nil {
-		m.onRebuilding()
-	}
-	return out, err
+	return m.readAll(ctx, names)
 }
 
 // Backend reads the backend on every instance, brings each one to the
 // merged view, and returns that view.
 func (m *Mirror) Backend(ctx context.Context, name string) (Backend, error) {
-	out, completed, err := m.readAll(ctx, []string{name})
-	if completed && m.onRebuilding != nil {
-		m.onRebuilding()
-	}
+	out, err := m.readAll(ctx, []string{name})
 	if be, ok := errors.AsType[BackendErrors](err); ok {
 		err = be[name]
 	}
@@ -192,9 +189,18 @@ type instanceRead struct {
 	info  ProcessInfo        // show info after the backends: a restart before that read shows here
 }
 
-// readAll is Backends under the lock; completed reports a rebuild
-// completed.
-func (m *Mirror) readAll(ctx context.Context, names []string) (_ map[string]Backend, completed bool, _ error) {
+// readAll reads, merges and syncs names (read), then lets the Loop save a
+// rebuild that completed, outside mu.
+func (m *Mirror) readAll(ctx context.Context, names []string) (map[string]Backend, error) {
+	out, completed, err := m.read(ctx, names)
+	if completed && m.onRebuilding != nil {
+		m.onRebuilding()
+	}
+	return out, err
+}
+
+// read is readAll under the lock; completed reports a rebuild completed.
+func (m *Mirror) read(ctx context.Context, names []string) (_ map[string]Backend, completed bool, _ error) {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	reads := make([]instanceRead, len(m.lbs))
@@ -238,7 +244,7 @@ func (m *Mirror) readAll(ctx context.Context, names []string) (_ map[string]Back
 		}
 	}
 	for _, g := range merges {
-		done, err := m.synced(g)
+		done, err := m.synced(g, reads)
 		completed = completed || done
 		if err != nil {
 			failed[g.merged.Name] = err
@@ -286,7 +292,6 @@ type merging struct {
 	merged  Backend
 	changes [][]Change
 	errs    [][]error
-	infos   []ProcessInfo // each instance's process, as read
 }
 
 // merge merges one backend's views (read in reads) into one and lists, per
@@ -299,9 +304,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		m.seen[name] = seen
 	}
 	reset := make([]bool, len(m.lbs))
-	infos := make([]ProcessInfo, len(m.lbs))
 	for i, r := range reads {
-		infos[i] = r.info
 		before := seen[i]
 		if before.PID == 0 {
 			before = r.first
@@ -337,7 +340,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		}
 		if reset[i] {
 			rebuilding[i], begun = true, true
-			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", infos[i].PID)
+			m.log.Warn("haproxy instance restarted: rebuilding it from the others", "instance", m.names[i], "backend", name, "pid", reads[i].info.PID)
 		}
 	}
 	m.flagsMu.Unlock()
@@ -375,27 +378,22 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		}
 	}
 	merged.Queue = 0
-	// Asked once per slot, so that every instance's view of it merges the
-	// same way while a start ends meanwhile.
-	binding := map[string]bool{}
-	bound := map[string]netip.AddrPort{}
-	for _, s := range merged.Servers {
-		if m.binding != nil {
-			binding[s.Name] = m.binding(name, s.Name)
-		}
-		if m.bound != nil {
-			bound[s.Name], _ = m.bound(name, s.Name)
-		}
+	// Asked once per backend, so that every instance's view of a slot
+	// merges the same way while a start ends meanwhile.
+	var intents map[string]bindIntent
+	if m.bindIntents != nil {
+		intents = m.bindIntents(name)
 	}
 	for i, v := range views {
 		merged.Queue += v.Queue
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], binding[s.Name], bound[s.Name])
+				in := intents[s.Name]
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], in.binding, in.bound)
 			}
 		}
 	}
-	g := &merging{merged: merged, changes: make([][]Change, len(views)), errs: make([][]error, len(views)), infos: infos}
+	g := &merging{merged: merged, changes: make([][]Change, len(views)), errs: make([][]error, len(views))}
 	opts, dynamic := m.opts(name)
 	for i, v := range views {
 		if reset[i] && dynamic {
@@ -409,12 +407,12 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	return g
 }
 
-// synced records how the changes of a merge went; completed reports a
-// rebuild completed. An instance in step is compared to what it is now at
-// the next read; one not brought in step is rebuilt again (rebuilding it
-// from its own half-built view would take the slots still missing for
-// maints).
-func (m *Mirror) synced(g *merging) (completed bool, _ error) {
+// synced records how the changes of a merge went (each instance's process
+// as reads read it); completed reports a rebuild completed. An instance in
+// step is compared to what it is now at the next read; one not brought in
+// step is rebuilt again (rebuilding it from its own half-built view would
+// take the slots still missing for maints).
+func (m *Mirror) synced(g *merging, reads []instanceRead) (completed bool, _ error) {
 	name := g.merged.Name
 	lockOn(m.clock, &m.flagsMu)
 	defer m.flagsMu.Unlock()
@@ -439,7 +437,7 @@ func (m *Mirror) synced(g *merging) (completed bool, _ error) {
 			continue
 		}
 		completed = completed || rebuilding[i]
-		seen[i], rebuilding[i] = g.infos[i], false
+		seen[i], rebuilding[i] = reads[i].info, false
 	}
 	if !ok {
 		return completed, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
@@ -527,7 +525,7 @@ func mergeServer(a, b Server, state, binding bool, bound netip.AddrPort) Server 
 		a.Admin = b.Admin
 	}
 	a.Weight = min(a.Weight, b.Weight)
-	boundAt := func(s Server) bool { return bound.IsValid() && s.Addr == bound.Addr() && s.Port == int(bound.Port()) }
+	boundAt := func(s Server) bool { return bound.IsValid() && s.AddrPort() == bound }
 	if !a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() ||
 		a.Admin == AdminMaint && b.Admin == AdminMaint && boundAt(b) && !boundAt(a) {
 		a.Addr, a.Port = b.Addr, b.Port

@@ -107,6 +107,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		l.mu.Unlock()
 		log.Info("container started", "slot", slot, "host", h.Name, "container", c.Name, "port", c.Port, "took", time.Since(begin).Round(time.Millisecond).String())
 	}
+	at := netip.AddrPortFrom(h.Addr, uint16(c.Port)) // where the slot points at the container once bound
 	keepBinding := false
 	readied := false // the bind got to state ready
 	undo := func(why string, err error) {
@@ -117,7 +118,7 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
 		defer cancel()
-		switch err := l.takeOutStart(cleanup, s, slot, c.Name, netip.AddrPortFrom(h.Addr, uint16(c.Port)), readied); {
+		switch err := l.takeOutStart(cleanup, s, slot, c.Name, at, readied); {
 		case errors.Is(err, errDrainedMeanwhile):
 			return // theirs now, container and all
 		case err != nil:
@@ -175,12 +176,12 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	// at this address is an operator's, not a start of ours cut short
 	// before its state ready (sim seeds 459 and 589, one each way). A
 	// failed save is logged and leaves that one case ambiguous.
-	l.boundTo(s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port)))
+	l.boundTo(s, slot, at)
 	l.mu.Lock()
 	delete(s.draining, slot)
 	l.mu.Unlock()
 	_ = l.persist()
-	switch err := l.waitUp(ctx, s, slot, netip.AddrPortFrom(h.Addr, uint16(c.Port))); {
+	switch err := l.waitUp(ctx, s, slot, at); {
 	case errors.Is(err, errDrainedMeanwhile):
 		// An operator drained the slot while it came up: theirs now, as
 		// any drain they make (sim scenario TestScenarioOperatorDrainsStartingSlot).
@@ -216,9 +217,9 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	l.mu.Lock()
 	delete(s.retry, c.Generation)
 	l.mu.Unlock()
-	l.wakeServing(s, netip.AddrPortFrom(h.Addr, uint16(c.Port))) // wake (issue 13)
+	l.wakeServing(s, at) // wake (issue 13)
 	l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventServing, Message: "slot serving " + c.Name},
-		"host", h.Name, "addr", netip.AddrPortFrom(h.Addr, uint16(c.Port)).String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
+		"host", h.Name, "addr", at.String(), "image", c.Image, "took", time.Since(begin).Round(time.Millisecond).String())
 }
 
 // takeOutStart sets a start's slot to maint for its undo. It runs under
@@ -245,7 +246,7 @@ func (l *Loop) takeOutStart(ctx context.Context, s *service, slot, container str
 	case ok && srv.Admin == AdminDrain:
 		l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventControl, Reason: "operator_drain", Message: "drained by an operator while starting: left drained, container " + container + " kept"})
 		return errDrainedMeanwhile
-	case ok && readied && srv.Admin == AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()) && !l.isHeld(s, slot):
+	case ok && readied && srv.Admin == AdminMaint && srv.AddrPort() == at && !l.isHeld(s, slot):
 		if err := l.hold(s.log, s, slot); err != nil {
 			return fmt.Errorf("the operator's maint is not recorded (container kept for the next tick): %w", err)
 		}
@@ -359,14 +360,14 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
 			case srv.Admin == AdminDrain:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
-			case srv.Admin == AdminMaint && srv.Addr == at.Addr() && srv.Port == int(at.Port()):
+			case srv.Admin == AdminMaint && srv.AddrPort() == at:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errMaintMeanwhile)
-			case srv.Addr != at.Addr() || srv.Port != int(at.Port()):
+			case srv.AddrPort() != at:
 				// Back at another address: HAProxy restarted or reloaded,
 				// maybe between the bind's first batch and its ready, which
 				// then put the placeholder in the balancing: undone at once,
 				// not after unhealthy_after (TestLoopStartUndoneWhenReadyLandsAfterRestart).
-				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, netip.AddrPortFrom(srv.Addr, uint16(srv.Port)))
+				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, srv.AddrPort())
 			case checkPassed(srv):
 				return nil
 			}

@@ -41,11 +41,6 @@ type slotSeen struct {
 	Op           opKind      // the operation that owns the slot (opNone: none)
 }
 
-// addr is where the slot's server points.
-func (s slotSeen) addr() netip.AddrPort {
-	return netip.AddrPortFrom(s.Server.Addr, uint16(s.Server.Port))
-}
-
 // intents are what slotscaler remembers of a service's slots.
 type intents struct {
 	Draining  map[string]time.Time      // slotscaler's own drains and maints, since when
@@ -80,8 +75,8 @@ func planSlots(o observed) slotPlan {
 		// intent is an operator's (sim seed 71: a host that did not answer
 		// hid the container of a start a restart had cut short).
 		at, noted := o.Intents.LastBound[seen.Name]
-		if seen.Exists && seen.Server.Admin != AdminMaint && (seen.Bound != nil || o.Intents.Binding[seen.Name]) && (!noted || at != seen.addr()) {
-			ps.Actions = append(ps.Actions, NoteBound{Slot: seen.Name, At: seen.addr()})
+		if seen.Exists && seen.Server.Admin != AdminMaint && (seen.Bound != nil || o.Intents.Binding[seen.Name]) && (!noted || at != seen.Server.AddrPort()) {
+			ps.Actions = append(ps.Actions, NoteBound{Slot: seen.Name, At: seen.Server.AddrPort()})
 		}
 		// Invariant: one operation per slot. A slot an operation owns is
 		// only counted: as starting while a start owns it (the replica the
@@ -127,7 +122,7 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		// binding intent, only an address its bind got to the end with
 		// counts (sim seed 589 held such a slot for an operator's).
 		at, wasBound := in.LastBound[name]
-		if seen.Exists && !draining && !held && (bound != nil && !in.Binding[name] || wasBound && at == seen.addr()) {
+		if seen.Exists && !draining && !held && (bound != nil && !in.Binding[name] || wasBound && at == seen.Server.AddrPort()) {
 			acts = append(acts, Hold{Slot: name})
 			held = true
 		}

@@ -236,7 +236,7 @@ func (l *Loop) sleepOrWake(ctx context.Context, d time.Duration) error {
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
-	wake, early := l.wake.kicked(), l.early.kicked()
+	wake, early := l.wake.kicked(), l.early.kick
 	go func() { // ends with this sleep
 		select {
 		case <-wake:
