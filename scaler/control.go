@@ -192,7 +192,7 @@ func (l *Loop) DrainSlot(ctx context.Context, backend, slot string) error {
 	if l.opKind(s, slot) == opRemove {
 		return fmt.Errorf("slot %s/%s is being retired by slotscaler: nothing to drain: %w", backend, slot, ErrConflict)
 	}
-	if err := change(ctx, l.lb, SetState(backend, slot, AdminDrain)); err != nil {
+	if err := change(ctx, l.lb, SetState(backend, slot, AdminDrain).FromOperator()); err != nil {
 		return fmt.Errorf("drain %s/%s: %w", backend, slot, err)
 	}
 	// The operator's now, even if slotscaler was draining it to scale down.
@@ -241,12 +241,12 @@ func (l *Loop) EnableSlot(ctx context.Context, backend, slot string) error {
 	// slot is slotscaler's again only at full weight. Weighted first: if
 	// that fails, the slot stays drained, the operator's, as before.
 	if exists && srv.Admin != AdminMaint && srv.Weight == 0 && !l.has(s.binding, slot) { // a start's weight 0 is the start's to lift
-		if err := change(ctx, l.lb, SetWeight(backend, slot, 100)); err != nil {
+		if err := change(ctx, l.lb, SetWeight(backend, slot, 100).FromOperator()); err != nil {
 			return fmt.Errorf("enable %s/%s: weight: %w", backend, slot, err)
 		}
 	}
 	if exists && srv.Admin == AdminDrain {
-		if err := change(ctx, l.lb, SetState(backend, slot, AdminReady)); err != nil {
+		if err := change(ctx, l.lb, SetState(backend, slot, AdminReady).FromOperator()); err != nil {
 			return fmt.Errorf("enable %s/%s: %w", backend, slot, err)
 		}
 	}

@@ -11,13 +11,14 @@ import (
 // 0 not recorded is an operator's.
 
 // retired ends a maint of slotscaler's whose containers are gone: its
-// draining intent goes, and first the slot's last bound address, so that a
-// maint found there later is not taken for an operator's.
+// draining and binding intents go, and first the slot's last bound
+// address, so that a maint found there later is not taken for an
+// operator's.
 func (l *Loop) retired(s *service, slot string) {
 	l.mu.Lock()
 	delete(s.lastBound, slot)
 	l.mu.Unlock()
-	l.setIntent(s.draining, slot, time.Time{})
+	l.changeIntents([]intentChange{{s.draining, slot, time.Time{}}, {s.binding, slot, time.Time{}}})
 }
 
 // boundTo records where a slot points at its container. It is saved with

@@ -58,6 +58,14 @@ type Change struct {
 	State   AdminState    // ChangeState
 	Weight  int           // ChangeWeight: percent of the configured weight
 	Options ServerOptions // ChangeAdd
+	// ByOperator marks an operator's command through the API (lbctl
+	// drain, enable): one that some instances refused is not made good on
+	// them, as slotscaler's own changes are (see Mirror). The operator got
+	// an error; the merge treats what did take as it treats a command on
+	// a socket (sim seed 1736: an enable that failed, completed anyway,
+	// put the slot back in slotscaler's hands while the operator was told
+	// it was still theirs).
+	ByOperator bool
 }
 
 // SetAddr points a server at addr:port.
@@ -88,6 +96,12 @@ func AddServer(backend, server string, addr netip.Addr, port int, opts ServerOpt
 // DelServer deletes a server.
 func DelServer(backend, server string) Change {
 	return Change{Op: ChangeDel, Backend: backend, Server: server}
+}
+
+// FromOperator is c as an operator's command (see ByOperator).
+func (c Change) FromOperator() Change {
+	c.ByOperator = true
+	return c
 }
 
 // String is the change as the logs name it ("state web/slot1 drain").

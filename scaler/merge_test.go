@@ -25,7 +25,7 @@ func TestMergeServerAdmin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := mergeServer(tt.a, tt.b, true, tt.binding, netip.AddrPort{}).Admin; got != tt.want {
+			if got := mergeServer(tt.a, tt.b, allFields, tt.binding, netip.AddrPort{}).Admin; got != tt.want {
 				t.Errorf("merge of %s and %s (bind under way: %v) = %s, want %s", tt.a.Admin, tt.b.Admin, tt.binding, got, tt.want)
 			}
 		})
@@ -39,12 +39,12 @@ func TestMergeServerMaintAtLastBound(t *testing.T) {
 	theirs := Server{Name: "slot1", Admin: AdminMaint, Addr: netip.MustParseAddr("10.0.0.1"), Port: 8080, Weight: 100}
 	bound := netip.MustParseAddrPort("10.0.0.1:8080")
 	for _, pair := range [][2]Server{{placeholder, theirs}, {theirs, placeholder}} {
-		got := mergeServer(pair[0], pair[1], true, false, bound)
+		got := mergeServer(pair[0], pair[1], allFields, false, bound)
 		if at := netip.AddrPortFrom(got.Addr, uint16(got.Port)); at != bound || got.Admin != AdminMaint {
 			t.Errorf("merge of maint at %s:%d and at %s:%d = %s at %s, want maint at %s", pair[0].Addr, pair[0].Port, pair[1].Addr, pair[1].Port, got.Admin, at, bound)
 		}
 	}
-	if got := mergeServer(placeholder, theirs, true, false, netip.AddrPort{}); got.Addr != placeholder.Addr {
+	if got := mergeServer(placeholder, theirs, allFields, false, netip.AddrPort{}); got.Addr != placeholder.Addr {
 		t.Errorf("without a last bound address, the first view's address stays: got %s", got.Addr)
 	}
 }

@@ -36,6 +36,14 @@ import (
 //     restrictive turned the operator's drain into a maint the loop then
 //     took for the cut-short bind's, and refilled: sim seed 2554). A weight 0 anywhere makes the merged
 //     slot weight 0 (not capacity) but is not copied to the others.
+//   - An instance that refused a change of slotscaler's of a slot's
+//     address, state or weight that another instance took (Apply; not an
+//     operator's, see Change.ByOperator) missed it: until it takes
+//     a later change of that field or is brought in step, that field of
+//     its view of the slot is left out of the merge and set there from
+//     the others. Taken as restrictive, its older state was copied into
+//     the instances that had taken the change: an undrain one instance
+//     refused drained the other again (TestMirrorMissedChangeIsMadeGood).
 //   - Sessions and queues are summed; a slot counts as up only when every
 //     instance's check passed.
 type Mirror struct {
@@ -52,9 +60,12 @@ type Mirror struct {
 	// not wait for a read's I/O.
 	rebuilding map[string][]bool
 	flagsMu    sync.Mutex
-	opts       func(backend string) (ServerOptions, bool)
-	clock      Clock
-	log        *slog.Logger
+	// missed: per backend and slot, the fields of it each instance
+	// missed a change of (see Mirror). Guarded by mu.
+	missed map[string]map[string][]fields
+	opts   func(backend string) (ServerOptions, bool)
+	clock  Clock
+	log    *slog.Logger
 	// onRebuilding, when set, is called when a read begins a rebuild
 	// (under mu, before its first change) and after one completed it
 	// (outside mu): the Loop saves Rebuilding then. It must not take mu.
@@ -80,7 +91,7 @@ var _ LB = (*Mirror)(nil)
 // server" keywords of a backend's dynamic slots, for re-adding them to an
 // instance that lost them.
 func NewMirror(lbs []LB, names []string, opts func(backend string) (ServerOptions, bool), clock Clock, log *slog.Logger) *Mirror {
-	return &Mirror{lbs: lbs, names: names, seen: map[string][]ProcessInfo{}, rebuilding: map[string][]bool{}, opts: opts, clock: clock, log: log}
+	return &Mirror{lbs: lbs, names: names, seen: map[string][]ProcessInfo{}, rebuilding: map[string][]bool{}, missed: map[string]map[string][]fields{}, opts: opts, clock: clock, log: log}
 }
 
 // Rebuilding returns, per backend, the instances whose rebuild was begun
@@ -364,17 +375,31 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		source, reset = 0, make([]bool, len(m.lbs))
 	}
 	lost := lostSlots(views, reset)
+	missed := m.missedOf(name, reset)
+	// leftOut is what of instance i's view of slot the merge leaves out,
+	// to be set there from the others: all of it when the instance
+	// restarted or lost the slot, the fields of a change it missed.
+	leftOut := func(i int, slot string) fields {
+		if reset[i] || lost[i][slot] {
+			return allFields
+		}
+		return missed[i][slot]
+	}
 	merged := views[source]
 	merged.Servers = nil
-	// Each slot starts from an instance that did not lose it; slots only
-	// others have (dynamic ones a restart dropped) are taken from them.
-	for i, v := range views {
-		for _, s := range v.Servers {
-			if _, have := merged.Server(s.Name); have || reset[i] || lost[i][s.Name] {
-				continue
+	// Each slot starts from an instance that has all of it (else from one
+	// that missed a change of it); slots only others have (dynamic ones a
+	// restart dropped) are taken from them.
+	for _, whole := range []bool{true, false} {
+		for i, v := range views {
+			for _, s := range v.Servers {
+				out := leftOut(i, s.Name)
+				if _, have := merged.Server(s.Name); have || out == allFields || whole && out != 0 {
+					continue
+				}
+				s.Sessions, s.Queue = 0, 0
+				merged.Servers = append(merged.Servers, s)
 			}
-			s.Sessions, s.Queue = 0, 0
-			merged.Servers = append(merged.Servers, s)
 		}
 	}
 	merged.Queue = 0
@@ -389,7 +414,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		for j := range merged.Servers {
 			if s, ok := v.Server(merged.Servers[j].Name); ok {
 				in := intents[s.Name]
-				merged.Servers[j] = mergeServer(merged.Servers[j], s, !reset[i] && !lost[i][s.Name], in.binding, in.bound)
+				merged.Servers[j] = mergeServer(merged.Servers[j], s, allFields&^leftOut(i, s.Name), in.binding, in.bound)
 			}
 		}
 	}
@@ -402,7 +427,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 			// (every field of a rebuilt slot is set, whatever its view).
 			v = Backend{Name: v.Name}
 		}
-		g.changes[i] = syncChanges(merged, v, opts, dynamic, func(slot string) bool { return reset[i] || lost[i][slot] })
+		g.changes[i] = syncChanges(merged, v, opts, dynamic, func(slot string) fields { return leftOut(i, slot) })
 	}
 	return g
 }
@@ -438,6 +463,12 @@ func (m *Mirror) synced(g *merging, reads []instanceRead) (completed bool, _ err
 		}
 		completed = completed || rebuilding[i]
 		seen[i], rebuilding[i] = reads[i].info, false
+		for slot, missed := range m.missed[name] {
+			missed[i] = 0
+			if !slices.ContainsFunc(missed, func(f fields) bool { return f != 0 }) {
+				delete(m.missed[name], slot)
+			}
+		}
 	}
 	if !ok {
 		return completed, fmt.Errorf("backend %s: instances differ and could not be brought in step (retried at the next read)", name)
@@ -463,6 +494,90 @@ func pristineBeside(v, o Backend) bool {
 		}
 	}
 	return true
+}
+
+// fields are a slot's address, admin state and weight, as a set.
+type fields uint8
+
+const (
+	fieldAddr fields = 1 << iota
+	fieldState
+	fieldWeight
+	allFields = fieldAddr | fieldState | fieldWeight
+)
+
+// fieldOf is the field a change sets; 0 for an add, a delete or a health
+// check (a restart's loss, not a miss: lostSlots).
+func fieldOf(op ChangeOp) fields {
+	switch op {
+	case ChangeAddr:
+		return fieldAddr
+	case ChangeState:
+		return fieldState
+	case ChangeWeight:
+		return fieldWeight
+	}
+	return 0
+}
+
+// noteMissed records, for each change of slotscaler's of a slot's field
+// that some instance took (took: per change, per instance), that the
+// instances that refused it missed that field, and that those that took
+// it are in step for it again.
+func (m *Mirror) noteMissed(changes []Change, took [][]bool) {
+	for j, c := range changes {
+		f := fieldOf(c.Op)
+		if f == 0 || c.ByOperator || !slices.Contains(took[j], true) {
+			continue
+		}
+		slots := m.missed[c.Backend]
+		if slots == nil {
+			slots = map[string][]fields{}
+			m.missed[c.Backend] = slots
+		}
+		missed := slots[c.Server]
+		if missed == nil {
+			missed = make([]fields, len(m.lbs))
+		}
+		for i, ok := range took[j] {
+			if ok {
+				missed[i] &^= f
+			} else {
+				missed[i] |= f
+			}
+		}
+		if slices.ContainsFunc(missed, func(f fields) bool { return f != 0 }) {
+			slots[c.Server] = missed
+		} else {
+			delete(slots, c.Server)
+		}
+	}
+}
+
+// missedOf is, per instance and slot of backend, the fields it missed a
+// change of that an instance which did not restart since took. A miss
+// with no such instance left is forgotten: the change is lost everywhere,
+// the views merge as they are, and the loop's intents make it again.
+func (m *Mirror) missedOf(backend string, reset []bool) []map[string]fields {
+	out := make([]map[string]fields, len(m.lbs))
+	for i := range out {
+		out[i] = map[string]fields{}
+	}
+	for slot, missed := range m.missed[backend] {
+		for _, f := range []fields{fieldAddr, fieldState, fieldWeight} {
+			source := false
+			for j, mf := range missed {
+				source = source || mf&f == 0 && !reset[j]
+			}
+			for i := range missed {
+				if !source {
+					missed[i] &^= f
+				}
+				out[i][slot] |= missed[i] & f
+			}
+		}
+	}
+	return out
 }
 
 // lostSlots finds, per instance, the slots it lost rather than changed: in
@@ -493,8 +608,8 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 	return lost
 }
 
-// mergeServer adds b's load to a; with state, b's admin state, weight and
-// address count too, the more restrictive winning, except that with a bind
+// mergeServer adds b's load to a; b's admin state, weight and address
+// count too where counts has them, the more restrictive winning, except that with a bind
 // of slotscaler's under way a drain wins over a maint at the same address
 // (the bind's step not taken yet there; see Mirror). Either way the worse
 // check is kept: a slot is up only when it is up everywhere.
@@ -507,37 +622,39 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 // instances). Followed there, their maint passed for a slot the restart
 // lost, and its container was bound again (sim seed 3996,
 // TestScenarioOperatorMaintThenOtherInstanceRestartsWhileDown).
-func mergeServer(a, b Server, state, binding bool, bound netip.AddrPort) Server {
+func mergeServer(a, b Server, counts fields, binding bool, bound netip.AddrPort) Server {
 	a.Sessions += b.Sessions
 	a.Queue += b.Queue
 	if checkPassed(a) && !checkPassed(b) || a.Health != HealthDown && b.Health == HealthDown {
 		a.Status, a.Health, a.CheckStatus, a.Transition, a.LastChange = b.Status, b.Health, b.CheckStatus, b.Transition, b.LastChange
 	}
-	if !state {
-		return a
+	if counts&fieldState != 0 {
+		bindsStep := binding && a.Addr == b.Addr && a.Port == b.Port &&
+			(a.Admin == AdminMaint && b.Admin == AdminDrain || a.Admin == AdminDrain && b.Admin == AdminMaint)
+		switch {
+		case bindsStep:
+			a.Admin = AdminDrain
+		case b.Admin > a.Admin:
+			a.Admin = b.Admin
+		}
 	}
-	bindsStep := binding && a.Addr == b.Addr && a.Port == b.Port &&
-		(a.Admin == AdminMaint && b.Admin == AdminDrain || a.Admin == AdminDrain && b.Admin == AdminMaint)
-	switch {
-	case bindsStep:
-		a.Admin = AdminDrain
-	case b.Admin > a.Admin:
-		a.Admin = b.Admin
+	if counts&fieldWeight != 0 {
+		a.Weight = min(a.Weight, b.Weight)
 	}
-	a.Weight = min(a.Weight, b.Weight)
 	boundAt := func(s Server) bool { return bound.IsValid() && s.AddrPort() == bound }
-	if !a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() ||
-		a.Admin == AdminMaint && b.Admin == AdminMaint && boundAt(b) && !boundAt(a) {
+	if counts&fieldAddr != 0 && (!a.Addr.IsValid() || a.Admin == AdminMaint && b.Admin != AdminMaint && b.Addr.IsValid() ||
+		a.Admin == AdminMaint && b.Admin == AdminMaint && boundAt(b) && !boundAt(a)) {
 		a.Addr, a.Port = b.Addr, b.Port
 	}
 	return a
 }
 
 // syncChanges are the changes that bring an instance's view of one
-// backend to the merged one (rebuild: slots it lost, set in full), in the
-// order they go in its batch: a dynamic server it lacks is added (with its
+// backend to the merged one (rebuild: per slot, the fields set whatever its
+// view: all of a slot it lost, those of a change it missed), in the order
+// they go in its batch: a dynamic server it lacks is added (with its
 // health check) before it is set.
-func syncChanges(merged, view Backend, opts ServerOptions, dynamic bool, rebuildSlot func(string) bool) []Change {
+func syncChanges(merged, view Backend, opts ServerOptions, dynamic bool, rebuildSlot func(string) fields) []Change {
 	be := merged.Name
 	var changes []Change
 	for _, p := range merged.Servers {
@@ -553,7 +670,7 @@ func syncChanges(merged, view Backend, opts ServerOptions, dynamic bool, rebuild
 		}
 		// A rebuild sets everything: the instance may have moved since its
 		// view (an operator's maint meanwhile stayed ready there once).
-		if p.Addr.IsValid() && (rebuild || p.Addr != s.Addr || p.Port != s.Port) {
+		if p.Addr.IsValid() && (rebuild&fieldAddr != 0 || p.Addr != s.Addr || p.Port != s.Port) {
 			changes = append(changes, SetAddr(be, p.Name, p.Addr, p.Port))
 		}
 		// Weights are rebuilt, not followed: the merged weight 0 of a
@@ -561,14 +678,14 @@ func syncChanges(merged, view Backend, opts ServerOptions, dynamic bool, rebuild
 		// pushed back onto those that had (sim: "serving floor"). A weight 0
 		// on one instance still counts (the merged slot is not capacity),
 		// and the loop's next change of it reaches every instance.
-		if rebuild {
+		if rebuild&fieldWeight != 0 {
 			pct := 100
 			if p.Weight == 0 {
 				pct = 0
 			}
 			changes = append(changes, SetWeight(be, p.Name, pct))
 		}
-		if rebuild || p.Admin != s.Admin {
+		if rebuild&fieldState != 0 || p.Admin != s.Admin {
 			changes = append(changes, SetState(be, p.Name, p.Admin))
 		}
 	}
@@ -591,6 +708,10 @@ func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 	lockOn(m.clock, &m.mu)
 	defer m.mu.Unlock()
 	errs := make([][]error, len(changes))
+	took := make([][]bool, len(changes))
+	for j := range took {
+		took[j] = make([]bool, len(m.lbs))
+	}
 	for i, lb := range m.lbs {
 		for j, err := range lb.Apply(ctx, changes) {
 			c := changes[j]
@@ -606,8 +727,10 @@ func (m *Mirror) Apply(ctx context.Context, changes []Change) []error {
 			if err != nil {
 				errs[j] = append(errs[j], fmt.Errorf("%s: %w", m.names[i], err))
 			}
+			took[j][i] = err == nil
 		}
 	}
+	m.noteMissed(changes, took)
 	out := make([]error, len(changes))
 	for j := range errs {
 		out[j] = errors.Join(errs[j]...)

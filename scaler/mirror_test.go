@@ -306,11 +306,13 @@ func summaryOf(t *testing.T, f *runtimeapi.Fake, backend string) string {
 }
 
 // hookLB is one instance with a hook before its Backends pass, and a next
-// batch cut short as by a lost connection after cut changes answered.
+// batch cut short as by a lost connection after cut changes answered, or
+// changes refused while refuse is on.
 type hookLB struct {
 	scaler.LB
 	beforeBackends func()
 	cut            int // > 0: the next Apply answers this many changes only
+	refuse         bool
 	applied        []scaler.Change
 }
 
@@ -324,6 +326,11 @@ func (h *hookLB) Backends(ctx context.Context, names []string) (map[string]scale
 
 func (h *hookLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 	h.applied = append(h.applied, changes...)
+	if h.refuse {
+		return applyRefusing(ctx, h.LB, changes, func(c scaler.Change) error {
+			return fmt.Errorf("%s: %w: dial: connection refused", c, runtimeapi.ErrNotAnswered)
+		})
+	}
 	if h.cut <= 0 || h.cut >= len(changes) {
 		return h.LB.Apply(ctx, changes)
 	}
@@ -574,5 +581,117 @@ func TestMirrorLoads(t *testing.T) {
 	second.fail = true
 	if got, err := m.Loads(ctx, []string{"web"}); err == nil || !strings.Contains(err.Error(), "b: ") {
 		t.Errorf("Loads with instance b failing = %v, %v; want b's error", got, err)
+	}
+}
+
+// An instance that refused a change another took is brought to the
+// others at the next read, not the others back to it: taken as the more
+// restrictive, b's drain undid the undrain a took, and b's weight 0 the
+// weight 100% (the slot then counted as capacity nowhere).
+func TestMirrorMissedChangeIsMadeGood(t *testing.T) {
+	for _, mode := range []string{config.ModeTemplate, config.ModeDynamic} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			fakes, hooks, m := twoBackends(t, mode)
+			if _, err := m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range m.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminDrain), scaler.SetWeight("web", "slot1", 0)}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			hooks[1].refuse = true
+			for _, err := range m.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminReady), scaler.SetWeight("web", "slot1", 100)}) {
+				if err == nil {
+					t.Fatal("a change b refused did not fail")
+				}
+			}
+			hooks[1].refuse = false
+			took := summaryOf(t, fakes[0], "web")
+			hooks[0].applied = nil
+			b, err := m.Backend(ctx, "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if srv, _ := b.Server("slot1"); srv.Admin != scaler.AdminReady || srv.Weight == 0 {
+				t.Errorf("merged slot1: %s at weight %d, want ready at its weight", srv.Admin, srv.Weight)
+			}
+			if len(hooks[0].applied) > 0 || summaryOf(t, fakes[0], "web") != took {
+				t.Errorf("a, which took the changes, was changed: %v", hooks[0].applied)
+			}
+			sameOn(t, fakes, "after the read")
+			// In step now: a drain made on b's socket alone is an
+			// operator's again, followed on a.
+			if err := fakes[1].SetState(ctx, "web", "slot1", runtimeapi.AdminDrain); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			if srv, _ := b.Server("slot1"); srv.Admin != scaler.AdminDrain {
+				t.Errorf("merged slot1 after an operator's drain on b: %s, want drain", srv.Admin)
+			}
+			sameOn(t, fakes, "after the operator's drain")
+		})
+	}
+}
+
+// A miss is made good only from an instance that took the change and did
+// not restart since: with none, the views merge as they are.
+func TestMirrorMissForgottenWhenItsSourceRestarted(t *testing.T) {
+	ctx := context.Background()
+	fakes, hooks, m := twoBackends(t, config.ModeTemplate)
+	if _, err := m.Backend(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	hooks[1].refuse = true
+	if err := m.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminDrain)})[0]; err == nil {
+		t.Fatal("a drain b refused did not fail")
+	}
+	hooks[1].refuse = false
+	fakes[0].Restart()
+	bs, err := m.Backends(ctx, []string{"web", "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv, _ := bs["web"].Server("slot1"); srv.Admin != scaler.AdminReady {
+		t.Errorf("merged slot1: %s, want b's ready (a restarted: the drain is lost)", srv.Admin)
+	}
+	sameOn(t, fakes, "after the rebuild")
+}
+
+// A miss ends when the instance takes a later change of that field: an
+// operator's maint made on its socket after that is theirs, followed on
+// the others (sim seed 1323: a weight 100% b refused, then took on a
+// retry, kept b's slot out of the merge, and the operator's maint there
+// was set back to ready).
+func TestMirrorMissMadeUpByALaterChange(t *testing.T) {
+	ctx := context.Background()
+	fakes, hooks, m := twoBackends(t, config.ModeTemplate)
+	if _, err := m.Backend(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	weight := []scaler.Change{scaler.SetWeight("web", "slot1", 100)}
+	hooks[1].refuse = true
+	if err := m.Apply(ctx, weight)[0]; err == nil {
+		t.Fatal("a weight b refused did not fail")
+	}
+	hooks[1].refuse = false
+	if err := m.Apply(ctx, weight)[0]; err != nil {
+		t.Fatal(err)
+	}
+	if err := fakes[1].SetState(ctx, "web", "slot1", runtimeapi.AdminMaint); err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Backend(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv, _ := b.Server("slot1"); srv.Admin != scaler.AdminMaint {
+		t.Errorf("merged slot1 after an operator's maint on b: %s, want maint", srv.Admin)
+	}
+	if got := summaryOf(t, fakes[1], "web"); !strings.HasPrefix(got, "slot1=maint/") {
+		t.Errorf("b: %s, want the operator's maint kept", got)
 	}
 }

@@ -159,9 +159,11 @@ func planSlot(o observed, seen slotSeen) (SlotState, []Action) {
 		if bound == nil && len(mine) == 1 && mine[0].Running && !held {
 			return SlotStarting, append(acts, Rebind{Slot: name, Container: mine[0]})
 		}
-		if in.Binding[name] {
-			acts = append(acts, ClearIntent{Slot: name, Intent: intentBinding})
-		}
+		// Invariant: operator intents kept. A bind's intent stays until
+		// its containers are gone (remove ends with retired): forgotten
+		// first, a remove that failed or was cut short by a kill left a
+		// maint at the container's address with no intent, taken by the
+		// next run for an operator's and held for good (sim seed 1045).
 		return SlotBusy, append(acts, Remove{Slot: name, Containers: mine, Reason: "slot in maint"})
 	case srv.Admin == AdminDrain:
 		if bound != nil {

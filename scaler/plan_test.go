@@ -141,7 +141,7 @@ func TestPlanSlots(t *testing.T) {
 			seen:    bound(slotSeen{Name: "slot1", Exists: true, Server: w.server(AdminMaint, HealthUp, 0, 30001), Mine: []Container{c1}}),
 			intents: func(in *intents) { in.Binding["slot1"] = true },
 			want:    SlotBusy,
-			acts:    []Action{ClearIntent{Slot: "slot1", Intent: intentBinding}, Remove{Slot: "slot1", Containers: []Container{c1}, Reason: "slot in maint"}},
+			acts:    []Action{Remove{Slot: "slot1", Containers: []Container{c1}, Reason: "slot in maint"}}, // the intent goes with the containers
 		},
 		{
 			name: "operator intents kept: a maint where the slot was last bound, container gone, is held", complete: true,

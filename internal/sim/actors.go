@@ -104,7 +104,7 @@ func (w *World) OnSocket(h int, backend, slot, what string) {
 	w.earlier[backend+"/"+slot] = w.operator[backend+"/"+slot]
 	w.operator[backend+"/"+slot] = what
 	w.touched[backend+"/"+slot] = true
-	w.socketAt[backend+"/"+slot] = socketMark{hp, w.sched.Now()}
+	w.socketAt[backend+"/"+slot] = socketMark{hp, w.sched.Now(), w.loop == nil || !w.seenSince(w.proc, hp, backend, w.bootedAt)}
 	switch what {
 	case "drain":
 		hp.setState(s, runtimeapi.AdminDrain, w.sched.Now())

@@ -183,11 +183,12 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			intent = ""
 		}
 	case same:
-	case intent == "weight0" && what == "weight 100%" && w.bindSaved[key] == proc && bySocket && m.at.Before(w.bootedAt):
+	case intent == "weight0" && what == "weight 100%" && w.bindSaved[key] == proc && bySocket && (m.at.Before(w.bootedAt) || m.unread):
 		// This process started with the slot's bind saved as under way (the
 		// run before was killed between the bind's weight 100% and saving
-		// it done): a weight 0 made before is the bind's own to lift
-		// (README).
+		// it done): a weight 0 made before it read the slot is the bind's
+		// own to lift (README; seed 822 made it after the start, before
+		// the first read).
 		w.trace("operator's weight 0 of %s taken by process %d for the weight 0 of its saved bind", key, proc)
 		delete(w.operator, key)
 		intent = ""

@@ -276,6 +276,14 @@ func (w *world) boot() {
 	}
 	w.loop = loop
 	w.trace("slotscaler process %d started", proc)
+	for _, sc := range w.cfg.Services {
+		// A rollout state_dir still has under way goes on, even one that
+		// ended in the run before after its last save (seed 1776: a failed
+		// rollback, its end not saved on a full disk, resumed).
+		if r, err := loop.RolloutStatus(sc.Name); err == nil && (r.State == scaler.RolloutRunning || r.State == scaler.RolloutRollingBack) {
+			w.rolling[sc.Name], w.rolloutHeld[sc.Name] = true, r.Replicas
+		}
+	}
 	w.bootedAt = w.sched.Now()
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
@@ -548,6 +556,9 @@ type readMark struct {
 type socketMark struct {
 	on *haproxy
 	at time.Time
+	// unread: the running process (if any) had not read that instance's
+	// backend since it started.
+	unread bool
 }
 
 // seenSince reports whether process proc read backend on h whole at or
