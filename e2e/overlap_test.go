@@ -222,3 +222,52 @@ func TestOverlapPinUpThenDownWhileStarting(t *testing.T) {
 		t.Logf("settled at 2 serving, 2 containers %s after the second pin", took.Round(time.Millisecond))
 	}
 }
+
+// TestOverlapHAProxyRestartsWhileStartWaitsForCheck: HAProxy restarts
+// (runtime state lost) while a start's slot waits for its first passed
+// check. The slot is taken out and its container kept, then bound again by
+// the next tick: one container from start to end, never a second. Before,
+// the healthy container was removed and another started.
+func TestOverlapHAProxyRestartsWhileStartWaitsForCheck(t *testing.T) {
+	e := newEnvWith(t, config.ModeTemplate, func(c *config.Config) {
+		c.Services[0].Container.Env["ECHO_HEALTH"] = "fail" // the check waits until the test says
+	})
+	e.startLoop()
+	var first string
+	var port int
+	e.waitFor("a start bound, waiting for its check", 30*time.Second, func() bool {
+		cs := e.managed()
+		if len(cs) != 1 {
+			return false
+		}
+		first, port = cs[0].ID, cs[0].Port
+		return e.readyAt(port)
+	})
+	e.haproxy.Restart(t)
+	rebound := e.waitFor("the slot bound again at the same container", 15*time.Second, func() bool { return e.readyAt(port) })
+	t.Logf("bound again %s after the restart", rebound.Round(time.Millisecond))
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/admin/health?state=ok", port), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := e.waitFor("serving", 15*time.Second, func() bool { s := e.slots(); return s.serving == 1 && e.converged() })
+	t.Logf("serving %s after the check was let pass", took.Round(time.Millisecond))
+	if cs := e.managed(); len(cs) != 1 || cs[0].ID != first {
+		t.Errorf("invariant \"a restart does not churn a starting container\": containers %v, want only %s", cs, first)
+	}
+	if strings.Contains(e.logs.String(), "container_removed") {
+		t.Errorf("a container was removed:\n%s", e.logs.String())
+	}
+}
+
+// readyAt reports whether a slot is ready at the container published on
+// port (on 127.0.0.1).
+func (e *env) readyAt(port int) bool {
+	for _, row := range e.table(e.lb) {
+		if row.Port == port && row.Admin == runtimeapi.AdminReady {
+			return true
+		}
+	}
+	return false
+}

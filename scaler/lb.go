@@ -245,6 +245,7 @@ type BackendLoad struct {
 type ProcessInfo struct {
 	PID       int
 	StartTime int64 // unix seconds
+	Uptime    int64 // seconds since it started, by its own clock
 }
 
 // ServerOptions are the keywords "add server" gets after the address.

@@ -432,6 +432,27 @@ func TestLoopStartUndoneWhenReadyLandsAfterRestart(t *testing.T) {
 			t.Errorf("%s is %s at the placeholder %s:%d", srv.Name, srv.Admin, srv.Addr, srv.Port)
 		}
 	}
+	// The container was not the fault: kept, and bound again by the next
+	// tick (before, it was removed and another one started).
+	if n := h.engine.Count(); n != 1 {
+		t.Errorf("%d containers after the undo, want the one kept", n)
+	}
+	ids := func() []string {
+		cs, err := h.engine.Containers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	kept := ids()
+	h.tick()
+	if got := h.slots(); !strings.Contains(got, "=ready/up/w1") || !slices.Equal(ids(), kept) {
+		t.Errorf("the kept container is not bound again: %s, containers %v (were %v)", got, ids(), kept)
+	}
 }
 
 func TestLoopDrainWaitsForSessionsOrTimeout(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Mirror is an LB over several HAProxy instances that serve the same
@@ -131,8 +132,8 @@ func (m *Mirror) restoreRebuilding(saved map[string][]string) {
 	}
 }
 
-// Info is the first instance's, with the latest start time of all, so that
-// a restart of any instance is seen.
+// Info is the first instance's, with the latest start time (and least
+// uptime) of all, so that a restart of any instance is seen.
 func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 	var out ProcessInfo
 	for i, lb := range m.lbs {
@@ -143,7 +144,7 @@ func (m *Mirror) Info(ctx context.Context) (ProcessInfo, error) {
 		if i == 0 {
 			out = info
 		}
-		out.StartTime = max(out.StartTime, info.StartTime)
+		out.StartTime, out.Uptime = max(out.StartTime, info.StartTime), min(out.Uptime, info.Uptime)
 	}
 	return out, nil
 }
@@ -330,11 +331,27 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	// whose first sync failed restarted, its rebuild stopped half way, and
 	// the next read followed its slots back at their containers in maint
 	// onto the other instance (sim seed 4241,
-	// TestMirrorRebuildsInstanceWithoutHistory).
+	// TestMirrorRebuildsInstanceWithoutHistory). So is one that started
+	// lately beside one up for longer and lost some slots (lostSlots): a
+	// rebuild of it that a kill cut short, its note in state.json lost
+	// (disk full), left slots it had re-added in maint at their
+	// containers' addresses, which no pristine check catches, and the
+	// merge copied them onto the other instance
+	// (TestScenarioHalfRebuiltInstanceAfterRestart). A reload with the
+	// server state file keeps every slot: its operators' commands stand
+	// (review).
+	var lostBefore []map[string]bool // lostSlots before any rebuild, once asked
 	for i, v := range views {
 		for j, o := range views {
-			if seen[i].PID == 0 && j != i && pristineBeside(v, o) {
+			switch {
+			case seen[i].PID != 0 || j == i:
+			case pristineBeside(v, o):
 				reset[i] = true
+			case startedLately(reads[i].info) && !startedLately(reads[j].info):
+				if lostBefore == nil {
+					lostBefore = lostSlots(views, reset)
+				}
+				reset[i] = reset[i] || len(lostBefore[i]) > 0
 			}
 		}
 	}
@@ -387,15 +404,24 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	}
 	merged := views[source]
 	merged.Servers = nil
-	// Each slot starts from an instance that has all of it (else from one
-	// that missed a change of it); slots only others have (dynamic ones a
-	// restart dropped) are taken from them.
+	// Each slot starts from an instance that has all of it, else from one
+	// that missed a change of it, the fields it missed taken from others
+	// that did not (kept, the merge pushed them onto the others: review);
+	// slots only others have (dynamic ones a restart dropped) are taken
+	// from them.
 	for _, whole := range []bool{true, false} {
 		for i, v := range views {
 			for _, s := range v.Servers {
 				out := leftOut(i, s.Name)
 				if _, have := merged.Server(s.Name); have || out == allFields || whole && out != 0 {
 					continue
+				}
+				for j, o := range views {
+					if take := out &^ leftOut(j, s.Name); j != i && take != 0 {
+						if os, ok := o.Server(s.Name); ok {
+							s, out = withFields(s, os, take), out&^take
+						}
+					}
 				}
 				s.Sessions, s.Queue = 0, 0
 				merged.Servers = append(merged.Servers, s)
@@ -476,6 +502,17 @@ func (m *Mirror) synced(g *merging, reads []instanceRead) (completed bool, _ err
 	return completed, nil
 }
 
+// startedLately reports whether an instance started less than
+// restartWindow ago. Invariant: operator intents kept, but for one made
+// on such an instance before slotscaler first read it, which is rebuilt
+// over (a limit of the README).
+func startedLately(info ProcessInfo) bool { return info.Uptime < int64(restartWindow/time.Second) }
+
+// restartWindow is how long after an instance's start slotscaler, reading
+// it for the first time, takes it for restarted when another instance has
+// been up for longer.
+const restartWindow = 10 * time.Second
+
 // pristineBeside reports whether v looks as a restart leaves an instance
 // while o serves: every slot of v in maint, none at the address o's same
 // slot serves at (a maint an operator made keeps the address; a restarted
@@ -506,6 +543,20 @@ const (
 	allFields = fieldAddr | fieldState | fieldWeight
 )
 
+// withFields is s with from's fields f.
+func withFields(s, from Server, f fields) Server {
+	if f&fieldAddr != 0 {
+		s.Addr, s.Port = from.Addr, from.Port
+	}
+	if f&fieldState != 0 {
+		s.Admin = from.Admin
+	}
+	if f&fieldWeight != 0 {
+		s.Weight = from.Weight
+	}
+	return s
+}
+
 // fieldOf is the field a change sets; 0 for an add, a delete or a health
 // check (a restart's loss, not a miss: lostSlots).
 func fieldOf(op ChangeOp) fields {
@@ -520,14 +571,14 @@ func fieldOf(op ChangeOp) fields {
 	return 0
 }
 
-// noteMissed records, for each change of slotscaler's of a slot's field
-// that some instance took (took: per change, per instance), that the
-// instances that refused it missed that field, and that those that took
-// it are in step for it again.
+// noteMissed records, for each change of a slot's field that some
+// instance took (took: per change, per instance), that those that took it
+// are in step for that field again and, for a change of slotscaler's (not
+// an operator's: Change.ByOperator), that those that refused it missed it.
 func (m *Mirror) noteMissed(changes []Change, took [][]bool) {
 	for j, c := range changes {
 		f := fieldOf(c.Op)
-		if f == 0 || c.ByOperator || !slices.Contains(took[j], true) {
+		if f == 0 || !slices.Contains(took[j], true) {
 			continue
 		}
 		slots := m.missed[c.Backend]
@@ -542,7 +593,7 @@ func (m *Mirror) noteMissed(changes []Change, took [][]bool) {
 		for i, ok := range took[j] {
 			if ok {
 				missed[i] &^= f
-			} else {
+			} else if !c.ByOperator {
 				missed[i] |= f
 			}
 		}

@@ -695,3 +695,131 @@ func TestMirrorMissMadeUpByALaterChange(t *testing.T) {
 		t.Errorf("b: %s, want the operator's maint kept", got)
 	}
 }
+
+// Read for the first time, an instance that started lately beside one up
+// for longer, and lost slots the other serves, is rebuilt from it: a
+// rebuild that a kill cut short, its note lost, left slot1 re-added in
+// maint at its container's address (slot2 not yet), which the merge copied
+// onto the serving instance (sim scenario
+// TestScenarioHalfRebuiltInstanceAfterRestart). Both started lately (a
+// boot), neither is.
+func TestMirrorRebuildsInstanceStartedLately(t *testing.T) {
+	for _, up := range []time.Duration{time.Minute, time.Second} {
+		t.Run(up.String(), func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+			fakes := mirroredFakes(config.ModeDynamic, fakeengine.New("local", 30000), func() time.Time { return now })
+			lo := netip.MustParseAddr("127.0.0.1")
+			fakes[0].Restart() // started now
+			for i, slot := range []string{"slot1", "slot2"} {
+				if err := errors.Join(fakes[0].AddServer(ctx, "web", slot, lo, 8080+i, runtimeapi.ServerOptions{Check: true}), fakes[0].SetState(ctx, "web", slot, runtimeapi.AdminReady)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now = now.Add(up)
+			fakes[1].Restart()
+			now = now.Add(time.Second)
+			if err := fakes[1].AddServer(ctx, "web", "slot1", lo, 8080, runtimeapi.ServerOptions{Check: true}); err != nil {
+				t.Fatal(err)
+			}
+			m := scaler.NewMirror([]scaler.LB{haproxy.New(fakes[0]), haproxy.New(fakes[1])}, []string{"a", "b"}, func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{Check: true}, true }, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if _, err := m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			want := "slot1=ready/w1/127.0.0.1:8080 slot2=ready/w1/127.0.0.1:8081"
+			if up < 10*time.Second {
+				// Both just started: merged as they are, the lost slot2 rebuilt.
+				want = "slot1=maint/w1/127.0.0.1:8080 slot2=ready/w1/127.0.0.1:8081"
+			}
+			for i, f := range fakes {
+				if got := summary(t, f); got != want {
+					t.Errorf("instance %d: %s, want %s", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// An instance reloaded with the server state file a few seconds before
+// slotscaler's first read keeps every slot: not taken for restarted, the
+// operator's drain it restored stands, and is followed on the other
+// (review: rebuilt from the other, the drain was lost).
+func TestMirrorKeepsInstanceReloadedWithItsState(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	fakes := mirroredFakes(config.ModeTemplate, fakeengine.New("local", 30000), func() time.Time { return now })
+	lo := netip.MustParseAddr("127.0.0.1")
+	fakes[1].Restart()
+	if err := errors.Join(fakes[1].SetAddr(ctx, "web", "slot1", lo, 8080), fakes[1].SetState(ctx, "web", "slot1", runtimeapi.AdminReady)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	fakes[0].Restart() // a reload; the state file brings the operator's drain back
+	if err := errors.Join(fakes[0].SetAddr(ctx, "web", "slot1", lo, 8080), fakes[0].SetState(ctx, "web", "slot1", runtimeapi.AdminDrain)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(3 * time.Second)
+	m := scaler.NewMirror([]scaler.LB{haproxy.New(fakes[0]), haproxy.New(fakes[1])}, []string{"a", "b"}, func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{Check: true}, false }, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := m.Backend(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv, _ := b.Server("slot1"); srv.Admin != scaler.AdminDrain {
+		t.Errorf("merged slot1: %s, want the operator's drain a's state file restored", srv.Admin)
+	}
+	if a, b := summary(t, fakes[0]), summary(t, fakes[1]); a != b {
+		t.Errorf("instances differ:\n a: %s\n b: %s", a, b)
+	}
+}
+
+// refused is a change one instance refuses.
+type refused struct {
+	c       scaler.Change
+	refuser int
+}
+
+// Misses crossed between two reads: each field is made good from an
+// instance that took its change, whichever instance the merged slot starts
+// from (review: the base's missed field was pushed onto the other). A
+// failed operator's change ends a miss where it took, and starts none.
+func TestMirrorCrossedMisses(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tt := range []struct {
+		name  string
+		steps []refused
+		want  string // slot1 on both
+	}{
+		{name: "a missed the weight, b the undrain", want: "ready/w1/127.0.0.1:8080", steps: []refused{{scaler.SetState("web", "slot1", scaler.AdminReady), 1}, {scaler.SetWeight("web", "slot1", 100), 0}}},
+		{name: "a missed the undrain, b the weight", want: "ready/w1/127.0.0.1:8080", steps: []refused{{scaler.SetState("web", "slot1", scaler.AdminReady), 0}, {scaler.SetWeight("web", "slot1", 100), 1}}},
+		{name: "a missed an address, b a weight", want: "drain/w1/127.0.0.1:9090", steps: []refused{{scaler.SetAddr("web", "slot1", lo, 9090), 0}, {scaler.SetWeight("web", "slot1", 100), 1}}},
+		{name: "b missed the undrain, then took an lbctl drain a refused", want: "drain/w0/127.0.0.1:8080", steps: []refused{{scaler.SetState("web", "slot1", scaler.AdminReady), 1}, {scaler.SetState("web", "slot1", scaler.AdminDrain).FromOperator(), 0}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			fakes, hooks, m := twoBackends(t, config.ModeTemplate)
+			if _, err := m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range m.Apply(ctx, []scaler.Change{scaler.SetState("web", "slot1", scaler.AdminDrain), scaler.SetWeight("web", "slot1", 0)}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, st := range tt.steps {
+				hooks[st.refuser].refuse = true
+				if err := m.Apply(ctx, []scaler.Change{st.c})[0]; err == nil {
+					t.Fatalf("%s: not refused", st.c)
+				}
+				hooks[st.refuser].refuse = false
+			}
+			if _, err := m.Backend(ctx, "web"); err != nil {
+				t.Fatal(err)
+			}
+			for i, f := range fakes {
+				if got, _, _ := strings.Cut(summary(t, f), " "); got != "slot1="+tt.want {
+					t.Errorf("instance %d: %s, want slot1=%s", i, got, tt.want)
+				}
+			}
+		})
+	}
+}

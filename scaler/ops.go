@@ -111,9 +111,18 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 	keepBinding := false
 	readied := false // the bind got to state ready
 	undo := func(why string, err error) {
-		if context.Cause(ctx) == errStartCalledOff {
+		// A slot HAProxy reset while it came up (a restart or reload) says
+		// nothing of the container: it is kept for the next tick to bind
+		// again (plan: Rebind), and the start does not count as failed (it
+		// was removed, and the next tick started another; a rollout's
+		// surge counted it against the new image).
+		rebind := errors.Is(err, errSlotReset) && context.Cause(ctx) != errStartCalledOff
+		switch {
+		case context.Cause(ctx) == errStartCalledOff:
 			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
-		} else {
+		case rebind:
+			log.Warn("slot reset while it came up: taken out, container kept to bind again", "slot", slot, "container", c.Name, "err", err)
+		default:
 			l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
@@ -125,6 +134,9 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 			// The slot stays a start of ours for the ticks to finish.
 			log.Warn("undo postponed", "slot", slot, "err", err)
 			keepBinding = true
+			return
+		}
+		if rebind {
 			return
 		}
 		if err := h.Engine.Remove(cleanup, c.ID, StopGrace); err != nil {
@@ -325,10 +337,13 @@ func checkPassed(srv Server) bool {
 }
 
 // errDrainedMeanwhile and errMaintMeanwhile: someone else drained the
-// slot, or set it to maint, while it came up.
+// slot, or set it to maint, while it came up; errSlotReset: HAProxy put
+// it back at another address (a template slot) or dropped it (a dynamic
+// one), as a restart or reload without its state does.
 var (
 	errDrainedMeanwhile = errors.New("drained meanwhile")
 	errMaintMeanwhile   = errors.New("set to maint meanwhile")
+	errSlotReset        = errors.New("reset by a restart or reload of haproxy")
 )
 
 // fastPoll is waitUp's period right after a bind, for one slot waiting.
@@ -357,7 +372,7 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 			srv, ok := b.Server(slot)
 			switch {
 			case !ok:
-				return fmt.Errorf("slot %s/%s disappeared", s.cfg.Backend, slot)
+				return fmt.Errorf("slot %s/%s disappeared: %w", s.cfg.Backend, slot, errSlotReset)
 			case srv.Admin == AdminDrain:
 				return fmt.Errorf("slot %s/%s: %w", s.cfg.Backend, slot, errDrainedMeanwhile)
 			case srv.Admin == AdminMaint && srv.AddrPort() == at:
@@ -367,7 +382,7 @@ func (l *Loop) waitUp(ctx context.Context, s *service, slot string, at netip.Add
 				// maybe between the bind's first batch and its ready, which
 				// then put the placeholder in the balancing: undone at once,
 				// not after unhealthy_after (TestLoopStartUndoneWhenReadyLandsAfterRestart).
-				return fmt.Errorf("slot %s/%s was reset to %s (haproxy restarted?)", s.cfg.Backend, slot, srv.AddrPort())
+				return fmt.Errorf("slot %s/%s is at %s: %w", s.cfg.Backend, slot, srv.AddrPort(), errSlotReset)
 			case checkPassed(srv):
 				return nil
 			}

@@ -187,7 +187,9 @@ func (w *World) Enable(backend, slot string) {
 	was := w.operator[key]
 	w.touched[key] = true
 	delete(w.operator, key) // before the call: its own "ready" is the operator's
+	w.lbctlEnables[key]++
 	w.api("enable "+key, func(l *scaler.Loop) error { return l.EnableSlot(context.Background(), backend, slot) }, func(err error) {
+		w.lbctlEnables[key]--
 		// Failed, what it did not undo is still theirs; unsaved, it is done
 		// in memory and any later save of slotscaler's keeps it.
 		if err != nil && !errors.Is(err, scaler.ErrNotSaved) && w.holds(backend, slot, was, nil) {

@@ -161,14 +161,13 @@ func (h *haproxy) replies(b *backend, now time.Time, rise, fall int) (stats, sta
 	var st, ss strings.Builder
 	st.WriteString("# pxname,svname,qcur,scur,status,weight,lastchg,check_status,addr,algo,\n")
 	ss.WriteString("1\n# be_name srv_name srv_addr srv_admin_state srv_uweight srv_port\n")
-	total := 0
 	for _, s := range b.servers {
-		total += s.sessions
 		fmt.Fprintf(&st, "%s,%s,0,%d,%s,%d,%d,%s,%s,,\n", b.name, s.name, s.sessions, s.statusText(rise, fall), s.weight,
 			int(now.Sub(s.lastChange)/time.Second), s.status, netip.AddrPortFrom(s.addr, uint16(s.port)))
 		fmt.Fprintf(&ss, "%s %s %s %d %d %d\n", b.name, s.name, s.addr, adminBits(s), s.weight, s.port)
 	}
-	fmt.Fprintf(&st, "%s,BACKEND,%d,%d,UP,1,0,,,roundrobin,\n\n", b.name, b.queue, total)
+	l := b.load()
+	fmt.Fprintf(&st, "%s,BACKEND,%d,%d,UP,1,0,,,roundrobin,\n\n", b.name, l.Queue, l.Sessions)
 	ss.WriteString("\n")
 	return st.String(), ss.String()
 }
@@ -206,7 +205,7 @@ func (l lb) Info(context.Context) (runtimeapi.Info, error) {
 	if err := l.refused(); err != nil {
 		return runtimeapi.Info{}, err
 	}
-	return runtimeapi.Info{Version: "2.6.12-sim", PID: l.h.pid, StartTime: l.h.start.Unix()}, nil
+	return runtimeapi.Info{Version: "2.6.12-sim", PID: l.h.pid, StartTime: l.h.start.Unix(), Uptime: int64(l.h.w.sched.Now().Sub(l.h.start) / time.Second)}, nil
 }
 
 func (l lb) Backend(_ context.Context, name string) (runtimeapi.Backend, error) {
@@ -283,13 +282,19 @@ func (l lb) Loads(context.Context) ([]runtimeapi.Load, error) {
 	}
 	out := make([]runtimeapi.Load, 0, len(l.h.backends))
 	for _, b := range l.h.backends {
-		sessions := b.queue
-		for _, s := range b.servers {
-			sessions += s.sessions
-		}
-		out = append(out, runtimeapi.Load{Backend: b.name, Sessions: sessions, Queue: b.queue})
+		out = append(out, b.load())
 	}
 	return out, nil
+}
+
+// load is b's BACKEND row: scur counts every server's sessions (drained
+// and maint ones too) and the queued requests, as HAProxy's does.
+func (b *backend) load() runtimeapi.Load {
+	l := runtimeapi.Load{Backend: b.name, Sessions: b.queue, Queue: b.queue}
+	for _, s := range b.servers {
+		l.Sessions += s.sessions
+	}
+	return l
 }
 
 // change runs a server command: it applies on the instance (unless
@@ -309,6 +314,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		return errKilled
 	}
 	if err := l.refused(); err != nil {
+		w.missedOn(l.proc, l.h, backendName, serverName, fieldOfWhat(what))
 		return err
 	}
 	if l.h.boots != boots {
@@ -333,6 +339,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		return fmt.Errorf("haproxy %s: %s %s/%s: %w", l.h.name, what, backendName, serverName, err)
 	}
 	w.changed(l.proc, l.h, b, serverName, what, before, target, sent)
+	delete(w.missed, missedKey(l.h, backendName, serverName, fieldOfWhat(what)))
 	if w.faults && w.sched.chance(l.h.lostP) {
 		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer (%w)", l.h.name, what, backendName, serverName, errConnection)
 	}
@@ -350,11 +357,55 @@ func (l lb) Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.
 		if err := results[i].Err; errors.Is(err, errConnection) || errors.Is(err, errKilled) {
 			for j := i + 1; j < len(cmds); j++ {
 				results[j] = runtimeapi.Result{Command: cmds[j], Err: fmt.Errorf("%w: %w", runtimeapi.ErrNotAnswered, err)}
+				if !errors.Is(err, errKilled) {
+					l.h.w.missedOn(l.proc, l.h, cmds[j].Backend, cmds[j].Server, fieldOfOp(cmds[j].Op))
+				}
 			}
 			return results, err
 		}
 	}
 	return results, nil
+}
+
+// missedOn notes that a command of process proc's setting field of a
+// slot did not apply on h (see world.missed); field "": one that sets
+// none of them. Not for an operator's lbctl command: slotscaler does not
+// make good a miss of those.
+func (w *world) missedOn(proc int, h *haproxy, backend, slot, field string) {
+	if field != "" && w.sched.label() != "api" { // an lbctl command's miss is not made good
+		w.missed[missedKey(h, backend, slot, field)] = readMark{proc, w.sched.Now()}
+	}
+}
+
+func missedKey(h *haproxy, backend, slot, field string) string {
+	return h.name + "|" + backend + "/" + slot + "|" + field
+}
+
+// fieldOfWhat is the slot field a command (as changed names it) sets:
+// "addr", "state" or "weight"; "" for the others.
+func fieldOfWhat(what string) string {
+	switch {
+	case what == "set addr":
+		return "addr"
+	case strings.HasPrefix(what, "state "):
+		return "state"
+	case strings.HasPrefix(what, "weight "):
+		return "weight"
+	}
+	return ""
+}
+
+// fieldOfOp is fieldOfWhat for a batched command.
+func fieldOfOp(op runtimeapi.Op) string {
+	switch op {
+	case runtimeapi.OpSetAddr:
+		return "addr"
+	case runtimeapi.OpSetState:
+		return "state"
+	case runtimeapi.OpSetWeight:
+		return "weight"
+	}
+	return ""
 }
 
 // errConnection marks a simulated connection failure.

@@ -162,9 +162,18 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 	case h.fresh:
 		// A restarted instance being rebuilt, from a read that may predate
 		// the operator's command: the next read follows their command.
-	case w.sched.label() == "api" && (what == "state drain" || what == "state ready" || what == "weight 100%"):
+	case w.sched.label() == "api" && (what == "state drain" && w.lbctlDrains[key] > 0 || (what == "state ready" || what == "weight 100%") && w.lbctlEnables[key] > 0):
 		// An operator's own lbctl drain or enable racing their command on
-		// a socket: theirs to sort out.
+		// a socket: theirs to sort out. An enable that lands after their
+		// drain on a socket is the later command: the slot is theirs no
+		// more (seed 7373: kept, its refill passed for undoing it). A
+		// change an lbctl command's read made to bring an instance in step
+		// is slotscaler's, checked below (seeds 9 and 1748: taken for the
+		// operator's, its rebuild over their maint kept the maint theirs).
+		if what != "state drain" {
+			delete(w.operator, key)
+			intent = ""
+		}
 	case !undoes && !same:
 	case intent == "drain" && w.lbctlDrains[key] > 0 && !w.lbctlLanded[key] && w.sched.label() == "tick":
 		// The operator's lbctl drain waits for this tick (tickMu): it lands
@@ -179,9 +188,17 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		// theirs still stands where they made it.
 		if m.on == h {
 			w.trace("operator's %s of %s on %s raced process %d's %s: overwritten", intent, key, h.name, proc, what)
-			delete(w.operator, key)
-			intent = ""
+			intent = w.overwritten(key)
 		}
+	case bySocket && m.on == h && w.missedBefore(proc, h, b.name, server, what, m.at) && w.elsewhere(h, b.name, server, what):
+		// Their instance had refused slotscaler's change of the slot,
+		// which another instance took, and their command came before the
+		// read that makes it good there: overwritten (or subsumed), as any
+		// command racing slotscaler's change of the slot (README; seed
+		// 3118: their drain, kept as theirs under the maint made good
+		// over it, made the slot's refill pass for undoing it).
+		w.trace("operator's %s of %s on %s, which refused process %d's change of it, made over by its %s", intent, key, h.name, proc, what)
+		intent = w.overwritten(key)
 	case same:
 	case intent == "weight0" && what == "weight 100%" && w.bindSaved[key] == proc && bySocket && (m.at.Before(w.bootedAt) || m.unread):
 		// This process started with the slot's bind saved as under way (the
@@ -200,10 +217,16 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		// Later than that, bringing their instance in step with the
 		// others over their command undoes it.
 		switch {
+		case bySocket && m.on == h && w.rebuildSaved[h.name+"/"+b.name] == proc && (m.at.Before(w.bootedAt) || m.unread):
+			// This process started with a rebuild of their instance saved
+			// as under way (its end not saved: killed, or the disk full),
+			// and their command came before it first read the instance: it
+			// is rebuilt over (README; seed 2085).
+			w.trace("operator's %s of %s on %s, before process %d read it with its rebuild saved as under way, rebuilt over by its %s", intent, key, h.name, proc, what)
+			intent = w.overwritten(key)
 		case bySocket && m.on == h && m.at.Sub(h.start) < rebuildWindow:
 			w.trace("operator's %s of %s on %s, %s after its restart, rebuilt over by process %d's %s", intent, key, h.name, m.at.Sub(h.start), proc, what)
-			delete(w.operator, key)
-			intent = ""
+			intent = w.overwritten(key)
 		case bySocket && m.on == h && (what == "state ready" || what == "state drain" || strings.HasPrefix(what, "weight")):
 			w.violate("operator intents kept", "%s on %s undid an operator's %s on %s, %s after its restart", what, key, intent, h.name, m.at.Sub(h.start))
 		}
@@ -231,6 +254,28 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 			w.violate("no action on incomplete data", "%s on %s, whose container is on %s that did not answer this tick's listing", what, key, target.Host)
 		}
 	}
+}
+
+// overwritten ends the operator's last command on key, which slotscaler
+// made over (a limit of the README): an earlier one of theirs that an
+// instance still holds is theirs again (seed 263: a weight 0 under a drain
+// rebuilt over was forgotten with it). It returns their intent now.
+func (w *world) overwritten(key string) string {
+	backend, slot, _ := strings.Cut(key, "/")
+	if e := w.earlier[key]; e != "" && e != w.operator[key] && w.holds(backend, slot, e, nil) {
+		w.operator[key] = e
+		return e
+	}
+	delete(w.operator, key)
+	return ""
+}
+
+// missedBefore reports whether h had refused a change of process proc's
+// setting the field of the slot that what sets, before t, and has not
+// taken one since.
+func (w *world) missedBefore(proc int, h *haproxy, backend, slot, what string, t time.Time) bool {
+	m, ok := w.missed[missedKey(h, backend, slot, fieldOfWhat(what))]
+	return ok && m.proc == proc && m.at.Before(t)
 }
 
 // elsewhere reports whether another instance has the slot as the change

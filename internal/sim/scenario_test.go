@@ -577,3 +577,28 @@ func TestScenarioOperatorMaintThenOtherInstanceRestartsWhileDown(t *testing.T) {
 		}})
 	}
 }
+
+// A rebuild of a restarted instance cut short right after it re-added a
+// slot (in maint, at its container's address), the rebuild's note in
+// state_dir lost (disk full), and slotscaler started again: the half-built
+// instance's maint must not be copied onto the instance that serves the
+// slot, nor held as an operator's (sim seed 622 once did both).
+func TestScenarioHalfRebuiltInstanceAfterRestart(t *testing.T) {
+	runScenario(t, Options{Instances: 2, Dynamic: true, Script: func(w *World) {
+		w.At(time.Second, func() { w.Load("web", 30) })
+		w.At(20*time.Second, w.StopSlotscaler)
+		w.At(20*time.Second+100*time.Millisecond, func() {
+			w.RestartHAProxy(1)
+			// What the cut-short rebuild had done: "add server" of slot1,
+			// which starts in maint, at where haproxy1 serves it.
+			served := w.haproxies[0].backend("web").server("slot1")
+			if served == nil || served.admin != runtimeapi.AdminReady {
+				t.Fatalf("slot1 does not serve on haproxy1: %+v", served)
+			}
+			b := w.haproxies[1].backend("web")
+			b.servers = append(b.servers, &server{name: "slot1", addr: served.addr, port: served.port, admin: runtimeapi.AdminMaint, weight: 100, up: true, status: "INI", dynamic: true, lastChange: w.sched.Now()})
+			w.trace("scenario: haproxy2 half rebuilt (slot1 added, in maint)")
+		})
+		w.At(21*time.Second, w.StartSlotscaler)
+	}})
+}

@@ -96,6 +96,9 @@ type world struct {
 	copying      map[string]string              // backend/slot -> an operator's command its restarted instance lost, that slotscaler may still copy
 	earlier      map[string]string              // backend/slot -> the operator's intent their latest socket command was made over ("" for none)
 	readyAt      map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
+	lbctlEnables map[string]int                 // backend/slot -> lbctl enables under way
+	rebuildSaved map[string]int                 // instance/backend -> the process that started with its rebuild saved as under way
+	missed       map[string]readMark            // instance|backend/slot|field -> a command of that process's setting the field that did not apply there, until one does
 	touched      map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn       func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	stopBefore   func(server, what string) bool // scenarios: stop slotscaler while an operation's change it matches is on its way
@@ -157,7 +160,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, rolling: map[string]bool{}, rolloutAsked: map[string]int{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, lbctlEnables: map[string]int{}, rebuildSaved: map[string]int{}, missed: map[string]readMark{}, rolling: map[string]bool{}, rolloutAsked: map[string]int{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -285,6 +288,15 @@ func (w *world) boot() {
 		}
 	}
 	w.bootedAt = w.sched.Now()
+	var saved struct {
+		Rebuilding map[string][]string `json:"rebuilding"`
+	}
+	_ = json.Unmarshal(w.store.data, &saved)
+	for backend, names := range saved.Rebuilding {
+		for _, name := range names {
+			w.rebuildSaved[name+"/"+backend] = proc
+		}
+	}
 	for key := range w.savedIntents("binding") {
 		w.bindSaved[key] = proc
 		// A bind got to ready, and the run was killed before where it got

@@ -48,7 +48,7 @@ func (l *LB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
 	if err != nil {
 		return scaler.ProcessInfo{}, mapErr(err)
 	}
-	return scaler.ProcessInfo{PID: info.PID, StartTime: info.StartTime}, nil
+	return scaler.ProcessInfo{PID: info.PID, StartTime: info.StartTime, Uptime: info.Uptime}, nil
 }
 
 // Backend reads the backend's queue and servers.

@@ -51,10 +51,11 @@ func TestBackend(t *testing.T) {
 		t.Errorf("Backend (-want +got):\n%s", diff)
 	}
 
-	info, err := lb.Info(ctx)
 	raw, _ := fake.Info(ctx)
-	if err != nil || info != (scaler.ProcessInfo{PID: raw.PID, StartTime: raw.StartTime}) {
-		t.Errorf("Info = %+v, %v; want the fake's PID and start time %+v", info, err, raw)
+	info, err := lb.Info(ctx)
+	// Uptime in whole seconds: a second may begin between the two reads.
+	if err != nil || info.PID != raw.PID || info.StartTime != raw.StartTime || info.Uptime < raw.Uptime || info.Uptime > raw.Uptime+1 {
+		t.Errorf("Info = %+v, %v; want the fake's PID, start time and uptime %+v", info, err, raw)
 	}
 }
 
