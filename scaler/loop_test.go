@@ -36,6 +36,10 @@ type flakyLB struct {
 	// afterRead, when set, runs after a Backends read (a stop arriving
 	// while the tick plans).
 	afterRead func()
+	// onInfo runs before each Info, afterBackend after each Backend
+	// read, outside mu.
+	onInfo       func()
+	afterBackend func(scaler.Backend)
 }
 
 // Apply fails every change on a done ctx, as runtimeapi's client does
@@ -62,6 +66,9 @@ func (f *flakyLB) Apply(ctx context.Context, changes []scaler.Change) []error {
 }
 
 func (f *flakyLB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
+	if f.onInfo != nil {
+		f.onInfo()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failInfo {
@@ -71,6 +78,14 @@ func (f *flakyLB) Info(ctx context.Context) (scaler.ProcessInfo, error) {
 }
 
 func (f *flakyLB) Backend(ctx context.Context, name string) (scaler.Backend, error) {
+	b, err := f.backend(ctx, name)
+	if f.afterBackend != nil && err == nil {
+		f.afterBackend(b)
+	}
+	return b, err
+}
+
+func (f *flakyLB) backend(ctx context.Context, name string) (scaler.Backend, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
@@ -782,5 +797,45 @@ func TestBackoffWhileHAProxyIsAway(t *testing.T) {
 		if got := scaler.Backoff(c.interval, c.failures); got != c.want {
 			t.Errorf("backoff(%s, %d) = %s, want %s", c.interval, c.failures, got, c.want)
 		}
+	}
+}
+
+// A scale-down calls a start off while its undo (its slot reset by a
+// restart of HAProxy) waits for tickMu: the container goes, as for any
+// start called off (review: kept for a rebind, it was bound again under a
+// pin of 0).
+func TestLoopStartCalledOffDuringResetUndo(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	restarted, hooked := false, false
+	h.lb.afterApply = func(changes []scaler.Change) {
+		if !restarted && slices.ContainsFunc(changes, func(c scaler.Change) bool { return c.Op == scaler.ChangeHealth }) {
+			restarted = true
+			h.lb.Fake.Restart()
+		}
+	}
+	inTick := make(chan struct{}, 1)
+	h.lb.afterBackend = func(b scaler.Backend) {
+		srv, ok := b.Server("slot1")
+		if !restarted || hooked || !ok || srv.Port != 9 {
+			return
+		}
+		hooked = true
+		if err := h.loop.Pin("web", 0); err != nil {
+			t.Error(err)
+		}
+		h.lb.onInfo = func() { h.lb.onInfo = nil; inTick <- struct{}{}; time.Sleep(50 * time.Millisecond) }
+		go h.loop.Tick(context.Background())
+		<-inTick // the tick holds tickMu; the undo waits for it, rebind already decided
+	}
+	h.loop.Tick(context.Background())
+	h.loop.Wait()
+	if !hooked {
+		t.Fatal("no reset seen")
+	}
+	h.now = h.now.Add(time.Second)
+	h.tick()
+	h.tick()
+	if n := h.engine.Count(); n != 0 || strings.Contains(h.slots(), "ready") {
+		t.Errorf("a called-off start's container kept and bound again under a pin of 0: %s, %d containers", h.slots(), n)
 	}
 }

@@ -332,14 +332,16 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	// the next read followed its slots back at their containers in maint
 	// onto the other instance (sim seed 4241,
 	// TestMirrorRebuildsInstanceWithoutHistory). So is one that started
-	// lately beside one up for longer and lost some slots (lostSlots): a
-	// rebuild of it that a kill cut short, its note in state.json lost
-	// (disk full), left slots it had re-added in maint at their
-	// containers' addresses, which no pristine check catches, and the
-	// merge copied them onto the other instance
-	// (TestScenarioHalfRebuiltInstanceAfterRestart). A reload with the
-	// server state file keeps every slot: its operators' commands stand
-	// (review).
+	// lately beside one up for longer, of a backend of dynamic slots or
+	// with slots it lost (lostSlots): a rebuild of it that a kill cut
+	// short, its note in state.json lost (disk full), left slots it had
+	// re-added in maint at their containers' addresses, which no pristine
+	// check catches, and the merge copied them onto the other instance
+	// (TestScenarioHalfRebuiltInstanceAfterRestart, ...OneSlot). HAProxy
+	// brings no dynamic server back across a reload, state file or not,
+	// but a reload with the state file keeps every template slot as it
+	// was: its operators' commands stand (review).
+	opts, dynamic := m.opts(name)
 	var lostBefore []map[string]bool // lostSlots before any rebuild, once asked
 	for i, v := range views {
 		for j, o := range views {
@@ -351,7 +353,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 				if lostBefore == nil {
 					lostBefore = lostSlots(views, reset)
 				}
-				reset[i] = reset[i] || len(lostBefore[i]) > 0
+				reset[i] = reset[i] || dynamic || len(lostBefore[i]) > 0
 			}
 		}
 	}
@@ -445,7 +447,6 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 		}
 	}
 	g := &merging{merged: merged, changes: make([][]Change, len(views)), errs: make([][]error, len(views))}
-	opts, dynamic := m.opts(name)
 	for i, v := range views {
 		if reset[i] && dynamic {
 			// Its view may predate the restart (read just before it): its

@@ -823,3 +823,34 @@ func TestMirrorCrossedMisses(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorRebuildsInstanceStartedLately with one slot, which the cut
+// rebuild had re-added: nothing lost, yet dynamic servers come back only by
+// slotscaler's rebuild (HAProxy keeps none across a reload, state file or
+// not), so the young instance is rebuilt (review: followed, slot1 went to
+// maint on both).
+func TestMirrorRebuildsDynamicInstanceStartedLately(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	fakes := mirroredFakes(config.ModeDynamic, fakeengine.New("local", 30000), func() time.Time { return now })
+	lo := netip.MustParseAddr("127.0.0.1")
+	fakes[0].Restart()
+	if err := errors.Join(fakes[0].AddServer(ctx, "web", "slot1", lo, 8080, runtimeapi.ServerOptions{Check: true}), fakes[0].SetState(ctx, "web", "slot1", runtimeapi.AdminReady)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	fakes[1].Restart()
+	now = now.Add(time.Second)
+	if err := fakes[1].AddServer(ctx, "web", "slot1", lo, 8080, runtimeapi.ServerOptions{Check: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := scaler.NewMirror([]scaler.LB{haproxy.New(fakes[0]), haproxy.New(fakes[1])}, []string{"a", "b"}, func(string) (scaler.ServerOptions, bool) { return scaler.ServerOptions{Check: true}, true }, scaler.WallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := m.Backend(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fakes {
+		if got := summary(t, f); got != "slot1=ready/w1/127.0.0.1:8080" {
+			t.Errorf("instance %d: %s", i, got)
+		}
+	}
+}

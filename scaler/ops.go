@@ -116,13 +116,9 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		// again (plan: Rebind), and the start does not count as failed (it
 		// was removed, and the next tick started another; a rollout's
 		// surge counted it against the new image).
-		rebind := errors.Is(err, errSlotReset) && context.Cause(ctx) != errStartCalledOff
-		switch {
-		case context.Cause(ctx) == errStartCalledOff:
-			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
-		case rebind:
-			log.Warn("slot reset while it came up: taken out, container kept to bind again", "slot", slot, "container", c.Name, "err", err)
-		default:
+		reset := errors.Is(err, errSlotReset)
+		calledOff := func() bool { return context.Cause(ctx) == errStartCalledOff }
+		if !reset && !calledOff() {
 			l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
 		}
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace+10*time.Second)
@@ -136,7 +132,15 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 			keepBinding = true
 			return
 		}
-		if rebind {
+		// Whether the start was called off is read after takeOutStart:
+		// a tick calls starts off under tickMu, which it held, so the
+		// answer is final (review: read before, a start called off while
+		// the undo waited kept its container, bound again under a pin of 0).
+		switch {
+		case calledOff():
+			l.event(Event{Service: s.cfg.Name, Slot: slot, Kind: EventRemoved, Reason: "called_off", Message: "start called off: container " + c.Name + " to remove"})
+		case reset:
+			log.Warn("slot reset while it came up: taken out, container kept to bind again", "slot", slot, "container", c.Name, "err", err)
 			return
 		}
 		if err := h.Engine.Remove(cleanup, c.ID, StopGrace); err != nil {

@@ -64,6 +64,9 @@ func Engine(t testing.TB) *docker.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
+	if err := e.Ping(context.Background()); err != nil { // negotiates the API version, as slotscaler run does
+		t.Fatal(err)
+	}
 	return e
 }
 

@@ -602,3 +602,23 @@ func TestScenarioHalfRebuiltInstanceAfterRestart(t *testing.T) {
 		w.At(21*time.Second, w.StartSlotscaler)
 	}})
 }
+
+// TestScenarioHalfRebuiltInstanceAfterRestart with one serving slot, which
+// the cut rebuild had re-added: no slot lost to tell the restart by (review:
+// "serving floor" broke, slot1 set to maint on the serving instance).
+func TestScenarioHalfRebuiltInstanceOneSlot(t *testing.T) {
+	runScenario(t, Options{Instances: 2, Dynamic: true, Script: func(w *World) {
+		w.At(20*time.Second, w.StopSlotscaler)
+		w.At(20*time.Second+100*time.Millisecond, func() {
+			w.RestartHAProxy(1)
+			served := w.haproxies[0].backend("web").server("slot1")
+			if served == nil || served.admin != runtimeapi.AdminReady {
+				t.Fatalf("slot1 does not serve on haproxy1: %+v", served)
+			}
+			b := w.haproxies[1].backend("web")
+			b.servers = append(b.servers, &server{name: "slot1", addr: served.addr, port: served.port, admin: runtimeapi.AdminMaint, weight: 100, up: true, status: "INI", dynamic: true, lastChange: w.sched.Now()})
+			w.trace("scenario: haproxy2 half rebuilt (slot1 added, in maint)")
+		})
+		w.At(21*time.Second, w.StartSlotscaler)
+	}})
+}

@@ -94,6 +94,10 @@ func (e *Engine) Ping(ctx context.Context) error {
 	if _, err := e.api.Ping(ctx); err != nil {
 		return fmt.Errorf("docker host %s: %w", e.host, tlsHint(err))
 	}
+	// Negotiated now, before the loop's goroutines share the client: its
+	// lazy negotiation on a first request races with another request's
+	// read of the version (the race detector caught it in an e2e test).
+	e.api.NegotiateAPIVersion(ctx)
 	return nil
 }
 
