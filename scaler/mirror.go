@@ -661,10 +661,11 @@ func lostSlots(views []Backend, reset []bool) []map[string]bool {
 }
 
 // mergeServer adds b's load to a; b's admin state, weight and address
-// count too where counts has them, the more restrictive winning, except that with a bind
-// of slotscaler's under way a drain wins over a maint at the same address
-// (the bind's step not taken yet there; see Mirror). Either way the worse
-// check is kept: a slot is up only when it is up everywhere.
+// count too where counts has them, the more restrictive winning, except
+// that with a bind of slotscaler's under way a drain wins over a maint at
+// the same address (the bind's step not taken yet there; see Mirror).
+// Either way the worse check is kept: a slot is up only when it is up
+// everywhere.
 //
 // Invariant: operator intents kept. Of two maints at different
 // addresses, the one at bound (where the slot last pointed at a container
