@@ -314,7 +314,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		return errKilled
 	}
 	if err := l.refused(); err != nil {
-		w.missedOn(l.proc, l.h, backendName, serverName, fieldOfWhat(what))
+		w.refusedOn(l.proc, l.h, backendName, serverName, what)
 		return err
 	}
 	if l.h.boots != boots {
@@ -339,7 +339,7 @@ func (l lb) change(backendName, serverName, what string, apply func(b *backend, 
 		return fmt.Errorf("haproxy %s: %s %s/%s: %w", l.h.name, what, backendName, serverName, err)
 	}
 	w.changed(l.proc, l.h, b, serverName, what, before, target, sent)
-	delete(w.missed, missedKey(l.h, backendName, serverName, fieldOfWhat(what)))
+	w.appliedOn(l.proc, l.h, backendName, serverName, what)
 	if w.faults && w.sched.chance(l.h.lostP) {
 		return fmt.Errorf("haproxy %s: %s %s/%s: read: connection reset by peer (%w)", l.h.name, what, backendName, serverName, errConnection)
 	}
@@ -358,7 +358,7 @@ func (l lb) Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.
 			for j := i + 1; j < len(cmds); j++ {
 				results[j] = runtimeapi.Result{Command: cmds[j], Err: fmt.Errorf("%w: %w", runtimeapi.ErrNotAnswered, err)}
 				if !errors.Is(err, errKilled) {
-					l.h.w.missedOn(l.proc, l.h, cmds[j].Backend, cmds[j].Server, fieldOfOp(cmds[j].Op))
+					l.h.w.refusedOn(l.proc, l.h, cmds[j].Backend, cmds[j].Server, whatOf(cmds[j]))
 				}
 			}
 			return results, err
@@ -367,14 +367,58 @@ func (l lb) Batch(ctx context.Context, cmds []runtimeapi.Command) ([]runtimeapi.
 	return results, nil
 }
 
-// missedOn notes that a command of process proc's setting field of a
-// slot did not apply on h (see world.missed); field "": one that sets
-// none of them. Not for an operator's lbctl command: slotscaler does not
-// make good a miss of those.
-func (w *world) missedOn(proc int, h *haproxy, backend, slot, field string) {
-	if field != "" && w.sched.label() != "api" { // an lbctl command's miss is not made good
-		w.missed[missedKey(h, backend, slot, field)] = readMark{proc, w.sched.Now()}
+// A miss, as slotscaler's Mirror records one: a command of process
+// proc's setting a slot's address, state or weight that instance h
+// refused while another instance took the same command from it (in one
+// Apply, a second at most apart). A sync's command, sent to one instance
+// only, or one every instance refused, is none. Not for an operator's
+// lbctl command: slotscaler does not make good a miss of those. The miss
+// lasts until a command setting that field applies on h, or h restarts.
+
+// missWindow bounds how far apart the refusal and the same command taken
+// elsewhere count as one Apply.
+const missWindow = time.Second
+
+// refusedOn notes that h refused (or never got) a command of proc's.
+func (w *world) refusedOn(proc int, h *haproxy, backend, slot, what string) {
+	if fieldOfWhat(what) == "" || w.sched.label() == "api" {
+		return
 	}
+	key := backend + "/" + slot + "|" + what
+	if a, ok := w.applied[key]; ok && a.proc == proc && a.on != h && w.sched.Now().Sub(a.at) <= missWindow {
+		w.missed[missedKey(h, backend, slot, fieldOfWhat(what))] = readMark{proc, w.sched.Now()}
+		return
+	}
+	w.refusals[key] = append(w.refusals[key], sentTo{h, proc, w.sched.Now()})
+}
+
+// appliedOn notes that h took a command of proc's: h is in step for its
+// field, and the instances that refused the same command lately missed it.
+func (w *world) appliedOn(proc int, h *haproxy, backend, slot, what string) {
+	field := fieldOfWhat(what)
+	if field == "" {
+		return
+	}
+	delete(w.missed, missedKey(h, backend, slot, field))
+	if w.sched.label() == "api" {
+		return
+	}
+	key := backend + "/" + slot + "|" + what
+	now := w.sched.Now()
+	for _, r := range w.refusals[key] {
+		if r.proc == proc && r.on != h && now.Sub(r.at) <= missWindow {
+			w.missed[missedKey(r.on, backend, slot, field)] = readMark{proc, r.at}
+		}
+	}
+	delete(w.refusals, key)
+	w.applied[key] = sentTo{h, proc, now}
+}
+
+// sentTo is a command of process proc's on instance on, at a time.
+type sentTo struct {
+	on   *haproxy
+	proc int
+	at   time.Time
 }
 
 func missedKey(h *haproxy, backend, slot, field string) string {
@@ -395,15 +439,15 @@ func fieldOfWhat(what string) string {
 	return ""
 }
 
-// fieldOfOp is fieldOfWhat for a batched command.
-func fieldOfOp(op runtimeapi.Op) string {
-	switch op {
+// whatOf names a batched command as changed does.
+func whatOf(c runtimeapi.Command) string {
+	switch c.Op {
 	case runtimeapi.OpSetAddr:
-		return "addr"
+		return "set addr"
 	case runtimeapi.OpSetState:
-		return "state"
+		return "state " + c.State.String()
 	case runtimeapi.OpSetWeight:
-		return "weight"
+		return fmt.Sprintf("weight %d%%", c.Weight)
 	}
 	return ""
 }

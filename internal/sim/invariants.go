@@ -170,7 +170,7 @@ func (w *world) changed(proc int, h *haproxy, b *backend, server, what string, b
 		// change an lbctl command's read made to bring an instance in step
 		// is slotscaler's, checked below (seeds 9 and 1748: taken for the
 		// operator's, its rebuild over their maint kept the maint theirs).
-		if what != "state drain" {
+		if what != "state drain" && undoes {
 			delete(w.operator, key)
 			intent = ""
 		}

@@ -622,3 +622,35 @@ func TestScenarioHalfRebuiltInstanceOneSlot(t *testing.T) {
 		w.At(21*time.Second, w.StartSlotscaler)
 	}})
 }
+
+// A rebuild of a restarted instance completes, but state_dir cannot say
+// so (disk full from its first change on); slotscaler stops, an operator
+// drains a slot on that instance more than 10 s after its restart, and
+// slotscaler starts again: the rebuild state_dir still lists as under way
+// is redone, over the operator's drain made before the new run first read
+// the instance (a README limit; the checker's rebuildSaved exemption).
+func TestScenarioRebuildEndNotSaved(t *testing.T) {
+	runScenario(t, Options{Instances: 2, Faults: time.Minute, Script: func(w *World) { // no restart of slotscaler but the script's
+		w.At(time.Second, func() { w.Load("web", 30) })
+		w.At(20*time.Second, func() {
+			w.RestartHAProxy(1)
+			w.killOn = func(_, what string) bool {
+				if w.sched.label() != "tick" || what != "set addr" {
+					return false
+				}
+				w.killOn = nil
+				w.DiskFull(40 * time.Second)
+				w.trace("scenario: disk full from the rebuild's first change")
+				return true
+			}
+		})
+		w.At(25*time.Second, w.StopSlotscaler)
+		w.At(35*time.Second, func() {
+			w.OnSocket(1, "web", "slot1", "drain")
+			if w.operator["web/slot1"] != "drain" {
+				t.Errorf("the operator's drain on haproxy2 was not made: %v", w.operator)
+			}
+		})
+		w.At(36*time.Second, w.StartSlotscaler)
+	}})
+}

@@ -95,8 +95,9 @@ func (s *sched) park(proc int, d time.Duration) bool {
 }
 
 // spawn queues fn to run in a goroutine of proc's: it starts when the
-// driver picks it, never beside the goroutine that spawned it.
-func (s *sched) spawn(proc int, label string, fn func()) {
+// driver picks it, never beside the goroutine that spawned it. If proc was
+// killed by then, skipped runs instead (when set).
+func (s *sched) spawn(proc int, label string, fn, skipped func()) {
 	s.mu.Lock()
 	s.seq++
 	e := &entry{due: s.now, seq: s.seq, proc: proc, gor: &gor{proc: proc, label: label}, wake: make(chan struct{})}
@@ -116,8 +117,11 @@ func (s *sched) spawn(proc int, label string, fn func()) {
 				s.panicked(label, v)
 			}
 		}()
-		if s.alive(proc) {
+		switch {
+		case s.alive(proc):
 			fn()
+		case skipped != nil:
+			skipped()
 		}
 	}()
 }
@@ -243,4 +247,4 @@ func (c clock) Sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-func (c clock) Go(fn func()) { c.s.spawn(c.proc, "op", fn) }
+func (c clock) Go(fn func()) { c.s.spawn(c.proc, "op", fn, nil) }

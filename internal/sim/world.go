@@ -98,7 +98,9 @@ type world struct {
 	readyAt      map[string]time.Time           // backend/slot -> when a bind of slotscaler's last set it ready
 	lbctlEnables map[string]int                 // backend/slot -> lbctl enables under way
 	rebuildSaved map[string]int                 // instance/backend -> the process that started with its rebuild saved as under way
-	missed       map[string]readMark            // instance|backend/slot|field -> a command of that process's setting the field that did not apply there, until one does
+	missed       map[string]readMark            // instance|backend/slot|field -> a miss (haproxy.go) of that process's, since when
+	refusals     map[string][]sentTo            // backend/slot|command -> instances that refused it lately, not yet taken elsewhere
+	applied      map[string]sentTo              // backend/slot|command -> where and when it last applied
 	touched      map[string]bool                // backend/slot -> an operator ever acted on it
 	killOn       func(server, what string) bool // scenarios: kill slotscaler right after an operation's change it matches
 	stopBefore   func(server, what string) bool // scenarios: stop slotscaler while an operation's change it matches is on its way
@@ -160,7 +162,7 @@ func New(opts Options) (*World, error) {
 	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	w := &world{opts: opts, sched: newSched(opts.Seed, start), begin: start, rise: 1, fall: 2,
 		load: map[string]int{}, pins: map[string]int{}, operator: map[string]string{}, listFail: map[string]int{},
-		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, lbctlEnables: map[string]int{}, rebuildSaved: map[string]int{}, missed: map[string]readMark{}, rolling: map[string]bool{}, rolloutAsked: map[string]int{}, removed: map[*container]struct{}{}}
+		cuts: map[string]int{}, observed: map[string]int{}, readAt: map[string]readMark{}, listedAt: map[string]readMark{}, socketAt: map[string]socketMark{}, bindSaved: map[string]int{}, lbctlDrains: map[string]int{}, lbctlLanded: map[string]bool{}, rolloutHeld: map[string]int{}, touched: map[string]bool{}, copying: map[string]string{}, earlier: map[string]string{}, readyAt: map[string]time.Time{}, lbctlEnables: map[string]int{}, rebuildSaved: map[string]int{}, missed: map[string]readMark{}, refusals: map[string][]sentTo{}, applied: map[string]sentTo{}, rolling: map[string]bool{}, rolloutAsked: map[string]int{}, removed: map[*container]struct{}{}}
 	cfg, err := w.config(1)
 	if err != nil {
 		return nil, err
@@ -436,7 +438,7 @@ func (w *world) tick() {
 
 // goLoop runs f for slotscaler process proc in a goroutine the scheduler
 // owns.
-func (w *world) goLoop(proc int, label string, f func()) { w.sched.spawn(proc, label, f) }
+func (w *world) goLoop(proc int, label string, f func()) { w.sched.spawn(proc, label, f, nil) }
 
 // checks runs a round of health checks on every instance and spreads the
 // load over what takes traffic.
