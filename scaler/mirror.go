@@ -337,7 +337,7 @@ func (m *Mirror) merge(name string, views []Backend, reads []instanceRead) *merg
 	// short, its note in state.json lost (disk full), left slots it had
 	// re-added in maint at their containers' addresses, which no pristine
 	// check catches, and the merge copied them onto the other instance
-	// (TestScenarioHalfRebuiltInstanceAfterRestart, ...OneSlot). HAProxy
+	// (TestScenarioHalfRebuiltInstanceAfterRestart, both cases). HAProxy
 	// brings no dynamic server back across a reload, state file or not,
 	// but a reload with the state file keeps every template slot as it
 	// was: its operators' commands stand (review).
