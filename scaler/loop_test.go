@@ -470,6 +470,37 @@ func TestLoopStartUndoneWhenReadyLandsAfterRestart(t *testing.T) {
 	}
 }
 
+// A slot reset at every bind (HAProxy restarting each time, or a slot
+// that never shows the container's address): the container is kept for
+// one re-bind only; reset again, the re-bind is undone as a failed start,
+// container and all, and the generation backs off (review: kept each
+// time, it was bound again at every tick with no failure counted).
+func TestLoopResetStartKeptOnce(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	h.lb.afterApply = func(changes []scaler.Change) {
+		if slices.ContainsFunc(changes, func(c scaler.Change) bool { return c.Op == scaler.ChangeHealth }) {
+			h.lb.Fake.Restart()
+		}
+	}
+	failed := func() int {
+		n := 0
+		for _, e := range h.loop.Events("web") {
+			if e.Kind == scaler.EventStartFailed {
+				n++
+			}
+		}
+		return n
+	}
+	h.tick()
+	if n := h.engine.Count(); n != 1 || failed() != 0 {
+		t.Fatalf("after the first reset: %d containers, %d failed starts; want the container kept, none failed", n, failed())
+	}
+	h.tick() // the re-bind, reset again
+	if n := h.engine.Count(); n != 0 || failed() != 1 {
+		t.Errorf("after the re-bind's reset: %d containers, %d failed starts; want it removed and counted", n, failed())
+	}
+}
+
 func TestLoopDrainWaitsForSessionsOrTimeout(t *testing.T) {
 	h := newHarness(t, harnessOpt{})
 	h.tick()

@@ -91,6 +91,7 @@ func (l *Loop) backedOff(s *service, generation string, now time.Time) bool {
 // and the container away.
 func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot string, h *Host, spec Spec, c *Container) {
 	begin := time.Now()
+	fresh := c == nil // a container this start runs, not one it binds again
 	if c == nil {
 		started, err := h.Engine.Start(ctx, spec)
 		if err != nil {
@@ -115,8 +116,11 @@ func (l *Loop) start(ctx context.Context, log *slog.Logger, s *service, slot str
 		// nothing of the container: it is kept for the next tick to bind
 		// again (plan: Rebind), and the start does not count as failed (it
 		// was removed, and the next tick started another; a rollout's
-		// surge counted it against the new image).
-		reset := errors.Is(err, errSlotReset)
+		// surge counted it against the new image). Once: a re-bind that
+		// sees its slot reset again is undone as any failed start, so that
+		// a slot that never shows the container's address (review) backs
+		// off instead of being bound again at every tick.
+		reset := errors.Is(err, errSlotReset) && fresh
 		calledOff := func() bool { return context.Cause(ctx) == errStartCalledOff }
 		if !reset && !calledOff() {
 			l.startFailed(s, c.Generation, Event{Service: s.cfg.Name, Slot: slot, Kind: EventStartFailed, Reason: why, Message: fmt.Sprintf("slot not brought up, undone: %v", err)}, "container", c.Name)
