@@ -30,15 +30,6 @@ func (l *Loop) boundTo(s *service, slot string, at netip.AddrPort) {
 	s.lastBound[slot] = at
 }
 
-// intent reads an intent of slot (a drain to scale down, a bind under
-// way) and since when.
-func (l *Loop) intent(intents map[string]time.Time, slot string) (time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t, ok := intents[slot]
-	return t, ok
-}
-
 // bindIntents are the intents of the slots of backend's service that the
 // Mirror's merge uses, asked once per backend and read: a bind under way
 // that may not have got to state ready on every instance (the merge takes
@@ -72,9 +63,12 @@ func (l *Loop) bindIntents(backend string) map[string]bindIntent {
 	return out
 }
 
-// has reports whether slot has an intent in intents.
+// has reports whether slot has an intent in intents (a drain or maint of
+// slotscaler's, a bind under way).
 func (l *Loop) has(intents map[string]time.Time, slot string) bool {
-	_, ok := l.intent(intents, slot)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := intents[slot]
 	return ok
 }
 
@@ -83,16 +77,7 @@ func (l *Loop) has(intents map[string]time.Time, slot string) bool {
 // operator's. A recorded intent that could not be saved is an error (wrapping
 // ErrNotSaved): the change it was for must not be made.
 func (l *Loop) setIntent(intents map[string]time.Time, slot string, since time.Time) error {
-	return l.setIntents(intents, map[string]time.Time{slot: since})
-}
-
-// setIntents is setIntent for several slots, in one save.
-func (l *Loop) setIntents(intents map[string]time.Time, since map[string]time.Time) error {
-	changes := make([]intentChange, 0, len(since))
-	for slot, t := range since {
-		changes = append(changes, intentChange{intents, slot, t})
-	}
-	return l.changeIntents(changes)
+	return l.changeIntents([]intentChange{{intents, slot, since}})
 }
 
 // intentChange records (since set) or forgets (zero) the intent of a slot
